@@ -1,0 +1,79 @@
+/* api/internal: what the API's files share: the api struct, the request context, and
+ * helpers for JSON answers and progress streams. Not used outside src/api. */
+#ifndef BERTH_API_INTERNAL_H
+#define BERTH_API_INTERNAL_H
+#include "api/api.h"
+#include "http/http.h"
+#include "manifest/manifest.h"
+#include "reconcile/reconcile.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include <jansson.h>
+#include <stdbool.h>
+
+enum role { ROLE_VIEWER = 1, ROLE_DEPLOYER = 2, ROLE_ADMIN = 3 };
+
+struct api {
+	uv_loop_t *loop;
+	struct http_server *http;
+	struct store *st;
+	struct reconciler *rc;
+	struct logs *logs;
+	const struct server_conf *conf;
+	char *data_dir;
+	char *tmp_dir;
+};
+
+/* Per-request context, in r->user. */
+struct ctx {
+	struct api *api;
+	struct http_req *req;
+	enum role role;
+	char *seg[8];          /* path segments after /v1 */
+	int nseg;
+	char env[64], app[64];
+};
+
+/* Answer r with e mapped to a status (ERR_INVALID -> 400, ...). */
+void api_fail(struct http_req *r, const struct err *e);
+int api_status_of(const struct err *e);
+/* Parse the JSON object body; NULL after answering 400. Empty body gives {}. */
+json_t *api_body_json(struct http_req *r);
+
+/* Progress streams: answer with NDJSON events from a reconciler waiter. `first` (may be NULL,
+ * stolen) are events written before waiting. */
+void api_stream_wait(struct ctx *c, enum rc_wait kind, int version, json_t *first);
+
+/* Handlers (one file each). */
+void api_envs(struct ctx *c);
+void api_apps(struct ctx *c);
+void api_app_get(struct ctx *c);
+void api_app_delete(struct ctx *c);
+void api_deploy(struct ctx *c);
+void api_releases(struct ctx *c);
+void api_release_get(struct ctx *c, const char *num);
+void api_rollback(struct ctx *c);
+void api_config_get(struct ctx *c);
+void api_config_set(struct ctx *c);
+void api_scale(struct ctx *c);
+void api_restart(struct ctx *c);
+void api_stopstart(struct ctx *c, bool stop);
+void api_instances(struct ctx *c);
+void api_logs(struct ctx *c);
+void api_volumes(struct ctx *c);
+void api_volume_delete(struct ctx *c, const char *name);
+void api_tokens(struct ctx *c);
+void api_token_new(struct ctx *c);
+void api_token_delete(struct ctx *c, const char *name);
+
+/* Token check: the role of the bearer token in r, or 0 when missing/unknown. */
+enum role api_auth(struct api *a, struct http_req *r);
+
+/* Releases (releases.c): create a new release for env/app and make it the rollout target.
+ * fields: "description", "code", "dir", "manifest", optional "config" (else the app's
+ * current config), "rollback_of". Returns the version, or -1 with e. */
+int api_release_create(struct api *a, const char *env, const char *app, json_t *fields, struct err *e);
+/* The app document and its revision; NULL with ERR_NOTFOUND when there is no such app. */
+json_t *api_app_doc(struct api *a, const char *env, const char *app, int64_t *rev, struct err *e);
+#endif

@@ -1,0 +1,386 @@
+/* api/releases: creating releases (deploy, config change, rollback all end here), listing
+ * them, and the config and rollback verbs. A release is written together with the app's
+ * rollout target in one compare-and-swap transaction, so it is never half-recorded. */
+#include "api/internal.h"
+#include "model/model.h"
+#include "util/timeutil.h"
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *release_doc(struct api *a, const char *env, const char *app, int v, struct err *e)
+{
+	char *key = model_release_key(env, app, v);
+	json_t *d = model_get(a->st, key, NULL, e);
+	free(key);
+	if (!d && e->code == ERR_NOTFOUND)
+		err_set(e, ERR_NOTFOUND, "%s/%s has no release v%d", env, app, v);
+	return d;
+}
+
+/* Formation snapshot: the app's scale for processes it has, else the manifest default. */
+static json_t *formation_for(json_t *app, json_t *manifest)
+{
+	json_t *out = json_object();
+	json_t *f = json_object_get(app, "formation");
+	size_t k;
+	json_t *p;
+	json_array_foreach(json_object_get(manifest, "processes"), k, p) {
+		const char *name = model_json_str(p, "name", "");
+		json_t *n = json_object_get(f, name);
+		json_object_set_new(out, name, json_integer(n ? json_integer_value(n) : model_json_int(p, "instances", 1)));
+	}
+	return out;
+}
+
+int api_release_create(struct api *a, const char *env, const char *app, json_t *fields, struct err *e)
+{
+	char *akey = model_app_key(env, app), *ekey = model_env_key(env);
+	int version = -1;
+	char ts[40];
+	time_format_rfc3339(time_now_us(), ts, sizeof ts);
+	for (int attempt = 0; attempt < 5 && version < 0; attempt++) {
+		int64_t rev = 0, erev = 0;
+		json_t *doc = model_get(a->st, akey, &rev, e);
+		if (!doc && e->code != ERR_NOTFOUND)
+			break;
+		if (!doc) {
+			rev = 0;
+			doc = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:{}, s:{}, s:i, s:{}}", "env", env, "name", app,
+					"created_at", ts, "release", 0, "target", 0, "state", "running", "formation",
+					"gens", "next_version", 1, "config");
+		}
+		int target = model_json_int(doc, "target", 0);
+		if (target) {
+			err_set(e, ERR_CONFLICT, "a rollout of v%d is in progress for %s/%s; wait for it to finish", target,
+				env, app);
+			json_decref(doc);
+			break;
+		}
+		int v = model_json_int(doc, "next_version", 1), live = model_json_int(doc, "release", 0);
+		json_t *rel = json_deep_copy(fields);
+		json_t *cfg = json_object_get(fields, "config");
+		if (!cfg)
+			json_object_set(rel, "config", json_object_get(doc, "config"));
+		json_object_set_new(rel, "version", json_integer(v));
+		json_object_set_new(rel, "created_at", json_string(ts));
+		json_object_set_new(rel, "status", json_string("pending"));
+		json_object_set_new(rel, "reason", json_null());
+		json_object_set_new(rel, "finished_at", json_null());
+		if (!json_object_get(rel, "rollback_of"))
+			json_object_set_new(rel, "rollback_of", json_null());
+		json_t *manifest = json_object_get(rel, "manifest");
+		json_object_set_new(rel, "formation", formation_for(doc, manifest));
+		json_t *names = json_array();
+		size_t k;
+		json_t *p;
+		json_array_foreach(json_object_get(manifest, "processes"), k, p)
+			json_array_append_new(names, json_string(model_json_str(p, "name", "")));
+		json_object_set_new(rel, "processes", names);
+		struct err pe = ERR_INIT;
+		json_t *prev = live ? release_doc(a, env, app, live, &pe) : NULL;
+		json_object_set_new(rel, "changes", model_release_changes(prev, rel));
+		json_decref(prev);
+
+		json_object_set_new(doc, "next_version", json_integer(v + 1));
+		json_object_set_new(doc, "target", json_integer(v));
+		json_object_set(doc, "config", json_object_get(rel, "config"));
+		struct store_txn *t = store_txn_new();
+		store_txn_cmp_rev(t, akey, rev);
+		struct store_kv ekv;
+		int has_env = store_get(a->st, ekey, &ekv, e);
+		if (has_env == 0) {
+			erev = ekv.mod_rev;
+			store_kv_free(&ekv);
+		} else if (has_env == 1) {
+			json_t *edoc = json_pack("{s:s, s:s}", "name", env, "created_at", ts);
+			char *es = model_dump(edoc);
+			store_txn_cmp_rev(t, ekey, 0);
+			store_txn_put(t, ekey, es);
+			free(es);
+			json_decref(edoc);
+		}
+		(void)erev;
+		char *rkey = model_release_key(env, app, v);
+		char *rs = model_dump(rel), *ds = model_dump(doc);
+		store_txn_cmp_rev(t, rkey, 0);
+		store_txn_put(t, rkey, rs);
+		store_txn_put(t, akey, ds);
+		int r = has_env < 0 ? -1 : store_txn_commit(a->st, t, NULL, e);
+		store_txn_free(t);
+		free(rkey);
+		free(rs);
+		free(ds);
+		json_decref(rel);
+		json_decref(doc);
+		if (r == 0)
+			version = v;
+		else if (e->code != ERR_CONFLICT)
+			break;
+	}
+	free(akey);
+	free(ekey);
+	return version;
+}
+
+static json_t *public_release(json_t *doc)
+{
+	json_t *j = json_deep_copy(doc);
+	json_object_del(j, "manifest");
+	json_object_del(j, "dir");
+	return j;
+}
+
+void api_releases(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!app) {
+		api_fail(c->req, &e);
+		return;
+	}
+	json_decref(app);
+	char *prefix = model_releases_prefix(c->env, c->app);
+	struct store_list l;
+	int r = store_list(c->api->st, prefix, &l, &e);
+	free(prefix);
+	if (r < 0) {
+		api_fail(c->req, &e);
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t k = l.n; k-- > 0;) {
+		json_t *doc = json_loads(l.items[k].value, 0, NULL);
+		if (doc)
+			json_array_append_new(arr, public_release(doc));
+		json_decref(doc);
+	}
+	store_list_free(&l);
+	http_respond_json(c->req, 200, json_pack("{s:o}", "releases", arr));
+}
+
+/* "3", "v3" -> 3; 0 when malformed. */
+static int parse_version(const char *s)
+{
+	if (*s == 'v' || *s == 'V')
+		s++;
+	if (!*s || strlen(s) > 9)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return 0;
+	return atoi(s);
+}
+
+void api_release_get(struct ctx *c, const char *num)
+{
+	struct err e = ERR_INIT;
+	int v = parse_version(num);
+	if (v <= 0) {
+		http_respond_error(c->req, 400, "a release is named by its number, like 3 or v3");
+		return;
+	}
+	json_t *doc = release_doc(c->api, c->env, c->app, v, &e);
+	if (!doc) {
+		api_fail(c->req, &e);
+		return;
+	}
+	http_respond_json(c->req, 200, public_release(doc));
+	json_decref(doc);
+}
+
+/* Start a rollout of the release just created and stream its progress. */
+static void stream_rollout(struct ctx *c, int version, const char *what)
+{
+	char msg[200];
+	snprintf(msg, sizeof msg, "created release v%d (%s)", version, what);
+	json_t *first = json_array();
+	json_t *ev = json_pack("{s:s, s:i, s:s}", "event", "release", "release", version, "message", msg);
+	json_array_append_new(first, ev);
+	api_stream_wait(c, RC_WAIT_ROLLOUT, version, first);
+}
+
+/* A new release from the live one with some fields replaced (config change, rollback). */
+static int release_from(struct ctx *c, json_t *base, json_t *config, const char *desc, int rollback_of, struct err *e)
+{
+	json_t *f = json_object();
+	json_object_set_new(f, "description", json_string(desc));
+	json_object_set(f, "code", json_object_get(base, "code"));
+	json_object_set(f, "dir", json_object_get(base, "dir"));
+	json_object_set(f, "manifest", json_object_get(base, "manifest"));
+	json_object_set(f, "config", config);
+	if (rollback_of)
+		json_object_set_new(f, "rollback_of", json_integer(rollback_of));
+	int v = api_release_create(c->api, c->env, c->app, f, e);
+	json_decref(f);
+	return v;
+}
+
+void api_rollback(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *body = api_body_json(c->req);
+	if (!body)
+		return;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!app) {
+		json_decref(body);
+		api_fail(c->req, &e);
+		return;
+	}
+	int live = model_json_int(app, "release", 0);
+	json_decref(app);
+	int to = 0;
+	json_t *jv = json_object_get(body, "version");
+	if (json_is_integer(jv))
+		to = (int)json_integer_value(jv);
+	else if (json_is_string(jv))
+		to = parse_version(json_string_value(jv));
+	else if (jv && !json_is_null(jv)) {
+		json_decref(body);
+		http_respond_error(c->req, 400, "\"version\" must be a release number like 3 or \"v3\"");
+		return;
+	}
+	json_decref(body);
+	if (jv && !json_is_null(jv) && to <= 0) {
+		http_respond_error(c->req, 400, "\"version\" must be a release number like 3 or \"v3\"");
+		return;
+	}
+	if (!live) {
+		http_respond_error(c->req, 409, "nothing to roll back: the app has no live release");
+		return;
+	}
+	json_t *base = NULL;
+	if (to) {
+		if (to == live) {
+			http_respond_error(c->req, 409, "that release is already live");
+			return;
+		}
+		base = release_doc(c->api, c->env, c->app, to, &e);
+		if (!base) {
+			api_fail(c->req, &e);
+			return;
+		}
+	} else {
+		/* The newest release before the live one that was live itself. */
+		for (int v = live - 1; v > 0 && !base; v--) {
+			json_t *d = release_doc(c->api, c->env, c->app, v, &e);
+			const char *st = model_json_str(d, "status", "");
+			if (d && (!strcmp(st, "superseded") || !strcmp(st, "active")))
+				base = d;
+			else
+				json_decref(d);
+		}
+		if (!base) {
+			http_respond_error(c->req, 409, "no earlier release was ever live; nothing to roll back to");
+			return;
+		}
+		to = model_json_int(base, "version", 0);
+	}
+	char desc[64];
+	snprintf(desc, sizeof desc, "Rollback to v%d", to);
+	int v = release_from(c, base, json_object_get(base, "config"), desc, to, &e);
+	json_decref(base);
+	if (v < 0) {
+		api_fail(c->req, &e);
+		return;
+	}
+	stream_rollout(c, v, desc);
+}
+
+void api_config_get(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!app) {
+		api_fail(c->req, &e);
+		return;
+	}
+	json_t *cfg = json_object_get(app, "config");
+	http_respond_json(c->req, 200, json_pack("{s:O}", "config", cfg ? cfg : json_object()));
+	json_decref(app);
+}
+
+static bool config_key_valid(const char *k)
+{
+	if (!*k || strlen(k) > 256 || !(isalpha((unsigned char)*k) || *k == '_'))
+		return false;
+	for (const char *p = k; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_')
+			return false;
+	return true;
+}
+
+void api_config_set(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *body = api_body_json(c->req);
+	if (!body)
+		return;
+	json_t *set = json_object_get(body, "set"), *unset = json_object_get(body, "unset");
+	if ((set && !json_is_object(set)) || (unset && !json_is_array(unset)) || (!set && !unset)) {
+		json_decref(body);
+		http_respond_error(c->req, 400, "expected {\"set\": {KEY: \"value\"}, \"unset\": [KEY]}");
+		return;
+	}
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!app) {
+		json_decref(body);
+		api_fail(c->req, &e);
+		return;
+	}
+	json_t *cfg = json_deep_copy(json_object_get(app, "config"));
+	if (!json_is_object(cfg)) {
+		json_decref(cfg);
+		cfg = json_object();
+	}
+	struct buf desc = BUF_INIT;
+	const char *k;
+	json_t *v;
+	char bad[400] = "";
+	json_object_foreach(set, k, v) {
+		if (!config_key_valid(k))
+			snprintf(bad, sizeof bad, "config key \"%.200s\" must match [A-Za-z_][A-Za-z0-9_]*", k);
+		else if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+			snprintf(bad, sizeof bad, "config value of %.200s must be a string without NUL bytes", k);
+		json_object_set(cfg, k, v);
+		buf_addf(&desc, "%s%s", desc.len ? ", " : "Set ", k);
+	}
+	size_t i;
+	json_array_foreach(unset, i, v) {
+		if (!json_is_string(v) || !config_key_valid(json_string_value(v))) {
+			snprintf(bad, sizeof bad, "\"unset\" must list config keys");
+			break;
+		}
+		json_object_del(cfg, json_string_value(v));
+		buf_addf(&desc, "%s%s", i == 0 ? (desc.len ? "; unset " : "Unset ") : ", ", json_string_value(v));
+	}
+	json_decref(body);
+	if (bad[0]) {
+		json_decref(cfg);
+		json_decref(app);
+		buf_free(&desc);
+		http_respond_error(c->req, 400, bad);
+		return;
+	}
+	int live = model_json_int(app, "release", 0);
+	json_decref(app);
+	if (!live) {
+		/* No release yet: remember the config for the first deploy. */
+		json_decref(cfg);
+		buf_free(&desc);
+		http_respond_error(c->req, 409, "deploy the app first; config changes make a new release of the live one");
+		return;
+	}
+	json_t *base = release_doc(c->api, c->env, c->app, live, &e);
+	int nv = base ? release_from(c, base, cfg, buf_str(&desc), 0, &e) : -1;
+	json_decref(base);
+	json_decref(cfg);
+	if (nv < 0) {
+		buf_free(&desc);
+		api_fail(c->req, &e);
+		return;
+	}
+	stream_rollout(c, nv, buf_str(&desc));
+	buf_free(&desc);
+}

@@ -1,0 +1,312 @@
+/* cli/args: command-line flags and the argument languages of scale/config/rollback/logs
+ * (see args.h). Pure: no I/O, no globals besides the constant flag table. */
+#include "cli/args.h"
+#include <stdlib.h>
+#include <string.h>
+#include "manifest/manifest.h"
+#include "util/buf.h"
+
+struct flag_def {
+	unsigned bit;
+	const char *lng;   /* spelled --lng */
+	char shrt;         /* spelled -s; 0 = none */
+	bool value;        /* takes a value */
+};
+
+static const struct flag_def flag_defs[] = {
+	{F_APP, "app", 0, true},         {F_ENV, "env", 0, true},
+	{F_JSON, "json", 0, false},      {F_API, "api", 0, true},
+	{F_TOKEN, "token", 0, true},     {F_DATA, "data", 0, true},
+	{F_MESSAGE, "message", 'm', true}, {F_FOLLOW, "follow", 'f', false},
+	{F_LINES, "lines", 'n', true},   {F_PROCESS, "process", 0, true},
+	{F_SINCE, "since", 0, true},     {F_YES, "yes", 'y', false},
+	{F_ROLE, "role", 0, true},       {F_HELP, "help", 'h', false},
+	{F_VERSION, "version", 0, false},
+};
+#define NFLAGS (sizeof flag_defs / sizeof flag_defs[0])
+
+const char *cli_flag_name(unsigned flag)
+{
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (flag_defs[i].bit == flag)
+			return flag_defs[i].lng;
+	return "";
+}
+
+static const struct flag_def *find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (strlen(flag_defs[i].lng) == len && !memcmp(flag_defs[i].lng, name, len))
+			return &flag_defs[i];
+	return NULL;
+}
+
+static const struct flag_def *find_short(char c)
+{
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (flag_defs[i].shrt && flag_defs[i].shrt == c)
+			return &flag_defs[i];
+	return NULL;
+}
+
+static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
+{
+	o->set |= bit;
+	switch (bit) {
+	case F_APP: o->app = v; break;
+	case F_ENV: o->env = v; break;
+	case F_JSON: o->json = true; break;
+	case F_API: o->api = v; break;
+	case F_TOKEN: o->token = v; break;
+	case F_DATA: o->data = v; break;
+	case F_MESSAGE: o->message = v; break;
+	case F_FOLLOW: o->follow = true; break;
+	case F_LINES: o->lines = v; break;
+	case F_PROCESS: o->process = v; break;
+	case F_SINCE: o->since = v; break;
+	case F_YES: o->yes = true; break;
+	case F_ROLE: o->role = v; break;
+	case F_HELP: o->help = true; break;
+	default: break;
+	}
+}
+
+static void add_pos(struct cli_opts *o, const char *a)
+{
+	o->pos = xrealloc(o->pos, (o->npos + 1) * sizeof *o->pos);
+	o->pos[o->npos++] = a;
+}
+
+static int not_allowed(const struct flag_def *d, struct err *e)
+{
+	return err_set(e, ERR_INVALID, "flag --%s does not apply to this verb", d->lng);
+}
+
+/* One "--name[=value]" arg at argv[*i]; advances *i past a separate value. */
+static int parse_long(int argc, char **argv, int *i, unsigned allowed, struct cli_opts *o,
+		      struct err *e)
+{
+	const char *name = argv[*i] + 2;
+	const char *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
+	const struct flag_def *d = find_long(name, len);
+	if (!d)
+		return err_set(e, ERR_INVALID, "unknown flag --%.*s", (int)len, name);
+	if (!(allowed & d->bit))
+		return not_allowed(d, e);
+	if (!d->value) {
+		if (eq)
+			return err_set(e, ERR_INVALID, "flag --%s takes no value", d->lng);
+		set_flag(o, d->bit, NULL);
+		return 0;
+	}
+	if (eq) {
+		set_flag(o, d->bit, eq + 1);
+		return 0;
+	}
+	if (*i + 1 >= argc)
+		return err_set(e, ERR_INVALID, "flag --%s needs a value", d->lng);
+	(*i)++;
+	set_flag(o, d->bit, argv[*i]);
+	return 0;
+}
+
+/* A cluster of short flags "-fy", "-n5", "-n 5" at argv[*i]. */
+static int parse_short(int argc, char **argv, int *i, unsigned allowed, struct cli_opts *o,
+		       struct err *e)
+{
+	for (const char *p = argv[*i] + 1; *p; p++) {
+		const struct flag_def *d = find_short(*p);
+		if (!d)
+			return err_set(e, ERR_INVALID, "unknown flag -%c", *p);
+		if (!(allowed & d->bit))
+			return not_allowed(d, e);
+		if (!d->value) {
+			set_flag(o, d->bit, NULL);
+			continue;
+		}
+		if (p[1]) {
+			set_flag(o, d->bit, p + 1);
+			return 0;
+		}
+		if (*i + 1 >= argc)
+			return err_set(e, ERR_INVALID, "flag -%c (--%s) needs a value", d->shrt, d->lng);
+		(*i)++;
+		set_flag(o, d->bit, argv[*i]);
+		return 0;
+	}
+	return 0;
+}
+
+int cli_parse_flags(int argc, char **argv, unsigned allowed, bool stop_at_positional,
+		    struct cli_opts *o, int *next, struct err *e)
+{
+	int i;
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			if (stop_at_positional) {
+				i++;
+				break;
+			}
+			for (i++; i < argc; i++)
+				add_pos(o, argv[i]);
+			break;
+		}
+		if (a[0] != '-' || a[1] == 0) {
+			if (stop_at_positional)
+				break;
+			add_pos(o, a);
+			continue;
+		}
+		int rc = a[1] == '-' ? parse_long(argc, argv, &i, allowed, o, e)
+				     : parse_short(argc, argv, &i, allowed, o, e);
+		if (rc)
+			return -1;
+	}
+	if (next)
+		*next = i;
+	return 0;
+}
+
+void cli_opts_free(struct cli_opts *o)
+{
+	free(o->pos);
+	o->pos = NULL;
+	o->npos = 0;
+}
+
+int cli_parse_count(const char *s, int64_t max, int64_t *out)
+{
+	if (!s || !*s)
+		return -1;
+	int64_t v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+		if (v > max)
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_parse_scale(size_t n, const char *const *args, json_t **out, struct err *e)
+{
+	json_t *f = json_object();
+	for (size_t i = 0; i < n; i++) {
+		const char *a = args[i];
+		const char *eq = strchr(a, '=');
+		if (!eq) {
+			err_set(e, ERR_INVALID, "expected PROCESS=COUNT, got \"%s\"", a);
+			goto fail;
+		}
+		char *name = xstrndup(a, (size_t)(eq - a));
+		int64_t count;
+		if (!name_valid(name)) {
+			err_set(e, ERR_INVALID,
+				"\"%s\": \"%s\" is not a process name (lowercase letters, digits and '-', "
+				"at most 63)", a, name);
+			free(name);
+			goto fail;
+		}
+		if (cli_parse_count(eq + 1, 10000, &count)) {
+			err_set(e, ERR_INVALID,
+				"\"%s\": the count must be a non-negative integer (at most 10000)", a);
+			free(name);
+			goto fail;
+		}
+		if (json_object_get(f, name)) {
+			err_set(e, ERR_INVALID, "\"%s\": process %s is given twice", a, name);
+			free(name);
+			goto fail;
+		}
+		json_object_set_new(f, name, json_integer(count));
+		free(name);
+	}
+	*out = f;
+	return 0;
+fail:
+	json_decref(f);
+	return -1;
+}
+
+bool cli_config_key_valid(const char *k)
+{
+	if (!k || !((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
+		return false;
+	for (const char *p = k + 1; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+static int bad_key(const char *arg, const char *key, struct err *e)
+{
+	return err_set(e, ERR_INVALID,
+		       "\"%s\": \"%s\" is not a config key (letters, digits and '_', not starting "
+		       "with a digit)", arg, key);
+}
+
+int cli_parse_config_set(size_t n, const char *const *args, json_t **out, struct err *e)
+{
+	json_t *set = json_object();
+	for (size_t i = 0; i < n; i++) {
+		const char *a = args[i];
+		const char *eq = strchr(a, '=');
+		if (!eq) {
+			err_set(e, ERR_INVALID, "expected KEY=VALUE, got \"%s\"", a);
+			goto fail;
+		}
+		char *key = xstrndup(a, (size_t)(eq - a));
+		if (!cli_config_key_valid(key)) {
+			bad_key(a, key, e);
+			free(key);
+			goto fail;
+		}
+		json_t *v = json_string(eq + 1);
+		if (!v) {
+			err_set(e, ERR_INVALID, "the value of %s is not valid UTF-8", key);
+			free(key);
+			goto fail;
+		}
+		json_object_set_new(set, key, v);
+		free(key);
+	}
+	*out = set;
+	return 0;
+fail:
+	json_decref(set);
+	return -1;
+}
+
+int cli_parse_config_unset(size_t n, const char *const *args, json_t **out, struct err *e)
+{
+	json_t *keys = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (!cli_config_key_valid(args[i])) {
+			bad_key(args[i], args[i], e);
+			json_decref(keys);
+			return -1;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < i; j++)
+			dup = dup || !strcmp(args[j], args[i]);
+		if (!dup)
+			json_array_append_new(keys, json_string(args[i]));
+	}
+	*out = keys;
+	return 0;
+}
+
+int cli_parse_version(const char *s, int64_t *out, struct err *e)
+{
+	const char *d = (s[0] == 'v' || s[0] == 'V') ? s + 1 : s;
+	int64_t v;
+	if (cli_parse_count(d, 2147483647, &v) || v < 1)
+		return err_set(e, ERR_INVALID, "\"%s\" is not a release: expected vN or N, e.g. v3", s);
+	*out = v;
+	return 0;
+}

@@ -1,0 +1,121 @@
+/* cli/config: `berth config [list]`, `config get K`, `config set K=V ...`, `config unset K ...`.
+ * An app's config is the environment its instances get; changing it makes a new release that
+ * rolls out like a deploy. Values are shown because that is what this verb is for; they are
+ * never part of an error message. */
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cmd.h"
+#include "cli/output.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void show_list(json_t *doc, const struct cli_target *t)
+{
+	json_t *cfg = json_object_get(doc, "config");
+	size_t n = json_object_size(cfg), i = 0;
+	if (!n) {
+		printf("No config vars for %s in %s. Set one with `berth config set KEY=VALUE`.\n",
+		       t->app, t->env);
+		return;
+	}
+	const char **keys = xmalloc(n * sizeof *keys);
+	const char *k;
+	json_t *v;
+	json_object_foreach(cfg, k, v)
+		keys[i++] = k;
+	qsort(keys, n, sizeof *keys, cmp_str);
+	static const char *const head[] = {"KEY", "VALUE"};
+	struct table *tb = table_new(2, head);
+	for (i = 0; i < n; i++) {
+		const char *row[] = {keys[i], json_string_value(json_object_get(cfg, keys[i]))};
+		if (!row[1])
+			row[1] = "";
+		table_add(tb, row);
+	}
+	table_print(tb, stdout);
+	table_free(tb);
+	free(keys);
+}
+
+/* `config get K`: the bare value, for scripts. */
+static int get_one(struct cli_opts *o, const char *key)
+{
+	if (!cli_config_key_valid(key))
+		return cli_usage_error("config", "\"%s\" is not a config key", key);
+	struct cli_target t;
+	int rc = cli_target(o, &t);
+	if (rc)
+		return rc;
+	struct client c;
+	if ((rc = cli_connect(o, &c))) {
+		cli_target_free(&t);
+		return rc;
+	}
+	struct buf path = BUF_INIT;
+	cli_app_path(&path, &t, "/config");
+	json_t *doc = cli_get(&c, path.p);
+	rc = EXIT_FAIL;
+	if (doc) {
+		json_t *v = json_object_get(json_object_get(doc, "config"), key);
+		if (!v) {
+			fprintf(stderr, "berth: %s is not set for %s in %s\n", key, t.app, t.env);
+		} else if (o->json) {
+			rc = cli_print_json(v);
+		} else {
+			const char *s = json_string_value(v);
+			fwrite(s ? s : "", 1, s ? json_string_length(v) : 0, stdout);
+			fputc('\n', stdout);
+			rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+		}
+	}
+	json_decref(doc);
+	buf_free(&path);
+	client_close(&c);
+	cli_target_free(&t);
+	return rc;
+}
+
+static int change(struct cli_opts *o, bool set)
+{
+	size_t n = o->npos - 1;
+	const char *const *args = o->pos + 1;
+	if (!n)
+		return cli_usage_error("config", set ? "config set needs at least one KEY=VALUE"
+						     : "config unset needs at least one KEY");
+	json_t *part;
+	struct err e = ERR_INIT;
+	if ((set ? cli_parse_config_set : cli_parse_config_unset)(n, args, &part, &e))
+		return cli_usage_error("config", "%s", e.msg);
+	json_t *body = set ? json_pack("{s o s []}", "set", part, "unset")
+			   : json_pack("{s {} s o}", "set", "unset", part);
+	int rc = cli_app_change(o, "/config", body);
+	json_decref(body);
+	return rc;
+}
+
+int cmd_config(struct cli_opts *o)
+{
+	const char *sub = o->npos ? o->pos[0] : "list";
+	if (!strcmp(sub, "list")) {
+		if (o->npos > 1)
+			return cli_usage_error("config", "config list takes no arguments, got \"%s\"",
+					       o->pos[1]);
+		return cli_app_get(o, "/config", show_list);
+	}
+	if (!strcmp(sub, "get")) {
+		if (o->npos != 2)
+			return cli_usage_error("config", "config get takes exactly one KEY");
+		return get_one(o, o->pos[1]);
+	}
+	if (!strcmp(sub, "set"))
+		return change(o, true);
+	if (!strcmp(sub, "unset"))
+		return change(o, false);
+	if (strchr(sub, '='))
+		return cli_usage_error("config", "to set config, write `berth config set %s`", sub);
+	return cli_usage_error("config", "unknown config command \"%s\" (list, get, set or unset)",
+			       sub);
+}

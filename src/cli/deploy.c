@@ -1,0 +1,66 @@
+/* cli/deploy: `berth deploy [DIR]`: validate DIR's manifest here (so a typo fails before any
+ * upload, with file:line:col), pack DIR into a tar.gz in memory, POST it as a new release and
+ * show the rollout as it happens. Exit 0 iff every new instance came up healthy. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "archive/archive.h"
+#include "cli/cmd.h"
+#include "cli/output.h"
+#include "manifest/manifest.h"
+
+/* Bigger than any sane app directory; the server's own limit (default 256 MiB) is lower. */
+#define PACK_LIMIT (1024LL * 1024 * 1024)
+
+int cmd_deploy(struct cli_opts *o)
+{
+	if (o->npos > 1)
+		return cli_usage_error("deploy", "deploy takes one directory, got %zu arguments",
+				       o->npos);
+	const char *dir = o->npos ? o->pos[0] : ".";
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return cli_usage_error("deploy", "%s is not a directory", dir);
+
+	struct err e = ERR_INIT;
+	struct manifest m;
+	if (manifest_load_dir(dir, &m, &e)) {
+		if (strcmp(dir, "."))
+			err_prefix(&e, "%s", dir);
+		return cli_fail(&e);
+	}
+	struct cli_target t;
+	int rc = cli_target_with(o, m.app, m.env, "berth.yaml", &t);
+	manifest_free(&m);
+	if (rc)
+		return rc;
+
+	struct buf tgz = BUF_INIT, path = BUF_INIT;
+	struct client c;
+	if (archive_pack_dir(dir, &tgz, PACK_LIMIT, &e)) {
+		err_prefix(&e, "packing %s", dir);
+		rc = cli_fail(&e);
+		goto out;
+	}
+	if ((rc = cli_connect(o, &c)))
+		goto out;
+	cli_app_path(&path, &t, "/deploys");
+	if (o->message) {
+		buf_adds(&path, "?description=");
+		client_escape(&path, o->message);
+	}
+	if (!o->json) {
+		struct buf size = BUF_INIT;
+		fmt_bytes(&size, (int64_t)tgz.len);
+		printf("-----> Deploying %s to %s/%s: uploading %s\n", dir, t.env, t.app, buf_str(&size));
+		buf_free(&size);
+		cli_flush();
+	}
+	rc = cli_progress(&c, path.p, "application/gzip", tgz.p, tgz.len, o->json);
+	client_close(&c);
+out:
+	buf_free(&tgz);
+	buf_free(&path);
+	cli_target_free(&t);
+	return rc;
+}

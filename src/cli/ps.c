@@ -1,0 +1,70 @@
+/* cli/ps: `berth ps`: the instances of one app, with state, pid, port, restart count, uptime
+ * and how the last run ended, so a crash loop is visible at a glance. */
+#include <inttypes.h>
+#include "cli/cmd.h"
+#include "cli/output.h"
+
+static void int_cell(struct buf *b, json_t *v)
+{
+	if (json_is_integer(v))
+		buf_addf(b, "%" PRId64, (int64_t)json_integer_value(v));
+	else
+		buf_adds(b, "-");
+}
+
+static void show(json_t *instances)
+{
+	static const char *const head[] = {"INSTANCE", "RELEASE", "STATE", "PID", "PORT",
+					   "RESTARTS", "UPTIME", "LAST EXIT"};
+	struct table *t = table_new(8, head);
+	size_t i;
+	json_t *in;
+	json_array_foreach(instances, i, in) {
+		struct buf rel = BUF_INIT, state = BUF_INIT, pid = BUF_INIT, port = BUF_INIT,
+			   restarts = BUF_INIT, up = BUF_INIT;
+		fmt_release(&rel, json_object_get(in, "release"));
+		const char *st = json_string_value(json_object_get(in, "state"));
+		buf_adds(&state, st ? st : "-");
+		json_t *next = json_object_get(in, "next_restart_s");
+		if (json_is_number(next)) {
+			buf_adds(&state, " (restart in ");
+			fmt_duration(&state, json_number_value(next));
+			buf_adds(&state, ")");
+		}
+		int_cell(&pid, json_object_get(in, "pid"));
+		int_cell(&port, json_object_get(in, "port"));
+		int_cell(&restarts, json_object_get(in, "restarts"));
+		json_t *uptime = json_object_get(in, "uptime_s");
+		if (json_is_number(uptime))
+			fmt_duration(&up, json_number_value(uptime));
+		const char *row[] = {json_string_value(json_object_get(in, "id")), rel.p, state.p,
+				     pid.p, port.p, restarts.p, up.p,
+				     json_string_value(json_object_get(in, "last_exit"))};
+		table_add(t, row);
+		buf_free(&rel);
+		buf_free(&state);
+		buf_free(&pid);
+		buf_free(&port);
+		buf_free(&restarts);
+		buf_free(&up);
+	}
+	table_print(t, stdout);
+	table_free(t);
+}
+
+static void show_doc(json_t *doc, const struct cli_target *t)
+{
+	json_t *inst = json_object_get(doc, "instances");
+	if (!json_array_size(inst))
+		printf("No instances of %s in %s (not deployed yet, stopped, or scaled to 0).\n",
+		       t->app, t->env);
+	else
+		show(inst);
+}
+
+int cmd_ps(struct cli_opts *o)
+{
+	if (o->npos)
+		return cli_usage_error("ps", "ps takes no arguments, got \"%s\"", o->pos[0]);
+	return cli_app_get(o, "/instances", show_doc);
+}

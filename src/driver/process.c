@@ -1,0 +1,233 @@
+/* driver/process: the process driver. Runs an instance as `/bin/sh -c COMMAND` in a new
+ * session (so it leads its own process group), with stdin on /dev/null and stdout/stderr on
+ * pipes read by the loop. When cgroups are available it goes through the `berth _exec` shim,
+ * which moves itself into the instance's cgroup before exec, so not even a fast fork can
+ * escape. When the main process exits, whatever it left in its group is killed: an instance
+ * never leaves orphans behind. */
+#include "driver/driver.h"
+#include "supervise/cgroup.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK (64 * 1024)
+#define DRAIN_MS 200   /* after exit, how long to wait for pipe EOF (a grandchild may hold it) */
+
+struct pdriver {
+	uv_loop_t *loop;
+	char *self_exe;
+	char readbuf[READ_CHUNK];   /* one loop thread: read callbacks consume it synchronously */
+};
+
+struct driver_proc {
+	struct pdriver *pd;
+	uv_process_t proc;
+	uv_pipe_t out, err;
+	uv_timer_t drain;
+	struct driver_events ev;
+	pid_t pid;
+	char *cgroup;
+	int handles;               /* open libuv handles; freed when it drops to 0 */
+	bool exited, reported, out_eof, err_eof;
+	int64_t status;
+	int sig;
+};
+
+static void proc_maybe_free(struct driver_proc *p)
+{
+	if (p->handles == 0) {
+		free(p->cgroup);
+		free(p);
+	}
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct driver_proc *p = h->data;
+	p->handles--;
+	proc_maybe_free(p);
+}
+
+static void close_handle(struct driver_proc *p, uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, on_handle_closed);
+}
+
+static void kill_leftovers(struct driver_proc *p)
+{
+	if (p->pid > 0)
+		kill(-p->pid, SIGKILL);
+	if (p->cgroup)
+		cgroup_kill(p->cgroup);
+}
+
+/* Report the exit once the main process is gone and the pipes are drained (or the drain
+ * deadline passed), then release everything. */
+static void maybe_report(struct driver_proc *p, bool force)
+{
+	if (p->reported || !p->exited)
+		return;
+	if (!force && !(p->out_eof && p->err_eof))
+		return;
+	p->reported = true;
+	kill_leftovers(p);
+	uv_timer_stop(&p->drain);
+	close_handle(p, (uv_handle_t *)&p->out);
+	close_handle(p, (uv_handle_t *)&p->err);
+	close_handle(p, (uv_handle_t *)&p->drain);
+	close_handle(p, (uv_handle_t *)&p->proc);
+	if (p->ev.on_exit)
+		p->ev.on_exit(p->ev.arg, p->status, p->sig);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	maybe_report(t->data, true);
+}
+
+static void on_exit_cb(uv_process_t *h, int64_t status, int sig)
+{
+	struct driver_proc *p = h->data;
+	p->exited = true;
+	p->status = status;
+	p->sig = sig;
+	/* Leftover group members would keep the pipes open forever: kill them now, which also
+	 * lets the pipes reach EOF promptly. */
+	kill_leftovers(p);
+	uv_timer_start(&p->drain, on_drain_timeout, DRAIN_MS, 0);
+	maybe_report(p, false);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct driver_proc *p = h->data;
+	b->base = p->pd->readbuf;
+	b->len = sizeof p->pd->readbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct driver_proc *p = s->data;
+	int stream = s == (uv_stream_t *)&p->out ? 1 : 2;
+	if (n > 0) {
+		if (p->ev.on_output && !p->reported)
+			p->ev.on_output(p->ev.arg, stream, b->base, (size_t)n);
+		return;
+	}
+	if (n < 0) {
+		uv_read_stop(s);
+		if (stream == 1)
+			p->out_eof = true;
+		else
+			p->err_eof = true;
+		maybe_report(p, false);
+	}
+}
+
+static int pd_start(struct driver *d, const struct driver_spec *spec, const struct driver_events *ev,
+		    struct driver_proc **out, struct err *e)
+{
+	struct pdriver *pd = d->impl;
+	struct driver_proc *p = xcalloc(1, sizeof *p);
+	p->pd = pd;
+	p->ev = *ev;
+	p->cgroup = spec->cgroup ? xstrdup(spec->cgroup) : NULL;
+	uv_pipe_init(pd->loop, &p->out, 0);
+	uv_pipe_init(pd->loop, &p->err, 0);
+	uv_timer_init(pd->loop, &p->drain);
+	p->out.data = p->err.data = p->drain.data = p->proc.data = p;
+	p->handles = 3;
+
+	char *argv[12];
+	int ac = 0;
+	if (spec->cgroup) {
+		argv[ac++] = pd->self_exe;
+		argv[ac++] = "_exec";
+		argv[ac++] = "--cgroup";
+		argv[ac++] = (char *)spec->cgroup;
+		argv[ac++] = "--";
+	}
+	argv[ac++] = "/bin/sh";
+	argv[ac++] = "-c";
+	argv[ac++] = (char *)spec->command;
+	argv[ac] = NULL;
+
+	uv_stdio_container_t stdio[3];
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&p->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&p->err;
+
+	uv_process_options_t o;
+	memset(&o, 0, sizeof o);
+	o.file = argv[0];
+	o.args = argv;
+	o.env = (char **)spec->env;
+	o.cwd = spec->cwd;
+	o.flags = UV_PROCESS_DETACHED;   /* setsid(): its own session and process group */
+	o.exit_cb = on_exit_cb;
+	o.stdio = stdio;
+	o.stdio_count = 3;
+	int r = uv_spawn(pd->loop, &p->proc, &o);
+	if (r < 0) {
+		err_set(e, ERR_INTERNAL, "start `%s` in %s: %s", spec->command, spec->cwd, uv_strerror(r));
+		/* uv_spawn leaves the process handle initialised and needing a close on failure. */
+		p->handles++;
+		p->reported = true;
+		close_handle(p, (uv_handle_t *)&p->proc);
+		close_handle(p, (uv_handle_t *)&p->out);
+		close_handle(p, (uv_handle_t *)&p->err);
+		close_handle(p, (uv_handle_t *)&p->drain);
+		return -1;
+	}
+	p->handles++;
+	p->pid = p->proc.pid;
+	uv_read_start((uv_stream_t *)&p->out, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&p->err, on_alloc, on_read);
+	*out = p;
+	return 0;
+}
+
+static pid_t pd_pid(const struct driver_proc *p)
+{
+	return p->pid;
+}
+
+static void pd_signal(struct driver_proc *p, int sig)
+{
+	if (p->reported || p->pid <= 0)
+		return;
+	if (kill(-p->pid, sig) < 0 && errno == ESRCH)
+		kill(p->pid, sig);
+	if (sig == SIGKILL && p->cgroup)
+		cgroup_kill(p->cgroup);
+}
+
+struct driver *driver_process_new(uv_loop_t *loop, const char *self_exe)
+{
+	struct driver *d = xcalloc(1, sizeof *d);
+	struct pdriver *pd = xcalloc(1, sizeof *pd);
+	pd->loop = loop;
+	pd->self_exe = xstrdup(self_exe);
+	d->name = "process";
+	d->start = pd_start;
+	d->pid = pd_pid;
+	d->signal = pd_signal;
+	d->impl = pd;
+	return d;
+}
+
+void driver_process_free(struct driver *d)
+{
+	if (!d)
+		return;
+	struct pdriver *pd = d->impl;
+	free(pd->self_exe);
+	free(pd);
+	free(d);
+}

@@ -1,0 +1,96 @@
+/* manifest: what an app is made of, read from berth.yaml or a Heroku-style Procfile.
+ * Parsing is hostile-input code: every error names file:line:column and what was expected.
+ * A manifest also round-trips through JSON, which is how a release records it in the store. */
+#ifndef BERTH_MANIFEST_H
+#define BERTH_MANIFEST_H
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "util/err.h"
+
+enum health_kind { HEALTH_NONE = 0, HEALTH_HTTP, HEALTH_TCP, HEALTH_EXEC };
+
+struct health_spec {
+	enum health_kind kind;   /* NONE: healthy once it has stayed up for startup_ms */
+	char *path;              /* HTTP: request path, starts with '/' */
+	char *command;           /* EXEC: shell command run in the release dir; exit 0 = healthy */
+	int64_t interval_ms;     /* between checks once healthy (default 2000) */
+	int64_t timeout_ms;      /* one check (default 1000) */
+	int retries;             /* consecutive failures before unhealthy (default 3) */
+	int64_t deadline_ms;     /* time a new instance has to become healthy (default 30000) */
+	int64_t startup_ms;      /* NONE only: how long it must stay up to count as healthy (default 300) */
+};
+
+struct volume_spec {
+	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
+	char *env_var;           /* where the path is passed; default BERTH_VOLUME_<NAME>, '-' -> '_' */
+};
+
+struct process_spec {
+	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
+	char *command;           /* run as /bin/sh -c COMMAND */
+	int instances;           /* default 1 */
+	bool port;               /* gets $PORT; default true for "web", false otherwise */
+	struct health_spec health; /* default: TCP on $PORT when port, else NONE */
+	char *profile;           /* resource profile name, NULL = none (no limits) */
+	struct volume_spec *volumes;
+	size_t nvolumes;
+	int64_t stop_grace_ms;   /* SIGTERM -> SIGKILL grace (default 10000) */
+};
+
+struct env_var {
+	char *name;
+	char *value;
+};
+
+struct manifest {
+	char *source;            /* "berth.yaml" or "Procfile" */
+	char *app;               /* optional app name from berth.yaml */
+	char *env;               /* optional env name from berth.yaml */
+	struct process_spec *procs;
+	size_t nprocs;
+	struct env_var *vars;    /* default config ("env:" in berth.yaml); release config overrides */
+	size_t nvars;
+};
+
+/* Read DIR/berth.yaml if present, else DIR/Procfile. Errors look like
+ * "berth.yaml:7:12: processes.web.instances: expected a non-negative integer, got "two"". */
+int manifest_load_dir(const char *dir, struct manifest *m, struct err *e);
+/* Parse from memory; fname is used in error messages. */
+int manifest_parse_yaml(const char *fname, const char *data, size_t n, struct manifest *m, struct err *e);
+int manifest_parse_procfile(const char *fname, const char *data, size_t n, struct manifest *m, struct err *e);
+
+json_t *manifest_to_json(const struct manifest *m);                /* new reference */
+int manifest_from_json(json_t *j, struct manifest *m, struct err *e);
+const struct process_spec *manifest_process(const struct manifest *m, const char *name);
+void manifest_free(struct manifest *m);                            /* accepts zeroed struct */
+
+/* Names of apps, envs, processes, volumes: [a-z0-9][a-z0-9-]*, 1..63 bytes (DNS labels). */
+bool name_valid(const char *s);
+
+/* Server configuration (DIR/server.yaml or --config): resource profiles and limits. */
+struct profile {
+	char *name;
+	double cpus;             /* CPU quota in cores (0 = unlimited) */
+	int cpu_weight;          /* relative share 1..10000 (v2 cpu.weight; v1 shares = weight*1024/100) */
+	int64_t memory_bytes;    /* 0 = unlimited */
+	int64_t pids;            /* 0 = unlimited */
+};
+
+struct server_conf {
+	struct profile *profiles;   /* always holds small, medium, large unless overridden */
+	size_t nprofiles;
+	int64_t upload_limit_bytes; /* default 256 MiB */
+	int64_t log_rotate_bytes;   /* default 10 MiB */
+	int log_keep;               /* rotated files kept per instance, default 5 */
+};
+
+/* Defaults, then the YAML file at path if it exists (missing file = defaults). */
+int server_conf_load(const char *path, struct server_conf *c, struct err *e);
+const struct profile *server_conf_profile(const struct server_conf *c, const char *name);
+void server_conf_free(struct server_conf *c);
+/* Parse "512M", "1G", "1.5GiB", "100k", plain bytes. -1 when malformed. */
+int parse_size(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,268 @@
+/* serverconf: the operator's server.yaml (resource profiles, upload and log limits) on top
+ * of built-in defaults, and parse_size for the "512M"-style sizes it and the CLI use.
+ * A profile written in the file replaces the built-in of the same name as a whole (fields it
+ * leaves out mean "no limit", cpu_weight 100); new names are added. Errors: file:line:col. */
+#include "manifest/internal.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "util/fsutil.h"
+
+#define MIB (1024LL * 1024)
+#define MAX_PIDS 4194304       /* the kernel's PID_MAX_LIMIT */
+
+static const struct profile builtin_profiles[] = {
+	{"small", 0.5, 50, 256 * MIB, 256},
+	{"medium", 1.0, 100, 512 * MIB, 512},
+	{"large", 2.0, 100, 2048 * MIB, 2048},
+};
+
+static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
+				       NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP };
+
+static const char *const profile_keys[] = {"cpus", "memory", "pids", "cpu_weight", NULL};
+enum { F_CPUS, F_MEMORY, F_PIDS, F_CPU_WEIGHT };
+
+int parse_size(const char *s, int64_t *out)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	const char *p = s;
+	uint64_t ip = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (ip > ((uint64_t)INT64_MAX - d) / 10)
+			return -1;
+		ip = ip * 10 + d;
+	}
+	/* Up to six fraction digits are kept: frac < 2^20, so frac * (1 << 40) fits. */
+	uint64_t frac = 0, fscale = 1;
+	bool has_frac = false;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (fscale < 1000000) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				fscale *= 10;
+			}
+		}
+		has_frac = true;
+	}
+	const char *sp = p;
+	while (*p == ' ')
+		p++;
+	if (p != sp && !*p)
+		return -1;             /* trailing spaces */
+	uint64_t mul = 1;
+	switch (*p) {
+	case 0: break;
+	case 'b': case 'B': p++; break;
+	case 'k': case 'K': mul = 1ULL << 10; break;
+	case 'm': case 'M': mul = 1ULL << 20; break;
+	case 'g': case 'G': mul = 1ULL << 30; break;
+	case 't': case 'T': mul = 1ULL << 40; break;
+	default: return -1;
+	}
+	if (mul > 1) {
+		p++;
+		if (*p == 'i') {
+			p++;
+			if (*p != 'B' && *p != 'b')
+				return -1;
+			p++;
+		} else if (*p == 'B' || *p == 'b') {
+			p++;
+		}
+	}
+	if (*p || (mul == 1 && has_frac))
+		return -1;
+	if (ip > (uint64_t)INT64_MAX / mul)
+		return -1;
+	uint64_t v = ip * mul + frac * mul / fscale;
+	if (v > (uint64_t)INT64_MAX)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+void server_conf_free(struct server_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nprofiles; i++)
+		free(c->profiles[i].name);
+	free(c->profiles);
+	memset(c, 0, sizeof *c);
+}
+
+const struct profile *server_conf_profile(const struct server_conf *c, const char *name)
+{
+	for (size_t i = 0; c && name && i < c->nprofiles; i++)
+		if (!strcmp(c->profiles[i].name, name))
+			return &c->profiles[i];
+	return NULL;
+}
+
+static void set_defaults(struct server_conf *c)
+{
+	size_t n = sizeof builtin_profiles / sizeof builtin_profiles[0];
+	c->profiles = xcalloc(n, sizeof *c->profiles);
+	for (size_t i = 0; i < n; i++) {
+		c->profiles[i] = builtin_profiles[i];
+		c->profiles[i].name = xstrdup(builtin_profiles[i].name);
+	}
+	c->nprofiles = n;
+	c->upload_limit_bytes = 256 * MIB;
+	c->log_rotate_bytes = 10 * MIB;
+	c->log_keep = 5;
+}
+
+static int parse_profile(const struct yctx *yc, const struct ynode *v, const char *path,
+			 struct profile *p)
+{
+	if (!v || v->type != YN_MAP)
+		return y_expected(yc, v, path, "a mapping of cpus, memory, pids, cpu_weight");
+	char sub[384];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(yc, v, i, path, profile_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		snprintf(sub, sizeof sub, "%s.%s", path, profile_keys[k]);
+		int64_t n;
+		int r = 0;
+		switch (k) {
+		case F_CPUS:
+			r = y_number(yc, val, sub, 0, MF_MAX_CPUS, &p->cpus);
+			break;
+		case F_MEMORY:
+			r = y_size(yc, val, sub, &p->memory_bytes);
+			break;
+		case F_PIDS:
+			r = y_int(yc, val, sub, 0, MAX_PIDS, &p->pids);
+			break;
+		case F_CPU_WEIGHT:
+			r = y_int(yc, val, sub, 1, 10000, &n);
+			p->cpu_weight = (int)n;
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_profiles(const struct yctx *yc, const struct ynode *v, struct server_conf *c)
+{
+	if (y_is_null(v))
+		return 0;
+	if (y_check_map(yc, v, "profiles", MF_MAX_PROFILES) < 0)
+		return -1;
+	c->profiles = xrealloc(c->profiles, (c->nprofiles + y_map_len(v)) * sizeof *c->profiles);
+	char path[128];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		char *name;
+		if (y_name(yc, v->kids[2 * i], "profiles", "a profile name", &name) < 0)
+			return -1;
+		snprintf(path, sizeof path, "profiles.%s", name);
+		struct profile np = {name, 0, 100, 0, 0};
+		if (parse_profile(yc, v->kids[2 * i + 1], path, &np) < 0) {
+			free(name);
+			return -1;
+		}
+		struct profile *old = (struct profile *)server_conf_profile(c, name);
+		if (old) {
+			free(old->name);
+			*old = np;
+		} else {
+			c->profiles[c->nprofiles++] = np;
+		}
+	}
+	return 0;
+}
+
+static int positive_size(const struct yctx *yc, const struct ynode *v, const char *path,
+			 int64_t *out)
+{
+	int64_t n;
+	if (y_size(yc, v, path, &n) < 0)
+		return -1;
+	if (n <= 0)
+		return y_expected(yc, v, path, "a size greater than 0");
+	*out = n;
+	return 0;
+}
+
+static int parse_conf(const char *fname, const char *data, size_t n, struct server_conf *c,
+		      struct err *e)
+{
+	struct ynode *root;
+	if (ytree_parse(fname, data, n, &root, e) < 0)
+		return -1;
+	struct yctx yc = {fname, e};
+	int rc = -1;
+	if (!y_is_null(root)) {
+		if (root->type != YN_MAP) {
+			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
+				   "log_rotate:, log_keep:)");
+			goto out;
+		}
+		for (size_t i = 0; i < y_map_len(root); i++) {
+			int k = y_key_index(&yc, root, i, NULL, top_keys);
+			if (k < 0)
+				goto out;
+			const struct ynode *val = root->kids[2 * i + 1];
+			int64_t v;
+			int r = 0;
+			switch (k) {
+			case S_PROFILES:
+				r = parse_profiles(&yc, val, c);
+				break;
+			case S_UPLOAD_LIMIT:
+				r = positive_size(&yc, val, "upload_limit", &c->upload_limit_bytes);
+				break;
+			case S_LOG_ROTATE:
+				r = positive_size(&yc, val, "log_rotate", &c->log_rotate_bytes);
+				break;
+			case S_LOG_KEEP:
+				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);
+				c->log_keep = (int)v;
+				break;
+			}
+			if (r < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	ynode_free(root);
+	return rc;
+}
+
+int server_conf_load(const char *path, struct server_conf *c, struct err *e)
+{
+	memset(c, 0, sizeof *c);
+	set_defaults(c);
+	if (!path)
+		return 0;
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		server_conf_free(c);
+		return err_errno(e, errno, "stat %s", path);
+	}
+	struct buf b = BUF_INIT;
+	int rc = fs_read_file(path, &b, MF_MAX_FILE_BYTES, e);
+	if (rc == 0)
+		rc = parse_conf(path, buf_str(&b), b.len, c, e);
+	buf_free(&b);
+	if (rc < 0)
+		server_conf_free(c);
+	return rc;
+}

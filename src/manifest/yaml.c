@@ -1,0 +1,336 @@
+/* yaml: the berth.yaml schema (app, env, config, processes with health, profile, volumes),
+ * walked over the located tree of ytree.c. Strict: unknown keys, wrong types, out-of-range
+ * numbers and bad names are errors naming file:line:col, the dotted path and what was
+ * expected. Defaults come from mf_process_init. See docs/manifest.md for the format. */
+#include "manifest/internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const top_keys[] = {"app", "env", "config", "processes", NULL};
+enum { K_APP, K_ENV, K_CONFIG, K_PROCESSES };
+
+static const char *const proc_keys[] = {"command", "instances", "port", "health", "profile",
+					"volumes", "stop_grace", NULL};
+enum { P_COMMAND, P_INSTANCES, P_PORT, P_HEALTH, P_PROFILE, P_VOLUMES, P_STOP_GRACE };
+
+static const char *const health_keys[] = {"http", "tcp", "exec", "interval", "timeout",
+					  "retries", "deadline", "startup", NULL};
+enum { H_HTTP, H_TCP, H_EXEC, H_INTERVAL, H_TIMEOUT, H_RETRIES, H_DEADLINE, H_STARTUP };
+
+#define ENV_RULE "[A-Za-z_][A-Za-z0-9_]*, at most 255 characters"
+
+/* Where a health check kind was chosen: its key node, for the port: false error. */
+struct health_seen {
+	const struct ynode *check;
+	bool kind_set;
+};
+
+static int parse_health(const struct yctx *c, const struct ynode *v, const char *path,
+			struct health_spec *h, struct health_seen *seen)
+{
+	if (y_is_null(v))
+		return 0;
+	if (v->type == YN_SCALAR && v->plain && !strcmp(v->str, "none")) {
+		h->kind = HEALTH_NONE;
+		seen->kind_set = true;
+		return 0;
+	}
+	if (v->type != YN_MAP)
+		return y_expected(c, v, path, "a mapping (http:, tcp: or exec:, and timings) or none");
+	char sub[384];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(c, v, i, path, health_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *key = v->kids[2 * i], *val = v->kids[2 * i + 1];
+		snprintf(sub, sizeof sub, "%s.%s", path, health_keys[k]);
+		if ((k == H_HTTP || k == H_TCP || k == H_EXEC) && seen->check)
+			return y_fail(c, key, "%s: only one of http, tcp or exec may be given "
+				      "(%s is on line %d)", path, seen->check->str, seen->check->line);
+		int64_t v64;
+		bool b;
+		switch (k) {
+		case H_HTTP:
+			if (y_string(c, val, sub, "a request path starting with '/'", false,
+				     &h->path) < 0)
+				return -1;
+			if (!mf_http_path_valid(h->path))
+				return y_expected(c, val, sub, "a request path starting with '/' "
+						  "(printable ASCII, no spaces, at most 1024 bytes)");
+			h->kind = HEALTH_HTTP;
+			break;
+		case H_TCP:
+			if (y_bool(c, val, sub, &b) < 0)
+				return -1;
+			if (!b)
+				return y_expected(c, val, sub,
+						  "true (write \"health: none\" to turn checks off)");
+			h->kind = HEALTH_TCP;
+			break;
+		case H_EXEC:
+			if (y_string(c, val, sub, "a non-empty command", false, &h->command) < 0)
+				return -1;
+			h->kind = HEALTH_EXEC;
+			break;
+		case H_INTERVAL:
+			if (y_duration(c, val, sub, 1, &h->interval_ms) < 0)
+				return -1;
+			break;
+		case H_TIMEOUT:
+			if (y_duration(c, val, sub, 1, &h->timeout_ms) < 0)
+				return -1;
+			break;
+		case H_RETRIES:
+			if (y_int(c, val, sub, 1, MF_MAX_RETRIES, &v64) < 0)
+				return -1;
+			h->retries = (int)v64;
+			break;
+		case H_DEADLINE:
+			if (y_duration(c, val, sub, 1, &h->deadline_ms) < 0)
+				return -1;
+			break;
+		case H_STARTUP:
+			if (y_duration(c, val, sub, 0, &h->startup_ms) < 0)
+				return -1;
+			break;
+		}
+		if (k == H_HTTP || k == H_TCP || k == H_EXEC) {
+			seen->check = key;
+			seen->kind_set = true;
+		}
+	}
+	return 0;
+}
+
+static void add_volume(struct process_spec *p, char *name, char *env)
+{
+	struct volume_spec *vs = &p->volumes[p->nvolumes++];
+	vs->name = name;
+	vs->env_var = env ? env : mf_volume_default_env(name);
+}
+
+/* A volume name must be new; its env var (from the mapping form) too. */
+static int volume_unique(const struct yctx *c, const struct ynode *at, const char *path,
+			 const struct process_spec *p, const char *name, const char *env)
+{
+	for (size_t j = 0; j < p->nvolumes; j++) {
+		if (!strcmp(p->volumes[j].name, name))
+			return y_fail(c, at, "%s: duplicate volume \"%s\"", path, name);
+		if (env && !strcmp(p->volumes[j].env_var, env))
+			return y_fail(c, at, "%s: env var \"%s\" is already used by volume \"%s\"",
+				      path, env, p->volumes[j].name);
+	}
+	return 0;
+}
+
+static int parse_volumes(const struct yctx *c, const struct ynode *v, const char *path,
+			 struct process_spec *p)
+{
+	if (y_is_null(v))
+		return 0;
+	if (v->type == YN_SEQ) {
+		p->volumes = xcalloc(v->nkids ? v->nkids : 1, sizeof *p->volumes);
+		for (size_t i = 0; i < v->nkids; i++) {
+			const struct ynode *it = v->kids[i];
+			if (i == MF_MAX_VOLUMES)
+				return y_fail(c, it, "%s: too many volumes (at most %d)", path,
+					      MF_MAX_VOLUMES);
+			char *name;
+			if (y_name(c, it, path, "a volume name", &name) < 0)
+				return -1;
+			if (volume_unique(c, it, path, p, name, NULL) < 0) {
+				free(name);
+				return -1;
+			}
+			add_volume(p, name, NULL);
+		}
+		return 0;
+	}
+	if (v->type != YN_MAP)
+		return y_expected(c, v, path, "a list of volume names or a mapping of volume name "
+				  "to env var");
+	if (y_check_map(c, v, path, MF_MAX_VOLUMES) < 0)
+		return -1;
+	p->volumes = xcalloc(y_map_len(v) ? y_map_len(v) : 1, sizeof *p->volumes);
+	char sub[384];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		const struct ynode *key = v->kids[2 * i], *val = v->kids[2 * i + 1];
+		char *name, *env = NULL;
+		if (y_name(c, key, path, "a volume name", &name) < 0)
+			return -1;
+		snprintf(sub, sizeof sub, "%s.%s", path, name);
+		if (!y_is_null(val)) {
+			if (y_string(c, val, sub, "an env var name (" ENV_RULE ")", false, &env) < 0 ||
+			    (!mf_env_name_valid(env) &&
+			     y_expected(c, val, sub, "an env var name (" ENV_RULE ")") < 0)) {
+				free(name);
+				free(env);
+				return -1;
+			}
+		}
+		if (volume_unique(c, env ? val : key, path, p, name, env) < 0) {
+			free(name);
+			free(env);
+			return -1;
+		}
+		add_volume(p, name, env);
+	}
+	return 0;
+}
+
+static int parse_process(const struct yctx *c, const struct ynode *keyn, const struct ynode *v,
+			 struct process_spec *p)
+{
+	char path[128], sub[256];
+	snprintf(path, sizeof path, "processes.%s", p->name);
+	if (!v || v->type != YN_MAP)
+		return y_expected(c, v ? v : keyn, path, "a mapping with at least command:");
+	struct health_seen seen = {NULL, false};
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(c, v, i, path, proc_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		snprintf(sub, sizeof sub, "%s.%s", path, proc_keys[k]);
+		int64_t v64;
+		int r = 0;
+		switch (k) {
+		case P_COMMAND:
+			r = y_string(c, val, sub, "a non-empty command", false, &p->command);
+			break;
+		case P_INSTANCES:
+			r = y_int(c, val, sub, 0, MF_MAX_INSTANCES, &v64);
+			p->instances = (int)v64;
+			break;
+		case P_PORT:
+			r = y_bool(c, val, sub, &p->port);
+			break;
+		case P_HEALTH:
+			r = parse_health(c, val, sub, &p->health, &seen);
+			break;
+		case P_PROFILE:
+			r = y_name(c, val, sub, "a profile name", &p->profile);
+			break;
+		case P_VOLUMES:
+			r = parse_volumes(c, val, sub, p);
+			break;
+		case P_STOP_GRACE:
+			r = y_duration(c, val, sub, 0, &p->stop_grace_ms);
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	if (!p->command)
+		return y_fail(c, keyn, "%s: missing required key \"command\"", path);
+	if (!seen.kind_set)
+		p->health.kind = p->port ? HEALTH_TCP : HEALTH_NONE;
+	else if ((p->health.kind == HEALTH_TCP || p->health.kind == HEALTH_HTTP) && !p->port)
+		return y_fail(c, seen.check, "%s.health.%s: %s health check needs port: true "
+			      "(this process gets no $PORT)", path, seen.check->str,
+			      p->health.kind == HEALTH_TCP ? "a TCP" : "an HTTP");
+	return 0;
+}
+
+static int parse_processes(const struct yctx *c, const struct ynode *v, struct manifest *m)
+{
+	if (y_check_map(c, v, "processes", MF_MAX_PROCS) < 0)
+		return -1;
+	if (y_map_len(v) == 0)
+		return y_fail(c, v, "processes: expected at least one process");
+	m->procs = xcalloc(y_map_len(v), sizeof *m->procs);
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		const struct ynode *key = v->kids[2 * i];
+		char *name;
+		if (y_name(c, key, "processes", "a process name", &name) < 0)
+			return -1;
+		struct process_spec *p = &m->procs[m->nprocs++];
+		mf_process_init(p, name);
+		free(name);
+		if (parse_process(c, key, v->kids[2 * i + 1], p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_config(const struct yctx *c, const struct ynode *v, struct manifest *m)
+{
+	if (y_is_null(v))
+		return 0;
+	if (y_check_map(c, v, "config", MF_MAX_VARS) < 0)
+		return -1;
+	m->vars = xcalloc(y_map_len(v) ? y_map_len(v) : 1, sizeof *m->vars);
+	char sub[384];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		const struct ynode *key = v->kids[2 * i], *val = v->kids[2 * i + 1];
+		char *name;
+		if (y_string(c, key, "config", "a variable name (" ENV_RULE ")", false, &name) < 0)
+			return -1;
+		if (!mf_env_name_valid(name)) {
+			free(name);
+			return y_expected(c, key, "config", "a variable name (" ENV_RULE ")");
+		}
+		struct env_var *ev = &m->vars[m->nvars++];
+		ev->name = name;
+		snprintf(sub, sizeof sub, "config.%s", name);
+		if (y_string(c, val, sub, "a string value (write \"\" for an empty one)", true,
+			     &ev->value) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest *m,
+		  bool *has_procs, struct err *e)
+{
+	memset(m, 0, sizeof *m);
+	*has_procs = false;
+	struct ynode *root;
+	if (ytree_parse(fname, data, n, &root, e) < 0)
+		return -1;
+	struct yctx c = {fname, e};
+	int rc = -1;
+	m->source = xstrdup("berth.yaml");
+	if (!y_is_null(root)) {
+		if (root->type != YN_MAP) {
+			y_expected(&c, root, "top level", "a mapping (app:, env:, config:, processes:)");
+			goto out;
+		}
+		for (size_t i = 0; i < y_map_len(root); i++) {
+			int k = y_key_index(&c, root, i, NULL, top_keys);
+			if (k < 0)
+				goto out;
+			const struct ynode *val = root->kids[2 * i + 1];
+			int r = 0;
+			switch (k) {
+			case K_APP:
+				r = y_name(&c, val, "app", "an app name", &m->app);
+				break;
+			case K_ENV:
+				if (val->type == YN_MAP)
+					r = y_fail(&c, val, "env: expected an environment name; default "
+						   "config vars go under config:");
+				else
+					r = y_name(&c, val, "env", "an environment name",
+						   &m->env);
+				break;
+			case K_CONFIG:
+				r = parse_config(&c, val, m);
+				break;
+			case K_PROCESSES:
+				r = parse_processes(&c, val, m);
+				*has_procs = true;
+				break;
+			}
+			if (r < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	ynode_free(root);
+	if (rc < 0)
+		manifest_free(m);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* model: where berth's desired state lives in the store, and the JSON documents there.
+ *   /envs/<env>                              {"name","created_at"}
+ *   /envs/<env>/apps/<app>                   app document (below)
+ *   /envs/<env>/apps/<app>/releases/<%010d>  release document (docs/API.md "release", plus
+ *                                            "manifest" and "dir")
+ *   /auth/tokens/<name>                      {"name","role","hash","created_at"}
+ * App document: {"env","name","created_at","release":N (live, 0 = none),"target":M (rolling
+ * out, 0 = none),"state":"running"|"stopped","formation":{P:n},"gens":{P:g},"next_version":K}.
+ * Both the API (writes) and the reconciler (reads, and records rollout outcomes) use this;
+ * nothing else knows key shapes. */
+#ifndef BERTH_MODEL_H
+#define BERTH_MODEL_H
+#include <stdint.h>
+#include <jansson.h>
+#include "store/store.h"
+#include "util/err.h"
+
+char *model_env_key(const char *env);                                  /* caller frees */
+char *model_app_key(const char *env, const char *app);
+char *model_releases_prefix(const char *env, const char *app);
+char *model_release_key(const char *env, const char *app, int version);
+char *model_token_key(const char *name);
+
+/* Read key as a JSON object: the document (new reference) and its mod_rev, NULL when the key
+ * is missing (e->code = ERR_NOTFOUND) or on error. */
+json_t *model_get(struct store *s, const char *key, int64_t *rev, struct err *e);
+/* Compact JSON text of j (caller frees). */
+char *model_dump(json_t *j);
+/* Parse "/envs/E/apps/A..." into env and app (64-byte buffers); 0 on match. */
+int model_parse_app_key(const char *key, char *env, char *app);
+
+/* What changed from release prev (NULL: none) to next, as short phrases (new reference). */
+json_t *model_release_changes(json_t *prev, json_t *next);
+
+int model_json_int(json_t *obj, const char *field, int dflt);
+const char *model_json_str(json_t *obj, const char *field, const char *dflt);
+#endif

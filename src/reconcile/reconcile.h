@@ -1,0 +1,51 @@
+/* reconcile: the one place that decides what runs. It reads desired state from the store
+ * (app documents, releases; see model.h), compares it with the supervisor's instances,
+ * and starts/stops instances with plan_compute(). It drives rollouts (health-gated,
+ * surge-style), records their outcome in the store (release active/failed), and reports
+ * progress to waiters (the API's progress streams). A daemon restart is just another
+ * reconcile: reconciler_start() also fails rollouts that a dead server left half-done. */
+#ifndef BERTH_RECONCILE_H
+#define BERTH_RECONCILE_H
+#include <stdbool.h>
+#include <uv.h>
+#include <jansson.h>
+#include "store/store.h"
+#include "manifest/manifest.h"
+#include "util/err.h"
+
+struct reconciler;
+struct driver;
+struct logs;
+
+struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
+				  struct logs *logs, const struct server_conf *conf,
+				  const char *data_dir, const char *owner_tag);
+/* Load every app, fail interrupted rollouts, and start reconciling. */
+int reconciler_start(struct reconciler *rc, struct err *e);
+/* Stop all instances (each with its grace), then call done. */
+void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg);
+void reconciler_free(struct reconciler *rc);
+
+enum rc_wait {
+	RC_WAIT_ROLLOUT,   /* until release `version` is live (ok) or failed */
+	RC_WAIT_CONVERGE,  /* until what runs matches the desired state */
+};
+
+/* Progress of a change. fn gets every event object (borrowed) and, last, one with
+ * "event":"done" and done = true; the waiter is freed after that call. */
+typedef void (*rc_event_fn)(void *arg, json_t *event, bool done);
+struct rc_waiter;
+struct rc_waiter *reconciler_wait(struct reconciler *rc, const char *env, const char *app,
+				  enum rc_wait kind, int version, rc_event_fn fn, void *arg);
+/* Drop a waiter whose client went away (fn is not called again). */
+void reconciler_unwait(struct rc_waiter *w);
+
+/* Instances of an app as JSON (docs/API.md "instance"), sorted by process, slot, release. */
+json_t *reconciler_instances(struct reconciler *rc, const char *env, const char *app);
+void reconciler_counts(struct reconciler *rc, const char *env, const char *app, int *running, int *total);
+/* Does any live instance of the app use this volume? */
+bool reconciler_volume_in_use(struct reconciler *rc, const char *env, const char *app, const char *vol);
+/* Path of a release directory: DATA/releases/<env>/<app>/<dir> (caller frees). */
+char *reconciler_release_path(struct reconciler *rc, const char *env, const char *app, const char *dir);
+char *reconciler_volume_path(struct reconciler *rc, const char *env, const char *app, const char *vol);
+#endif

@@ -1,0 +1,311 @@
+/* server: `berth server`. Start-up order matters for crash safety:
+ *   lock the data dir -> load config -> cgroups -> sweep instances a dead server left ->
+ *   open the store -> admin token -> logs, driver, reconciler (fails half-done rollouts) -> API.
+ * Then the one libuv loop runs everything until SIGTERM/SIGINT, which stops the API,
+ * stops every instance with its grace period, and exits. */
+#include "server/server.h"
+#include "api/api.h"
+#include "driver/driver.h"
+#include "logs/logs.h"
+#include "manifest/manifest.h"
+#include "reconcile/reconcile.h"
+#include "server/sweep.h"
+#include "store/store.h"
+#include "supervise/cgroup.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+struct server {
+	uv_loop_t *loop;
+	char *data;
+	char *api_host;
+	int api_port;
+	char *conf_path;
+	struct server_conf conf;
+	struct store *st;
+	struct logs *logs;
+	struct driver *drv;
+	struct reconciler *rc;
+	struct api *api;
+	uv_signal_t sigterm, sigint;
+	bool stopping;
+	int lock_fd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: berth server [--data DIR] [--api HOST:PORT] [--config FILE] [--quiet]\n"
+		   "  --data DIR        state, logs, releases and volumes (default ./.berth)\n"
+		   "  --api HOST:PORT   API listen address (default 127.0.0.1:7070)\n"
+		   "  --config FILE     server config: resource profiles, limits (default DIR/server.yaml)\n"
+		   "  --quiet           log only warnings and errors\n");
+}
+
+static int parse_hostport(const char *s, char **host, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon)
+		return -1;
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end || p < 0 || p > 65535 || colon[1] == 0)
+		return -1;
+	*host = colon == s ? xstrdup("0.0.0.0") : xstrndup(s, (size_t)(colon - s));
+	*port = (int)p;
+	return 0;
+}
+
+/* The owner tag names this data dir in cgroup names and instance environments. */
+static void owner_tag(const char *data, char out[13])
+{
+	unsigned char d[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(d, (const unsigned char *)data, strlen(data));
+	char hex[65];
+	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+	memcpy(out, hex, 12);
+	out[12] = 0;
+}
+
+static int lock_data(struct server *s, struct err *e)
+{
+	char *path = xasprintf("%s/server.lock", s->data);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		err_errno(e, errno, "open %s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "";
+		ssize_t n = pread(s->lock_fd, pid, sizeof pid - 1, 0);
+		if (n > 0)
+			pid[n] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		err_set(e, ERR_CONFLICT, "another berth server%s%s is using %s", pid[0] ? " (pid " : "",
+			pid[0] ? pid : "", s->data);
+		if (pid[0])
+			strncat(e->msg, "", 1);
+		free(path);
+		return -1;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)n, 0) < 0)
+		log_warn("cannot record pid in %s", path);
+	free(path);
+	return 0;
+}
+
+/* The admin token: created on first start (DATA/admin.token, 0600). If the file exists but
+ * the store lost it, its digest is registered again; if the file is gone, a new one is made. */
+static int ensure_admin_token(struct server *s, struct err *e)
+{
+	char *path = xasprintf("%s/admin.token", s->data);
+	struct buf tok = BUF_INIT;
+	int r = 0;
+	struct err fe = ERR_INIT;
+	if (fs_read_file(path, &tok, 4096, &fe) == 0 && tok.len > 0) {
+		while (tok.len && (tok.p[tok.len - 1] == '\n' || tok.p[tok.len - 1] == ' '))
+			tok.p[--tok.len] = 0;
+		unsigned char d[crypto_hash_sha256_BYTES];
+		crypto_hash_sha256(d, (const unsigned char *)tok.p, tok.len);
+		char hex[65];
+		sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+		struct store_kv kv;
+		int g = store_get(s->st, "/auth/tokens/admin", &kv, e);
+		bool match = false;
+		if (g == 0) {
+			json_t *doc = json_loads(kv.value, 0, NULL);
+			json_t *h = json_object_get(doc, "hash");
+			match = json_is_string(h) && sodium_memcmp(json_string_value(h), hex, 64) == 0;
+			json_decref(doc);
+			store_kv_free(&kv);
+		} else if (g < 0) {
+			r = -1;
+		}
+		if (r == 0 && !match) {
+			json_t *doc = json_pack("{s:s, s:s, s:s}", "name", "admin", "role", "admin", "hash", hex);
+			char *v = json_dumps(doc, JSON_COMPACT);
+			r = store_put(s->st, "/auth/tokens/admin", v, e);
+			free(v);
+			json_decref(doc);
+		}
+		sodium_memzero(tok.p, tok.len);
+		buf_free(&tok);
+		if (r == 0)
+			log_info("admin token: %s", path);
+		free(path);
+		return r;
+	}
+	buf_free(&tok);
+	store_del(s->st, "/auth/tokens/admin", NULL);
+	char *t = api_token_create(s->st, "admin", "admin", e);
+	if (!t) {
+		free(path);
+		return -1;
+	}
+	struct buf line = BUF_INIT;
+	buf_addf(&line, "%s\n", t);
+	r = fs_write_atomic(path, line.p, line.len, 0600, e);
+	sodium_memzero(line.p, line.len);
+	sodium_memzero(t, strlen(t));
+	buf_free(&line);
+	free(t);
+	if (r == 0)
+		log_info("created the admin API token; it is in %s (mode 0600)", path);
+	free(path);
+	return r;
+}
+
+static void clean_tmp(struct server *s)
+{
+	char *tmp = xasprintf("%s/tmp", s->data);
+	fs_rm_rf(tmp, NULL);
+	free(tmp);
+}
+
+static void on_stopped(void *arg)
+{
+	struct server *s = arg;
+	log_info("all instances stopped; bye");
+	uv_stop(s->loop);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	struct server *s = h->data;
+	if (s->stopping) {
+		log_warn("second signal: exiting now");
+		exit(1);
+	}
+	s->stopping = true;
+	log_info("received %s: stopping instances", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	api_free(s->api);
+	s->api = NULL;
+	reconciler_shutdown(s->rc, on_stopped, s);
+}
+
+static int server_run(struct server *s, struct err *e)
+{
+	if (fs_mkdir_p(s->data, 0700, e) < 0)
+		return -1;
+	char real[PATH_MAX];
+	if (!realpath(s->data, real))
+		return err_errno(e, errno, "resolve %s", s->data);
+	free(s->data);
+	s->data = xstrdup(real);
+	if (lock_data(s, e) < 0)
+		return -1;
+	if (!s->conf_path)
+		s->conf_path = xasprintf("%s/server.yaml", s->data);
+	if (server_conf_load(s->conf_path, &s->conf, e) < 0)
+		return -1;
+	char tag[13];
+	owner_tag(s->data, tag);
+	struct err ce = ERR_INIT;
+	if (cgroup_init(tag, &ce) < 0)
+		log_warn("cgroups unavailable (%s): instances run without resource limits", ce.msg);
+	else
+		log_info("cgroups: %s", cgroup_mode());
+	int swept = sweep_orphans(tag);
+	if (swept > 0)
+		log_warn("stopped %d process%s left running by a previous server", swept, swept == 1 ? "" : "es");
+	clean_tmp(s);
+	char *dbpath = xasprintf("%s/state.db", s->data);
+	s->st = store_open(dbpath, e);
+	free(dbpath);
+	if (!s->st)
+		return -1;
+	if (ensure_admin_token(s, e) < 0)
+		return -1;
+	char *logdir = xasprintf("%s/logs", s->data);
+	s->logs = logs_new(logdir, s->conf.log_rotate_bytes, s->conf.log_keep, e);
+	free(logdir);
+	if (!s->logs)
+		return -1;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return err_errno(e, errno, "find the berth executable");
+	exe[n] = 0;
+	s->loop = uv_default_loop();
+	s->drv = driver_process_new(s->loop, exe);
+	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, &s->conf, s->data, tag);
+	if (reconciler_start(s->rc, e) < 0)
+		return -1;
+	struct api_config ac = {s->api_host, s->api_port, s->data};
+	s->api = api_new(s->loop, &ac, s->st, s->rc, s->logs, &s->conf, e);
+	if (!s->api)
+		return -1;
+	uv_signal_init(s->loop, &s->sigterm);
+	uv_signal_init(s->loop, &s->sigint);
+	s->sigterm.data = s->sigint.data = s;
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	log_info("berth server: API on http://%s:%d, data in %s", s->api_host, s->api_port, s->data);
+	fflush(stderr);
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+int server_main(int argc, char **argv)
+{
+	struct server s = {0};
+	s.data = xstrdup("./.berth");
+	s.api_host = xstrdup("127.0.0.1");
+	s.api_port = 7070;
+	s.lock_fd = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--quiet")) {
+			log_set_quiet(1);
+		} else if (!strcmp(a, "--data") && v) {
+			free(s.data);
+			s.data = xstrdup(v);
+			i++;
+		} else if (!strcmp(a, "--config") && v) {
+			s.conf_path = xstrdup(v);
+			i++;
+		} else if (!strcmp(a, "--api") && v) {
+			free(s.api_host);
+			if (parse_hostport(v, &s.api_host, &s.api_port) < 0) {
+				fprintf(stderr, "berth server: --api wants HOST:PORT, got \"%s\"\n", v);
+				return 2;
+			}
+			i++;
+		} else {
+			fprintf(stderr, "berth server: unknown or incomplete option %s\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "berth server: libsodium failed to initialise\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct err e = ERR_INIT;
+	int r = server_run(&s, &e);
+	if (r < 0) {
+		fprintf(stderr, "berth server: %s\n", e.msg);
+		return 1;
+	}
+	return 0;
+}

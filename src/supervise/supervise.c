@@ -1,0 +1,665 @@
+/* supervise: the life of every instance: start through the driver, capture output into the
+ * logs, probe health, restart with backoff, stop with a grace period (see supervise.h).
+ * Owns struct instance; the reconciler only sees instance_status() and the event callback.
+ * An instance is freed only after its libuv handles have closed, so a callback may call
+ * instance_stop() on the instance it is being told about. */
+#include "supervise/supervise.h"
+#include "supervise/health.h"
+#include "supervise/cgroup.h"
+#include "driver/driver.h"
+#include "logs/logs.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RING_BYTES 8192          /* recent output kept for failure reports */
+#define STABLE_MS 10000          /* up this long: the crash counter starts again */
+#define FIRST_PROBE_MS 5
+#define MAX_STARTUP_PROBE_MS 500
+
+struct supervisor {
+	uv_loop_t *loop;
+	struct driver *drv;
+	struct logs *logs;
+	char *owner_tag;
+	supervise_event_fn fn;
+	void *arg;
+	struct instance *head;       /* live instances, most recent first */
+	uint64_t seq;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+struct instance {
+	struct supervisor *sv;
+	struct instance *next;
+	struct instance_status st;
+	/* spec, owned copies */
+	char *env, *app, *process, *command, *cwd, *profile_name;
+	char **envp;                 /* full environment for the driver */
+	struct health_spec health;
+	struct profile profile;
+	bool has_profile, restart;
+	int64_t grace_ms;
+	/* runtime */
+	struct driver_proc *proc;
+	struct log_sink *sink;
+	struct health_probe *probe;
+	uv_timer_t timer;            /* backoff, startup settle, health schedule */
+	uv_timer_t kill_timer;       /* stop grace */
+	int handles;
+	int crashes;                 /* consecutive crashes, for backoff */
+	int probe_fails;
+	int64_t probe_delay_ms;
+	bool in_cgroup, freed_pending, removed;
+	char ring[RING_BYTES];
+	size_t ring_len, ring_pos;
+};
+
+static void schedule_probe(struct instance *i, int64_t delay);
+static void spawn_instance(struct instance *i);
+static void finish_stop(struct instance *i);
+
+const char *inst_state_name(enum inst_state st)
+{
+	switch (st) {
+	case INST_STARTING: return "starting";
+	case INST_RUNNING: return "running";
+	case INST_UNHEALTHY: return "unhealthy";
+	case INST_BACKOFF: return "backoff";
+	case INST_STOPPING: return "stopping";
+	case INST_STOPPED: return "stopped";
+	}
+	return "unknown";
+}
+
+int64_t supervise_backoff_ms(int n)
+{
+	if (n < 1)
+		n = 1;
+	int64_t ms = 100;
+	for (int k = 1; k < n && ms < 30000; k++)
+		ms *= 2;
+	return ms > 30000 ? 30000 : ms;
+}
+
+static void emit(struct instance *i, enum inst_event ev, const char *detail)
+{
+	if (i->sv->fn)
+		i->sv->fn(i->sv->arg, i, ev, detail);
+}
+
+/* ---- memory ---- */
+
+static void free_instance(struct instance *i)
+{
+	free(i->env);
+	free(i->app);
+	free(i->process);
+	free(i->command);
+	free(i->cwd);
+	free(i->profile_name);
+	free(i->profile.name);
+	for (char **p = i->envp; p && *p; p++)
+		free(*p);
+	free(i->envp);
+	free(i->health.path);
+	free(i->health.command);
+	free(i);
+}
+
+static void on_inst_handle_closed(uv_handle_t *h)
+{
+	struct instance *i = h->data;
+	if (--i->handles == 0)
+		free_instance(i);
+}
+
+static void unlink_instance(struct instance *i)
+{
+	if (i->removed)
+		return;
+	i->removed = true;
+	for (struct instance **pp = &i->sv->head; *pp; pp = &(*pp)->next) {
+		if (*pp == i) {
+			*pp = i->next;
+			break;
+		}
+	}
+}
+
+/* ---- ports ---- */
+
+static bool port_taken(struct supervisor *s, int port)
+{
+	for (struct instance *i = s->head; i; i = i->next)
+		if (i->st.port == port)
+			return true;
+	return false;
+}
+
+/* Ask the kernel for a free loopback port, skipping ports other instances hold. */
+static int alloc_port(struct supervisor *s, struct err *e)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return err_errno(e, errno, "allocate a port");
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof a;
+		if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+			close(fd);
+			return err_errno(e, errno, "allocate a port");
+		}
+		close(fd);
+		int port = ntohs(a.sin_port);
+		if (!port_taken(s, port))
+			return port;
+	}
+	return err_set(e, ERR_INTERNAL, "allocate a port: no free port found");
+}
+
+/* ---- output ---- */
+
+static void ring_add(struct instance *i, const char *d, size_t n)
+{
+	if (n >= RING_BYTES) {
+		d += n - RING_BYTES;
+		n = RING_BYTES;
+	}
+	for (size_t k = 0; k < n; k++) {
+		i->ring[i->ring_pos] = d[k];
+		i->ring_pos = (i->ring_pos + 1) % RING_BYTES;
+	}
+	i->ring_len = i->ring_len + n > RING_BYTES ? RING_BYTES : i->ring_len + n;
+}
+
+static void on_output(void *arg, int stream, const char *data, size_t n)
+{
+	struct instance *i = arg;
+	if (i->sink)
+		logs_sink_write(i->sink, stream, data, n);
+	ring_add(i, data, n);
+}
+
+json_t *instance_recent_output(const struct instance *i, int n)
+{
+	struct buf b = BUF_INIT;
+	size_t start = (i->ring_pos + RING_BYTES - i->ring_len) % RING_BYTES;
+	for (size_t k = 0; k < i->ring_len; k++)
+		buf_addc(&b, i->ring[(start + k) % RING_BYTES]);
+	json_t *lines = json_array();
+	/* Take the last n complete or partial lines. */
+	const char *p = buf_str(&b), *end = p + b.len;
+	while (end > p && end[-1] == '\n')
+		end--;
+	const char *cut = end;
+	int count = 0;
+	while (cut > p && count < n) {
+		const char *q = cut;
+		while (q > p && q[-1] != '\n')
+			q--;
+		count++;
+		cut = q > p ? q - 1 : q;
+		if (q == p)
+			break;
+	}
+	const char *s = cut == p ? p : cut + 1;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *le = nl ? nl : end;
+		size_t len = (size_t)(le - s);
+		if (len && s[len - 1] == '\r')
+			len--;
+		char *line = xstrndup(s, len);
+		json_array_append_new(lines, json_stringn_nocheck(line, len));
+		free(line);
+		s = le + 1;
+	}
+	buf_free(&b);
+	return lines;
+}
+
+/* ---- health ---- */
+
+static void set_healthy(struct instance *i)
+{
+	i->probe_fails = 0;
+	if (i->st.healthy)
+		return;
+	i->st.healthy = true;
+	i->st.state = INST_RUNNING;
+	if (!i->st.ever_healthy) {
+		i->st.ever_healthy = true;
+		i->st.healthy_us = time_now_us();
+	}
+	i->st.last_error[0] = 0;
+	emit(i, IEV_HEALTHY, NULL);
+}
+
+static void on_probe_done(void *arg, int ok, const char *detail)
+{
+	struct instance *i = arg;
+	i->probe = NULL;
+	if (i->st.state == INST_STOPPING || i->st.state == INST_STOPPED || i->st.state == INST_BACKOFF)
+		return;
+	if (ok) {
+		set_healthy(i);
+		if (i->st.state == INST_STOPPED)
+			return;
+		schedule_probe(i, i->health.interval_ms);
+		return;
+	}
+	snprintf(i->st.last_error, sizeof i->st.last_error, "%s", detail ? detail : "health check failed");
+	if (!i->st.ever_healthy && i->st.state == INST_STARTING) {
+		/* Still starting: poll fast, backing off gently. */
+		int64_t d = i->probe_delay_ms * 2;
+		if (d > MAX_STARTUP_PROBE_MS)
+			d = MAX_STARTUP_PROBE_MS;
+		if (d > i->health.interval_ms)
+			d = i->health.interval_ms;
+		i->probe_delay_ms = d;
+		schedule_probe(i, d);
+		return;
+	}
+	i->probe_fails++;
+	if (i->probe_fails >= i->health.retries && i->st.healthy) {
+		i->st.healthy = false;
+		i->st.state = INST_UNHEALTHY;
+		emit(i, IEV_UNHEALTHY, i->st.last_error);
+		if (i->st.state == INST_STOPPING || i->st.state == INST_STOPPED)
+			return;
+	}
+	if (i->probe_fails >= 2 * i->health.retries && i->proc) {
+		/* Failing for twice the retries: restart it, like a crash. */
+		log_warn("%s/%s %s: health checks failing (%s); restarting", i->env, i->app, i->st.id, i->st.last_error);
+		i->sv->drv->signal(i->proc, SIGKILL);
+		return;
+	}
+	schedule_probe(i, i->health.interval_ms);
+}
+
+static void on_timer_probe(uv_timer_t *t)
+{
+	struct instance *i = t->data;
+	if (!i->proc)
+		return;
+	if (i->health.kind == HEALTH_NONE) {
+		set_healthy(i);
+		return;
+	}
+	i->probe = health_probe_start(i->sv->loop, &i->health, "127.0.0.1", i->st.port, i->cwd, i->envp,
+				      on_probe_done, i);
+	if (!i->probe)
+		set_healthy(i);
+}
+
+static void schedule_probe(struct instance *i, int64_t delay)
+{
+	uv_timer_stop(&i->timer);
+	uv_timer_start(&i->timer, on_timer_probe, (uint64_t)(delay < 0 ? 0 : delay), 0);
+}
+
+/* ---- process lifecycle ---- */
+
+static void describe_exit(char *out, size_t n, int64_t status, int sig)
+{
+	if (sig)
+		snprintf(out, n, "killed by signal %d (%s)", sig, strsignal(sig));
+	else
+		snprintf(out, n, "exit status %lld", (long long)status);
+}
+
+static void on_timer_restart(uv_timer_t *t)
+{
+	struct instance *i = t->data;
+	if (i->st.state == INST_BACKOFF)
+		spawn_instance(i);
+}
+
+static void on_proc_exit(void *arg, int64_t status, int sig)
+{
+	struct instance *i = arg;
+	i->proc = NULL;
+	if (i->probe) {
+		health_probe_cancel(i->probe);
+		i->probe = NULL;
+	}
+	uv_timer_stop(&i->timer);
+	describe_exit(i->st.last_exit, sizeof i->st.last_exit, status, sig);
+	i->st.pid = 0;
+	if (i->st.state == INST_STOPPING) {
+		finish_stop(i);
+		return;
+	}
+	bool was_stable = i->st.started_us && time_now_us() - i->st.started_us >= STABLE_MS * 1000LL;
+	i->crashes = was_stable ? 1 : i->crashes + 1;
+	i->st.healthy = false;
+	i->st.restarts++;
+	if (i->restart) {
+		int64_t wait = supervise_backoff_ms(i->crashes);
+		i->st.state = INST_BACKOFF;
+		i->st.next_restart_us = time_now_us() + wait * 1000;
+		uv_timer_start(&i->timer, on_timer_restart, (uint64_t)wait, 0);
+	}
+	log_info("%s/%s %s (v%d) exited: %s", i->env, i->app, i->st.id, i->st.release, i->st.last_exit);
+	emit(i, IEV_EXITED, i->st.last_exit);
+	if (!i->restart && i->st.state != INST_STOPPED)
+		finish_stop(i);
+}
+
+static void spawn_instance(struct instance *i)
+{
+	struct err e = ERR_INIT;
+	struct driver_spec ds = {
+		.command = i->command,
+		.cwd = i->cwd,
+		.env = i->envp,
+		.cgroup = i->in_cgroup ? i->st.key : NULL,
+	};
+	struct driver_events ev = {.on_output = on_output, .on_exit = on_proc_exit, .arg = i};
+	i->st.state = INST_STARTING;
+	i->st.healthy = false;
+	i->probe_fails = 0;
+	if (i->sv->drv->start(i->sv->drv, &ds, &ev, &i->proc, &e) < 0) {
+		i->proc = NULL;
+		snprintf(i->st.last_error, sizeof i->st.last_error, "%s", e.msg);
+		log_error("%s/%s %s: %s", i->env, i->app, i->st.id, e.msg);
+		emit(i, IEV_FAILED, e.msg);
+		if (i->st.state != INST_STOPPED)
+			finish_stop(i);
+		return;
+	}
+	i->st.pid = (int)i->sv->drv->pid(i->proc);
+	i->st.started_us = time_now_us();
+	i->st.next_restart_us = 0;
+	emit(i, IEV_STARTED, NULL);
+	if (i->st.state != INST_STARTING)
+		return;
+	if (i->health.kind == HEALTH_NONE) {
+		schedule_probe(i, i->health.startup_ms);
+	} else {
+		i->probe_delay_ms = FIRST_PROBE_MS;
+		schedule_probe(i, FIRST_PROBE_MS);
+	}
+}
+
+/* ---- environment ---- */
+
+static void env_put(char ***envp, size_t *n, const char *k, const char *v)
+{
+	size_t kl = strlen(k);
+	for (size_t j = 0; j < *n; j++) {
+		if (!strncmp((*envp)[j], k, kl) && (*envp)[j][kl] == '=') {
+			free((*envp)[j]);
+			(*envp)[j] = xasprintf("%s=%s", k, v);
+			return;
+		}
+	}
+	*envp = xrealloc(*envp, (*n + 2) * sizeof **envp);
+	(*envp)[(*n)++] = xasprintf("%s=%s", k, v);
+	(*envp)[*n] = NULL;
+}
+
+/* A clean environment: a few host basics, then the instance's own variables. The daemon's
+ * own environment (which may hold BERTH_TOKEN) is not passed on. */
+static char **build_env(struct instance *i, char *const *vars)
+{
+	char **envp = xcalloc(1, sizeof *envp);
+	size_t n = 0;
+	static const char *keep[] = {"PATH", "LANG", "LC_ALL", "TZ", "HOME", NULL};
+	for (const char **k = keep; *k; k++) {
+		const char *v = getenv(*k);
+		if (v)
+			env_put(&envp, &n, *k, v);
+	}
+	if (!getenv("PATH"))
+		env_put(&envp, &n, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	for (char *const *v = vars; v && *v; v++) {
+		const char *eq = strchr(*v, '=');
+		if (!eq)
+			continue;
+		char *k = xstrndup(*v, (size_t)(eq - *v));
+		env_put(&envp, &n, k, eq + 1);
+		free(k);
+	}
+	char port[16];
+	if (i->st.port) {
+		snprintf(port, sizeof port, "%d", i->st.port);
+		env_put(&envp, &n, "PORT", port);
+	}
+	env_put(&envp, &n, "BERTH_INSTANCE", i->st.id);
+	env_put(&envp, &n, "BERTH_OWNER", i->sv->owner_tag);
+	return envp;
+}
+
+/* ---- public ---- */
+
+struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct logs *logs,
+				  const char *owner_tag, supervise_event_fn fn, void *arg)
+{
+	struct supervisor *s = xcalloc(1, sizeof *s);
+	s->loop = loop;
+	s->drv = drv;
+	s->logs = logs;
+	s->owner_tag = xstrdup(owner_tag);
+	s->fn = fn;
+	s->arg = arg;
+	return s;
+}
+
+struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec, struct err *e)
+{
+	struct instance *i = xcalloc(1, sizeof *i);
+	i->sv = s;
+	i->env = xstrdup(spec->env);
+	i->app = xstrdup(spec->app);
+	i->process = xstrdup(spec->process);
+	i->command = xstrdup(spec->command);
+	i->cwd = xstrdup(spec->cwd);
+	i->health = spec->health;
+	i->health.path = spec->health.path ? xstrdup(spec->health.path) : NULL;
+	i->health.command = spec->health.command ? xstrdup(spec->health.command) : NULL;
+	if (i->health.interval_ms <= 0)
+		i->health.interval_ms = 2000;
+	if (i->health.timeout_ms <= 0)
+		i->health.timeout_ms = 1000;
+	if (i->health.retries <= 0)
+		i->health.retries = 3;
+	i->restart = spec->restart;
+	i->grace_ms = spec->stop_grace_ms > 0 ? spec->stop_grace_ms : 10000;
+	if (spec->profile) {
+		i->has_profile = true;
+		i->profile = *spec->profile;
+		i->profile.name = xstrdup(spec->profile->name);
+	}
+	i->st.env = i->env;
+	i->st.app = i->app;
+	i->st.process = i->process;
+	i->st.slot = spec->slot;
+	i->st.release = spec->release;
+	i->st.gen = spec->gen;
+	i->st.profile = i->has_profile ? i->profile.name : NULL;
+	snprintf(i->st.id, sizeof i->st.id, "%s.%d", spec->process, spec->slot);
+	snprintf(i->st.key, sizeof i->st.key, "%s.%s.%s.%d.%llu", spec->env, spec->app, spec->process,
+		 spec->slot, (unsigned long long)++s->seq);
+	if (spec->port) {
+		int port = alloc_port(s, e);
+		if (port < 0) {
+			free_instance(i);
+			return NULL;
+		}
+		i->st.port = port;
+	}
+	if (cgroup_available()) {
+		if (cgroup_create(i->st.key, i->has_profile ? &i->profile : NULL, e) < 0) {
+			err_prefix(e, "instance %s", i->st.id);
+			free_instance(i);
+			return NULL;
+		}
+		i->in_cgroup = true;
+	} else if (i->has_profile) {
+		err_set(e, ERR_UNAVAILABLE, "profile %s needs cgroups, which are not usable on this host (%s)",
+			i->profile.name, cgroup_mode());
+		free_instance(i);
+		return NULL;
+	}
+	i->sink = logs_sink_open(s->logs, spec->env, spec->app, spec->process, spec->slot, spec->release, e);
+	if (!i->sink) {
+		if (i->in_cgroup)
+			cgroup_destroy(i->st.key);
+		free_instance(i);
+		return NULL;
+	}
+	i->envp = build_env(i, spec->env_vars);
+	uv_timer_init(s->loop, &i->timer);
+	uv_timer_init(s->loop, &i->kill_timer);
+	i->timer.data = i->kill_timer.data = i;
+	i->handles = 2;
+	i->next = s->head;
+	s->head = i;
+	spawn_instance(i);
+	return i;
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+	struct instance *i = t->data;
+	if (i->proc) {
+		log_warn("%s/%s %s did not stop within %lld ms; sending SIGKILL", i->env, i->app, i->st.id,
+			 (long long)i->grace_ms);
+		i->sv->drv->signal(i->proc, SIGKILL);
+	}
+}
+
+static void finish_stop(struct instance *i)
+{
+	if (i->st.state == INST_STOPPED)
+		return;
+	i->st.state = INST_STOPPED;
+	i->st.healthy = false;
+	uv_timer_stop(&i->timer);
+	uv_timer_stop(&i->kill_timer);
+	if (i->probe) {
+		health_probe_cancel(i->probe);
+		i->probe = NULL;
+	}
+	logs_sink_close(i->sink);
+	i->sink = NULL;
+	if (i->in_cgroup) {
+		cgroup_kill(i->st.key);
+		cgroup_destroy(i->st.key);
+	}
+	unlink_instance(i);
+	emit(i, IEV_STOPPED, i->st.last_exit);
+	uv_close((uv_handle_t *)&i->timer, on_inst_handle_closed);
+	uv_close((uv_handle_t *)&i->kill_timer, on_inst_handle_closed);
+	struct supervisor *s = i->sv;
+	if (s->shutdown_done && !s->head) {
+		void (*done)(void *) = s->shutdown_done;
+		s->shutdown_done = NULL;
+		done(s->shutdown_arg);
+	}
+}
+
+void instance_stop(struct instance *i, int64_t grace_ms)
+{
+	if (i->st.state == INST_STOPPING || i->st.state == INST_STOPPED)
+		return;
+	if (grace_ms >= 0)
+		i->grace_ms = grace_ms;
+	uv_timer_stop(&i->timer);
+	if (i->probe) {
+		health_probe_cancel(i->probe);
+		i->probe = NULL;
+	}
+	i->st.healthy = false;
+	if (!i->proc) {
+		finish_stop(i);
+		return;
+	}
+	i->st.state = INST_STOPPING;
+	i->sv->drv->signal(i->proc, SIGTERM);
+	uv_timer_start(&i->kill_timer, on_kill_timer, (uint64_t)i->grace_ms, 0);
+}
+
+const struct instance_status *instance_status(const struct instance *i)
+{
+	return &i->st;
+}
+
+json_t *instance_to_json(const struct instance *i)
+{
+	char ts[40];
+	const struct instance_status *st = &i->st;
+	json_t *j = json_object();
+	json_object_set_new(j, "id", json_string(st->id));
+	json_object_set_new(j, "process", json_string(st->process));
+	json_object_set_new(j, "slot", json_integer(st->slot));
+	json_object_set_new(j, "release", json_integer(st->release));
+	json_object_set_new(j, "state", json_string(inst_state_name(st->state)));
+	json_object_set_new(j, "healthy", json_boolean(st->healthy));
+	json_object_set_new(j, "pid", st->pid ? json_integer(st->pid) : json_null());
+	json_object_set_new(j, "port", st->port ? json_integer(st->port) : json_null());
+	json_object_set_new(j, "restarts", json_integer(st->restarts));
+	json_object_set_new(j, "last_exit", st->last_exit[0] ? json_string(st->last_exit) : json_null());
+	json_object_set_new(j, "last_error", st->last_error[0] ? json_string(st->last_error) : json_null());
+	json_object_set_new(j, "started_at",
+			    st->started_us ? json_string(time_format_rfc3339(st->started_us, ts, sizeof ts)) : json_null());
+	double up = st->pid && st->started_us ? (double)(time_now_us() - st->started_us) / 1e6 : 0;
+	json_object_set_new(j, "uptime_s", json_real((double)(int64_t)(up * 10) / 10));
+	if (st->state == INST_BACKOFF && st->next_restart_us) {
+		double left = (double)(st->next_restart_us - time_now_us()) / 1e6;
+		json_object_set_new(j, "next_restart_s", json_real(left < 0 ? 0 : left));
+	}
+	json_object_set_new(j, "profile", st->profile ? json_string(st->profile) : json_null());
+	return j;
+}
+
+size_t supervisor_list(struct supervisor *s, const char *env, const char *app, struct instance ***out)
+{
+	size_t n = 0, cap = 8;
+	struct instance **v = xmalloc(cap * sizeof *v);
+	for (struct instance *i = s->head; i; i = i->next) {
+		if (env && strcmp(env, i->env))
+			continue;
+		if (app && strcmp(app, i->app))
+			continue;
+		if (n == cap)
+			v = xrealloc(v, (cap *= 2) * sizeof *v);
+		v[n++] = i;
+	}
+	*out = v;
+	return n;
+}
+
+void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg)
+{
+	if (!s->head) {
+		done(arg);
+		return;
+	}
+	s->shutdown_done = done;
+	s->shutdown_arg = arg;
+	struct instance **v;
+	size_t n = supervisor_list(s, NULL, NULL, &v);
+	for (size_t k = 0; k < n; k++)
+		instance_stop(v[k], -1);
+	free(v);
+}
+
+void supervisor_free(struct supervisor *s)
+{
+	if (!s)
+		return;
+	free(s->owner_tag);
+	free(s);
+}

@@ -1,9 +1,12 @@
 /* fuzz_unpack: libFuzzer harness for the safe unpacker (archive_unpack_mem).
  * Each input is unpacked into a fresh temp dir under /tmp that also holds a canary file, then
  * the temp dir is removed with fs_rm_rf. Beyond "no crash", it checks the promises a user relies
- * on: nothing appears next to dest, the canary is untouched, and a failed unpack leaves no dest. */
+ * on: nothing appears next to dest, the canary is untouched, a failed unpack leaves no dest, and
+ * every symlink in a successful unpack that resolves at all resolves inside dest. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +46,30 @@ static void check_tmp(const char *tmp, const char *canary, int ok)
 	buf_free(&b);
 }
 
+static char real_dest[PATH_MAX]; /* nftw has no user pointer; the harness is single-threaded */
+
+static int check_link(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)ftw;
+	if (flag != FTW_SL)
+		return 0;
+	char got[PATH_MAX];
+	if (!realpath(path, got))
+		return 0; /* dangling or a loop: nothing is reached through it */
+	size_t n = strlen(real_dest);
+	if (strncmp(got, real_dest, n) || (got[n] && got[n] != '/'))
+		die("symlink resolves outside dest", path);
+	return 0;
+}
+
+static void check_links(const char *dest)
+{
+	if (!realpath(dest, real_dest))
+		die("realpath", dest);
+	if (nftw(dest, check_link, 16, FTW_PHYS) < 0)
+		die("walk dest", dest);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char tmp[] = "/tmp/berth-fuzz-unpack-XXXXXX";
@@ -59,6 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc < 0 && (!e.code || !e.msg[0]))
 		die("failure without an error message", dest);
 	check_tmp(tmp, canary, rc == 0);
+	if (rc == 0)
+		check_links(dest);
 
 	if (fs_rm_rf(tmp, &e) < 0)
 		die("remove temp dir", e.msg);

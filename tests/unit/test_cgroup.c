@@ -128,7 +128,7 @@ static char *file_value(const char *dir, const char *file)
 	return buf_detach(&b);
 }
 
-static void expect_value(const char *dir, const char *file, const char *want)
+static void check_file(const char *dir, const char *file, const char *want)
 {
 	char *v = file_value(dir, file);
 	printf("    %s/%s = %s\n", dir, file, v ? v : "(missing)");
@@ -299,27 +299,27 @@ static void check_small_limits(pid_t pid, int *checked)
 	char *pids = group_dir(pid, "pids"), *v2 = group_dir(pid, NULL);
 
 	if (mem) {
-		expect_value(mem, "memory.limit_in_bytes", "268435456");
+		check_file(mem, "memory.limit_in_bytes", "268435456");
 		(*checked)++;
 	} else if (v2 && v2_has(v2, "memory.max")) {
-		expect_value(v2, "memory.max", "268435456");
+		check_file(v2, "memory.max", "268435456");
 		(*checked)++;
 	}
 	if (cpu) {
-		expect_value(cpu, "cpu.cfs_quota_us", "50000");
-		expect_value(cpu, "cpu.cfs_period_us", "100000");
-		expect_value(cpu, "cpu.shares", "1024");
+		check_file(cpu, "cpu.cfs_quota_us", "50000");
+		check_file(cpu, "cpu.cfs_period_us", "100000");
+		check_file(cpu, "cpu.shares", "1024");
 		(*checked)++;
 	} else if (v2 && v2_has(v2, "cpu.max")) {
-		expect_value(v2, "cpu.max", "50000 100000");
-		expect_value(v2, "cpu.weight", "100");
+		check_file(v2, "cpu.max", "50000 100000");
+		check_file(v2, "cpu.weight", "100");
 		(*checked)++;
 	}
 	if (pids) {
-		expect_value(pids, "pids.max", "256");
+		check_file(pids, "pids.max", "256");
 		(*checked)++;
 	} else if (v2 && v2_has(v2, "pids.max")) {
-		expect_value(v2, "pids.max", "256");
+		check_file(v2, "pids.max", "256");
 		(*checked)++;
 	}
 	free(mem);
@@ -447,16 +447,16 @@ static void test_recreate_resets_limits(void **state)
 		assert_true(strtoll(v, NULL, 10) > (256LL << 20));
 		free(v);
 	} else if (v2 && v2_has(v2, "memory.max")) {
-		expect_value(v2, "memory.max", "max");
+		check_file(v2, "memory.max", "max");
 	}
 	if (cpu)
-		expect_value(cpu, "cpu.cfs_quota_us", "-1");
+		check_file(cpu, "cpu.cfs_quota_us", "-1");
 	else if (v2 && v2_has(v2, "cpu.max"))
-		expect_value(v2, "cpu.max", "max 100000");
+		check_file(v2, "cpu.max", "max 100000");
 	if (pids)
-		expect_value(pids, "pids.max", "max");
+		check_file(pids, "pids.max", "max");
 	else if (v2 && v2_has(v2, "pids.max"))
-		expect_value(v2, "pids.max", "max");
+		check_file(v2, "pids.max", "max");
 	free(mem);
 	free(cpu);
 	free(pids);

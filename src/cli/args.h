@@ -57,8 +57,8 @@ void cli_opts_free(struct cli_opts *o);
 const char *cli_flag_name(unsigned flag);
 
 /* `scale web=3 worker=0` -> {"web":3,"worker":0} (new reference in *out). A name must be a
- * valid process name (name_valid), a count a non-negative integer (at most 10000); a repeated name is an
- * error. The message quotes the bad argument. */
+ * valid process name (name_valid), a count a non-negative integer (at most 10000); a repeated
+ * name is an error. The message quotes the bad argument. */
 int cli_parse_scale(size_t n, const char *const *args, json_t **out, struct err *e);
 /* `config set K=V ...` -> {"K":"V"}: K matches [A-Za-z_][A-Za-z0-9_]*, V is everything after
  * the first '=' (may be empty, may contain '='). A repeated key keeps its last value. */

@@ -37,10 +37,10 @@ char *client_base_url(const char *api, struct err *e)
 	} else {
 		buf_addf(&b, "http://%s", api);
 	}
-	while (b.len && b.p[b.len - 1] == '/')
+	size_t host = (size_t)(strstr(b.p, "://") - b.p) + 3;
+	while (b.len > host && b.p[b.len - 1] == '/')
 		b.p[--b.len] = 0;
-	const char *host = strstr(b.p, "://") + 3;
-	if (!*host) {
+	if (b.len == host) {
 		buf_free(&b);
 		err_set(e, ERR_INVALID, "API address \"%s\" has no host", api);
 		return NULL;
@@ -149,9 +149,7 @@ struct xfer {
 	CURL *h;
 	long status;            /* 0 until the first body byte */
 	bool stream;            /* deliver 2xx bodies line by line */
-	struct buf body;        /* non-stream 2xx answers; any non-2xx answer */
-	size_t max_body;
-	bool truncated;         /* a non-2xx body passed MAX_ERROR_BODY: the rest is dropped */
+	struct buf body;        /* non-stream 2xx answers; any non-2xx answer (its start) */
 	bool toobig;            /* a 2xx JSON body passed MAX_JSON_BODY */
 	struct ndjson nd;
 	client_line_fn fn;
@@ -190,10 +188,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 			x->toobig = true;
 			return 0;
 		}
-		x->truncated = true;
-		n = limit - x->body.len;
-		buf_add(&x->body, data, n);
-		return size * nmemb;
+		/* Only the start of an error body is needed for its message. */
+		buf_add(&x->body, data, limit - x->body.len);
+		return n;
 	}
 	buf_add(&x->body, data, n);
 	return n;

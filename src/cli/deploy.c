@@ -52,7 +52,7 @@ int cmd_deploy(struct cli_opts *o)
 	if (!o->json) {
 		struct buf size = BUF_INIT;
 		fmt_bytes(&size, (int64_t)tgz.len);
-		printf("-----> Deploying %s to %s/%s: uploading %s\n", dir, t.env, t.app, buf_str(&size));
+		printf("-----> Deploying %s to %s: uploading %s (%s)\n", t.app, t.env, dir, buf_str(&size));
 		buf_free(&size);
 		cli_flush();
 	}

@@ -91,8 +91,11 @@ static int on_event(const char *line, size_t len, void *ud)
 	const char *event = json_string_value(json_object_get(ev, "event"));
 	if (!event) {
 		/* Not an event we understand: show it rather than hide it. */
-		if (!pg->json)
-			fprintf(stdout, INDENT "%.*s\n", (int)(len > 500 ? 500 : len), line);
+		if (!pg->json) {
+			char *text = xstrndup(line, len > 500 ? 500 : len);
+			put_line(stdout, INDENT, text);
+			free(text);
+		}
 	} else if (!strcmp(event, "done")) {
 		pg->done = true;
 		pg->ok = json_is_true(json_object_get(ev, "ok"));

@@ -51,8 +51,9 @@ void http_parse_body(const struct http_parse *p, const char **data, size_t *n);
 /* Body bytes received so far for the current request. */
 uint64_t http_parse_body_seen(const struct http_parse *p);
 
-/* req.c: split the request target into a percent-decoded path and a raw query, appended
- * (NUL-terminated) to arena. Returns 0 with the offsets, or the status to refuse with (400). */
-int http_target_split(const char *target, size_t len, struct buf *arena, size_t *path_off,
+/* req.c: split the request target found at arena->p + target_off (len bytes) into a
+ * percent-decoded path and a raw query, both appended NUL-terminated to the arena.
+ * Returns 0 with their offsets, or the status to refuse with (400). */
+int http_target_split(struct buf *arena, size_t target_off, size_t len, size_t *path_off,
 		      size_t *query_off);
 #endif

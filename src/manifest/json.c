@@ -287,6 +287,9 @@ static int config_from_json(json_t *cj, struct manifest *m, struct err *e)
 		snprintf(sub, sizeof sub, "config.%s", k);
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
 			return jfail(e, sub, "expected a string without NUL bytes");
+		for (size_t i = 0; i < m->nvars; i++)      /* keys with a NUL can collide */
+			if (!strcmp(m->vars[i].name, k))
+				return jfail(e, sub, "appears twice");
 		struct env_var *ev = &m->vars[m->nvars++];
 		ev->name = xstrdup(k);
 		ev->value = xstrdup(json_string_value(v));

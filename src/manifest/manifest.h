@@ -50,7 +50,7 @@ struct manifest {
 	char *env;               /* optional env name from berth.yaml */
 	struct process_spec *procs;
 	size_t nprocs;
-	struct env_var *vars;    /* default config ("env:" in berth.yaml); release config overrides */
+	struct env_var *vars;    /* default config ("config:" in berth.yaml); release config overrides */
 	size_t nvars;
 };
 

@@ -148,7 +148,8 @@ static int parse_profile(const struct yctx *yc, const struct ynode *v, const cha
 			break;
 		case F_CPU_WEIGHT:
 			r = y_int(yc, val, sub, 1, 10000, &n);
-			p->cpu_weight = (int)n;
+			if (r == 0)
+				p->cpu_weight = (int)n;
 			break;
 		}
 		if (r < 0)
@@ -231,7 +232,8 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_LOG_KEEP:
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);
-				c->log_keep = (int)v;
+				if (r == 0)
+					c->log_keep = (int)v;
 				break;
 			}
 			if (r < 0)

@@ -130,7 +130,8 @@ static int parse_volumes(const struct yctx *c, const struct ynode *v, const char
 	if (y_is_null(v))
 		return 0;
 	if (v->type == YN_SEQ) {
-		p->volumes = xcalloc(v->nkids ? v->nkids : 1, sizeof *p->volumes);
+		size_t cap = v->nkids < MF_MAX_VOLUMES ? v->nkids : MF_MAX_VOLUMES;
+		p->volumes = xcalloc(cap ? cap : 1, sizeof *p->volumes);
 		for (size_t i = 0; i < v->nkids; i++) {
 			const struct ynode *it = v->kids[i];
 			if (i == MF_MAX_VOLUMES)
@@ -160,16 +161,13 @@ static int parse_volumes(const struct yctx *c, const struct ynode *v, const char
 		if (y_name(c, key, path, "a volume name", &name) < 0)
 			return -1;
 		snprintf(sub, sizeof sub, "%s.%s", path, name);
+		int bad = 0;
 		if (!y_is_null(val)) {
-			if (y_string(c, val, sub, "an env var name (" ENV_RULE ")", false, &env) < 0 ||
-			    (!mf_env_name_valid(env) &&
-			     y_expected(c, val, sub, "an env var name (" ENV_RULE ")") < 0)) {
-				free(name);
-				free(env);
-				return -1;
-			}
+			bad = y_string(c, val, sub, "an env var name (" ENV_RULE ")", false, &env);
+			if (!bad && !mf_env_name_valid(env))
+				bad = y_expected(c, val, sub, "an env var name (" ENV_RULE ")");
 		}
-		if (volume_unique(c, env ? val : key, path, p, name, env) < 0) {
+		if (bad || volume_unique(c, env ? val : key, path, p, name, env) < 0) {
 			free(name);
 			free(env);
 			return -1;
@@ -201,7 +199,8 @@ static int parse_process(const struct yctx *c, const struct ynode *keyn, const s
 			break;
 		case P_INSTANCES:
 			r = y_int(c, val, sub, 0, MF_MAX_INSTANCES, &v64);
-			p->instances = (int)v64;
+			if (r == 0)
+				p->instances = (int)v64;
 			break;
 		case P_PORT:
 			r = y_bool(c, val, sub, &p->port);

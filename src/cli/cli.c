@@ -1,0 +1,408 @@
+/* cli: `berth VERB ...`: the table of verbs, flags in front of the verb, dispatch, and the
+ * help a user reads (`berth help`, `berth help VERB`, `berth VERB --help`). `server` and
+ * `_exec` get their argv untouched (argv[0] = the verb); every other verb gets its command
+ * line parsed against the flags it accepts. Exit codes: 0 ok, 1 failure (server, network),
+ * 2 usage error. */
+#include "cli/cli.h"
+#include <string.h>
+#include "cli/cmd.h"
+#include "cli/version.h"
+#include "driver/shim.h"
+#include "server/server.h"
+
+enum verb_group { G_APP, G_ADMIN, G_OTHER, G_HIDDEN };
+
+struct verb {
+	const char *name;
+	int (*fn)(struct cli_opts *o);   /* NULL: handled in cli_main (server, _exec, help, version) */
+	unsigned flags;                  /* F_* the verb accepts */
+	enum verb_group group;
+	const char *usage;               /* one or more lines, without "usage: " */
+	const char *summary;             /* one line for the overview */
+	const char *help;                /* what it does, then examples */
+};
+
+static const struct verb verbs[] = {
+	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE, G_APP,
+	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--json]",
+	 "Pack a directory and roll it out as a new release",
+	 "Checks DIR's berth.yaml or Procfile here first (a mistake is reported as file:line:col\n"
+	 "before anything is uploaded), packs DIR (default: the current directory; .git/ and\n"
+	 ".berth/ are left out) into a tar.gz, uploads it and rolls the new release out: new\n"
+	 "instances must pass their health checks before old ones are stopped. The progress is\n"
+	 "shown step by step. Exit status 0 when every new instance is healthy; on failure the\n"
+	 "reason and the failing instance's last log lines are printed, the exit status is 1,\n"
+	 "and the previous release keeps running.\n"
+	 "App and env default to app:/env: in DIR/berth.yaml.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth deploy                          # the app in the current directory\n"
+	 "  berth deploy examples/web --app web   # another directory\n"
+	 "  berth deploy --env staging -m \"try the new cache\"\n"
+	 "  berth deploy --json | jq .event       # the raw progress events (NDJSON)\n"},
+	{"apps", cmd_apps, F_ENV | F_CONN | F_JSON | F_HELP, G_APP,
+	 "berth apps [--env E] [--json]",
+	 "List apps with their live release and state",
+	 "Lists every app in every environment (or only in E with --env) with its live release,\n"
+	 "state, running/total instances and formation.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth apps\n"
+	 "  berth apps --env staging --json\n"},
+	{"envs", cmd_envs, F_CONN | F_JSON | F_HELP, G_APP,
+	 "berth envs [--json]",
+	 "List environments",
+	 "Lists the environments (namespaces such as production and staging) and how many apps\n"
+	 "each holds. An environment comes into being with its first deploy.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth envs\n"},
+	{"ps", cmd_ps, F_COMMON, G_APP,
+	 "berth ps [--app A] [--env E] [--json]",
+	 "Show an app's instances",
+	 "Shows each instance of the app: its release, state (starting, running, unhealthy,\n"
+	 "backoff, stopping, stopped), pid, port, restart count, uptime and how its last run\n"
+	 "ended (\"exit status 1\", \"killed by signal 9\"). A crash loop shows as state backoff\n"
+	 "with a growing restart count.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth ps\n"
+	 "  berth ps --app web --env staging\n"
+	 "  berth ps --json | jq '.instances[] | select(.state != \"running\")'\n"},
+	{"logs", cmd_logs, F_COMMON | F_FOLLOW | F_LINES | F_PROCESS | F_SINCE, G_APP,
+	 "berth logs [-f] [-n N] [--process P] [--since T] [--app A] [--env E] [--json]",
+	 "Show (and follow) an app's logs",
+	 "Prints the app's console output, all instances merged in time order, one line each:\n"
+	 "  2026-11-24T20:19:13.123Z web.1 v3 | GET / 200\n"
+	 "  2026-11-24T20:19:13.500Z worker.1 v3 err| retrying in 5s\n"
+	 "(times in UTC; \"err|\" marks lines written to stderr).\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth logs -f\n"
+	 "  berth logs -n 500 --process worker --since 1h\n"
+	 "  berth logs --json | jq -r 'select(.stream == \"err\") | .line'\n"},
+	{"releases", cmd_releases, F_COMMON, G_APP,
+	 "berth releases [--app A] [--env E] [--json]",
+	 "List an app's releases and what changed in each",
+	 "Lists the app's releases, newest first: version, status (pending, active, superseded,\n"
+	 "failed), when it was made, its description and what changed from the release before\n"
+	 "(code, config keys, formation). Every deploy, config change, scale and rollback makes a\n"
+	 "new release; releases never change.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth releases\n"
+	 "  berth releases --json | jq '.releases[0]'\n"},
+	{"rollback", cmd_rollback, F_COMMON, G_APP,
+	 "berth rollback [vN] [--app A] [--env E] [--json]",
+	 "Roll back to an earlier release",
+	 "Makes a new release with the code, config and formation of release vN (written v3 or\n"
+	 "3; default: the release before the live one) and rolls it out like a deploy.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth rollback          # back to the release before the live one\n"
+	 "  berth rollback v3\n"},
+	{"config", cmd_config, F_COMMON, G_APP,
+	 "berth config [list] [--app A] [--env E] [--json]\n"
+	 "berth config get KEY\n"
+	 "berth config set KEY=VALUE ...\n"
+	 "berth config unset KEY ...",
+	 "List, get, set or unset an app's config vars",
+	 "An app's config is the environment its instances get on top of berth.yaml's env:.\n"
+	 "`config` and `config list` show it; `config get KEY` prints one value alone (for\n"
+	 "scripts). `set` and `unset` make a new release and roll it out like a deploy. A KEY is\n"
+	 "letters, digits and '_' (not starting with a digit); a VALUE is everything after the\n"
+	 "first '=' and may be empty or contain '='.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth config\n"
+	 "  berth config set GREETING=hello DATABASE_URL=postgres://db/app?sslmode=disable\n"
+	 "  berth config unset GREETING\n"
+	 "  berth config get DATABASE_URL\n"},
+	{"scale", cmd_scale, F_COMMON, G_APP,
+	 "berth scale [PROCESS=COUNT ...] [--app A] [--env E] [--json]",
+	 "Set how many instances of each process run",
+	 "Sets the number of instances of each named process (a non-negative integer; 0 stops a\n"
+	 "process). This makes a new release with the new formation and rolls it out. Without\n"
+	 "arguments, prints the current formation.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth scale web=3 worker=2\n"
+	 "  berth scale worker=0\n"
+	 "  berth scale             # show the formation, e.g. web=3 worker=2\n"},
+	{"restart", cmd_restart, F_COMMON, G_APP,
+	 "berth restart [PROCESS] [--app A] [--env E] [--json]",
+	 "Restart an app's instances, one at a time",
+	 "Replaces every instance of the app (or only those of PROCESS) with a fresh one of the\n"
+	 "same release, one at a time, each new one gated by its health check.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth restart\n"
+	 "  berth restart worker\n"},
+	{"stop", cmd_stop, F_COMMON, G_APP,
+	 "berth stop [--app A] [--env E] [--json]",
+	 "Stop every instance of an app",
+	 "Stops every instance of the app (SIGTERM, a grace period, then SIGKILL). The release,\n"
+	 "config and formation are kept; `berth start` brings the instances back.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth stop --app web --env staging\n"},
+	{"start", cmd_start, F_COMMON, G_APP,
+	 "berth start [--app A] [--env E] [--json]",
+	 "Start a stopped app again",
+	 "Starts the instances of a stopped app again, with its live release and formation.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth start --app web --env staging\n"},
+	{"volumes", cmd_volumes, F_COMMON | F_YES, G_APP,
+	 "berth volumes [list] [--app A] [--env E] [--json]\n"
+	 "berth volumes rm NAME --yes",
+	 "List or delete an app's volumes",
+	 "A volume is a named directory per (env, app) that outlives releases; processes declare\n"
+	 "them in berth.yaml and get the path in an env var. `volumes` lists them with their\n"
+	 "size; `volumes rm NAME --yes` deletes one with its data (refused while a running\n"
+	 "instance uses it).\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth volumes\n"
+	 "  berth volumes rm uploads --yes\n"},
+	{"tokens", cmd_tokens, F_CONN | F_JSON | F_HELP | F_ROLE, G_ADMIN,
+	 "berth tokens [list] [--json]\n"
+	 "berth tokens create NAME --role admin|deployer|viewer\n"
+	 "berth tokens rm NAME",
+	 "List, create or revoke API tokens (admin)",
+	 "Roles: admin may do everything, deployer every app verb, viewer only reads.\n"
+	 "`tokens create` prints the new token once, alone on stdout (the note goes to stderr),\n"
+	 "so it can be captured; berth keeps only its hash and cannot show it again.\n"
+	 "`tokens rm` revokes a token at once.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth tokens\n"
+	 "  export BERTH_TOKEN=$(berth tokens create ci --role deployer)\n"
+	 "  berth tokens rm ci\n"},
+	{"server", NULL, 0, G_ADMIN,
+	 "berth server [--data DIR] [--api HOST:PORT] [--config FILE]",
+	 "Run the berth daemon",
+	 "Runs the daemon in the foreground until SIGTERM or Ctrl-C. State lives in DIR\n"
+	 "(default ./.berth). On first start it creates an admin token in DIR/admin.token\n"
+	 "(mode 0600); clients on the same machine can use it with --data DIR.\n"
+	 "`berth server --help` lists all of its flags.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth server\n"
+	 "  berth server --data /var/lib/berth --api 127.0.0.1:7070\n"},
+	{"help", NULL, F_HELP, G_OTHER,
+	 "berth help [VERB]",
+	 "Show help for berth or one verb",
+	 "Without VERB, lists every verb; with VERB, shows its flags and examples (the same as\n"
+	 "`berth VERB --help`).\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth help logs\n"},
+	{"version", NULL, F_HELP, G_OTHER,
+	 "berth version",
+	 "Print berth's version",
+	 "Prints the version of this berth binary (also `berth --version`).\n"},
+	{"_exec", NULL, 0, G_HIDDEN, "berth _exec ...", "internal: the instance shim",
+	 "Internal: runs between fork and an instance's command. Not for people.\n"},
+};
+#define NVERBS (sizeof verbs / sizeof verbs[0])
+
+static const struct verb *find_verb(const char *name)
+{
+	for (size_t i = 0; i < NVERBS; i++)
+		if (!strcmp(verbs[i].name, name))
+			return &verbs[i];
+	return NULL;
+}
+
+/* One line per flag the verb accepts, for its help page. */
+static void print_flags(FILE *f, const struct verb *v)
+{
+	static const struct {
+		unsigned bit;
+		const char *text;
+	} lines[] = {
+		{F_APP, "  --app NAME        the app (default: app: in ./berth.yaml)"},
+		{F_ENV, "  --env NAME        the environment (default: env: in ./berth.yaml, else "
+			"production)"},
+		{F_MESSAGE, "  -m, --message TEXT  the release's description"},
+		{F_FOLLOW, "  -f, --follow      keep the stream open and print new lines as they come "
+			   "(Ctrl-C ends)"},
+		{F_LINES, "  -n, --lines N     how many past lines to show first (default 100)"},
+		{F_PROCESS, "  --process NAME    only the instances of this process"},
+		{F_SINCE, "  --since T         only lines since T: a time (2026-11-24T20:00:00Z) or a\n"
+			  "                    duration back from now (10m, 2h)"},
+		{F_YES, "  -y, --yes         confirm a deletion"},
+		{F_ROLE, "  --role ROLE       the new token's role: admin, deployer or viewer"},
+		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
+			 "text"},
+		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "
+			CLIENT_DEFAULT_API ")"},
+		{F_TOKEN, "  --token TOKEN     the API token (default: $BERTH_TOKEN)"},
+		{F_DATA, "  --data DIR        the server's data directory on this machine: use "
+			 "DIR/admin.token"},
+	};
+	if (!(v->flags & ~F_HELP))
+		return;
+	fputs("\nFlags:\n", f);
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+		if (!(v->flags & lines[i].bit))
+			continue;
+		if (lines[i].bit == F_ENV && !strcmp(v->name, "apps"))
+			fputs("  --env NAME        only the apps in this environment (default: all)\n", f);
+		else
+			fprintf(f, "%s\n", lines[i].text);
+	}
+}
+
+void cli_print_usage(FILE *f, const char *verb)
+{
+	const struct verb *v = find_verb(verb);
+	if (!v)
+		return;
+	const char *p = v->usage;
+	const char *lead = "usage: ";
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		fprintf(f, "%s%.*s\n", lead, (int)n, p);
+		lead = "       ";
+		p += n + (nl ? 1 : 0);
+	}
+	if (f == stderr)
+		fprintf(f, "Run `berth help %s` for details.\n", verb);
+}
+
+static void print_verb_help(const struct verb *v)
+{
+	cli_print_usage(stdout, v->name);
+	printf("\n%s.\n\n%s", v->summary, v->help);
+	print_flags(stdout, v);
+}
+
+static void print_overview(FILE *f)
+{
+	static const char *const titles[] = {"Apps", "Admin", "Other"};
+	fputs("berth: deploy, supervise and watch apps on your own machines.\n\n"
+	      "usage: berth VERB [ARGS] [FLAGS]\n", f);
+	for (int g = G_APP; g <= G_OTHER; g++) {
+		fprintf(f, "\n%s:\n", titles[g]);
+		for (size_t i = 0; i < NVERBS; i++)
+			if ((int)verbs[i].group == g)
+				fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+	}
+	fputs("\nApp and env come from --app/--env or from app:/env: in ./berth.yaml (env defaults\n"
+	      "to production). The server is --api or $BERTH_API (default " CLIENT_DEFAULT_API ");\n"
+	      "the token is --token or $BERTH_TOKEN, or DIR/admin.token with --data DIR.\n"
+	      "Exit status: 0 ok, 1 failed, 2 usage error.\n"
+	      "Run `berth help VERB` (or `berth VERB --help`) for a verb's flags and examples.\n", f);
+}
+
+static int print_version(void)
+{
+	printf("berth %s\n", BERTH_VERSION);
+	return cli_flush() ? EXIT_FAIL : EXIT_OK;
+}
+
+static int cmd_help(struct cli_opts *o)
+{
+	if (o->npos > 1)
+		return cli_usage_error("help", "help takes at most one verb");
+	if (!o->npos) {
+		print_overview(stdout);
+		return cli_flush() ? EXIT_FAIL : EXIT_OK;
+	}
+	const struct verb *v = find_verb(o->pos[0]);
+	if (!v || v->group == G_HIDDEN) {
+		fprintf(stderr, "berth: unknown verb \"%s\" (run `berth help` for the list)\n",
+			o->pos[0]);
+		return EXIT_USAGE;
+	}
+	print_verb_help(v);
+	return cli_flush() ? EXIT_FAIL : EXIT_OK;
+}
+
+/* The flags in front of the verb must be ones the verb takes. */
+static int check_front_flags(const struct verb *v, unsigned front)
+{
+	for (unsigned bit = 1; bit && bit <= front; bit <<= 1)
+		if ((front & bit) && !(v->flags & bit))
+			return cli_usage_error(v->name, "flag --%s does not apply to `berth %s`",
+					       cli_flag_name(bit), v->name);
+	return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+	struct cli_opts o = {0};
+	struct err e = ERR_INIT;
+	int next = 0, rc;
+	if (argc < 2) {
+		print_overview(stdout);
+		return EXIT_OK;
+	}
+	/* Flags in front of the verb: `berth --api URL ps`. */
+	if (cli_parse_flags(argc - 1, argv + 1, F_COMMON | F_VERSION | F_MESSAGE | F_FOLLOW |
+			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE, true, &o, &next, &e)) {
+		fprintf(stderr, "berth: %s (run `berth help` for the list of verbs and flags)\n", e.msg);
+		return EXIT_USAGE;
+	}
+	int vi = next + 1;   /* index of the verb in argv */
+	unsigned front = o.set;
+	if (vi >= argc) {
+		cli_opts_free(&o);
+		if (front & F_VERSION)
+			return print_version();
+		if (front & F_HELP) {
+			print_overview(stdout);
+			return EXIT_OK;
+		}
+		fprintf(stderr, "berth: no verb given (run `berth help` for the list)\n");
+		return EXIT_USAGE;
+	}
+	const struct verb *v = find_verb(argv[vi]);
+	if (!v) {
+		fprintf(stderr, "berth: unknown verb \"%s\" (run `berth help` for the list)\n", argv[vi]);
+		cli_opts_free(&o);
+		return EXIT_USAGE;
+	}
+	if (front & F_VERSION) {
+		cli_opts_free(&o);
+		fprintf(stderr, "berth: --version goes alone: `berth --version`\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(v->name, "server") || !strcmp(v->name, "_exec")) {
+		cli_opts_free(&o);
+		if (front == F_HELP && v->group != G_HIDDEN) {   /* `berth --help server` */
+			print_verb_help(v);
+			return EXIT_OK;
+		}
+		if (front) {
+			fprintf(stderr, "berth: put the flags of `berth %s` after the verb, e.g. "
+				"`berth server --data DIR`\n", v->name);
+			return EXIT_USAGE;
+		}
+		return v->name[0] == 's' ? server_main(argc - vi, argv + vi)
+					 : shim_main(argc - vi, argv + vi);
+	}
+	if ((rc = check_front_flags(v, front & ~F_HELP))) {
+		cli_opts_free(&o);
+		return rc;
+	}
+	if (cli_parse_flags(argc - vi - 1, argv + vi + 1, v->flags, false, &o, NULL, &e)) {
+		cli_opts_free(&o);
+		return cli_usage_error(v->name, "%s", e.msg);
+	}
+	if (o.help && strcmp(v->name, "help")) {
+		print_verb_help(v);
+		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+	} else if (!strcmp(v->name, "help")) {
+		rc = cmd_help(&o);
+	} else if (!strcmp(v->name, "version")) {
+		rc = o.npos ? cli_usage_error("version", "version takes no arguments") : print_version();
+	} else {
+		rc = v->fn(&o);
+	}
+	cli_opts_free(&o);
+	return rc;
+}

@@ -1,0 +1,81 @@
+# Shared helpers for integration tests: each test starts its own real `berth server` on a free
+# port with its own data dir, drives it with the real CLI, and cleans up every process it made.
+# Source it from a test script; BERTH_BIN is the binary under test.
+set -u
+BERTH=${BERTH_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/berth}
+T=$(mktemp -d /tmp/berth-it.XXXXXX)
+SRV_PID=""
+TEST_NAME=$(basename "$0" .sh)
+
+cleanup() {
+  [ -n "$SRV_PID" ] && kill -TERM "$SRV_PID" 2>/dev/null && wait_gone "$SRV_PID" 50
+  [ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null
+  # anything still running from this test's data dir
+  for p in $(grep -l "BERTH_OWNER=" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+    tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -q "^BERTH_OWNER=${OWNER:-none}$" && kill -9 "$p" 2>/dev/null
+  done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL [$TEST_NAME]: $*"
+  if [ -f "$T/server.log" ]; then echo "--- server log (last 30 lines)"; tail -30 "$T/server.log"; fi
+  exit 1
+}
+pass() { echo "ok   [$TEST_NAME] $*"; }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+wait_gone() { # pid, tenths of a second
+  for _ in $(seq 1 "$2"); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  return 1
+}
+
+# start_server [extra args]: sets BERTH_API, BERTH_TOKEN, SRV_PID, DATA
+start_server() {
+  DATA="$T/data"
+  mkdir -p "$DATA"
+  API_PORT=${API_PORT:-$(free_port)}
+  "$BERTH" server --data "$DATA" --api "127.0.0.1:$API_PORT" "$@" >>"$T/server.log" 2>&1 &
+  SRV_PID=$!
+  export BERTH_API="http://127.0.0.1:$API_PORT"
+  for _ in $(seq 1 100); do
+    [ -s "$DATA/admin.token" ] && curl -s -o /dev/null "$BERTH_API/healthz" && break
+    kill -0 "$SRV_PID" 2>/dev/null || fail "server exited at start-up"
+    sleep 0.05
+  done
+  [ -s "$DATA/admin.token" ] || fail "server did not start"
+  export BERTH_TOKEN=$(cat "$DATA/admin.token")
+  OWNER=$(python3 -c 'import hashlib,os,sys;print(hashlib.sha256(os.path.realpath(sys.argv[1]).encode()).hexdigest()[:12])' "$DATA")
+}
+
+# app_dir NAME: a Procfile app with a web (python http.server) and a ticking worker
+make_app() {
+  APP_DIR="$T/app-$1"
+  mkdir -p "$APP_DIR"
+  echo "hello from $1" > "$APP_DIR/index.html"
+  cat > "$APP_DIR/Procfile" <<PROC
+web: exec python3 -m http.server \$PORT --bind 127.0.0.1
+worker: exec sh -c 'while true; do echo "tick $1 \$BERTH_RELEASE \$GREETING"; sleep 0.2; done'
+PROC
+}
+
+b() { "$BERTH" "$@"; }
+
+# json FIELD-EXPR: run python on stdin JSON, e.g.  b ps --app x --json | json 'len(d["instances"])'
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# count of instances of APP in state STATE (default running)
+count_state() {
+  b ps --app "$1" --env "${3:-production}" --json | json "sum(1 for i in d['instances'] if i['state']=='${2:-running}')"
+}
+
+# wait_for 'shell condition' tenths-of-a-second
+wait_for() {
+  for _ in $(seq 1 "${2:-100}"); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# process count whose command line contains a marker
+procs_with() { pgrep -f "$1" | wc -l; }

@@ -16,6 +16,33 @@ json_t *api_app_doc(struct api *a, const char *env, const char *app, int64_t *re
 	return doc;
 }
 
+/* The formation in effect: the release's snapshot (manifest defaults) with the app's scale
+ * over it, for the release that is (or is becoming) live. */
+json_t *api_formation(struct api *a, json_t *doc)
+{
+	int v = model_json_int(doc, "target", 0);
+	if (!v)
+		v = model_json_int(doc, "release", 0);
+	json_t *out = json_object();
+	if (v) {
+		struct err e = ERR_INIT;
+		char *key = model_release_key(model_json_str(doc, "env", ""), model_json_str(doc, "name", ""), v);
+		json_t *rel = model_get(a->st, key, NULL, &e);
+		free(key);
+		json_t *f = json_object_get(rel, "formation");
+		if (json_is_object(f))
+			json_object_update(out, f);
+		json_decref(rel);
+	}
+	json_t *scale = json_object_get(doc, "formation");
+	const char *k;
+	json_t *n;
+	json_object_foreach(scale, k, n)
+		if (json_object_get(out, k))
+			json_object_set(out, k, n);
+	return out;
+}
+
 static json_t *app_summary(struct api *a, json_t *doc)
 {
 	const char *env = model_json_str(doc, "env", ""), *app = model_json_str(doc, "name", "");
@@ -27,8 +54,7 @@ static json_t *app_summary(struct api *a, json_t *doc)
 	json_object_set_new(j, "release", json_integer(model_json_int(doc, "release", 0)));
 	json_object_set_new(j, "target_release", json_integer(model_json_int(doc, "target", 0)));
 	json_object_set_new(j, "state", json_string(model_json_str(doc, "state", "running")));
-	json_t *f = json_object_get(doc, "formation");
-	json_object_set_new(j, "formation", f ? json_deep_copy(f) : json_object());
+	json_object_set_new(j, "formation", api_formation(a, doc));
 	json_object_set_new(j, "instances", json_pack("{s:i, s:i}", "running", running, "total", total));
 	json_object_set_new(j, "created_at", json_string(model_json_str(doc, "created_at", "")));
 	return j;

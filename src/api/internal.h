@@ -70,6 +70,9 @@ void api_token_delete(struct ctx *c, const char *name);
 /* Token check: the role of the bearer token in r, or 0 when missing/unknown. */
 enum role api_auth(struct api *a, struct http_req *r);
 
+/* The formation in effect for an app document (apps.c). */
+json_t *api_formation(struct api *a, json_t *doc);
+
 /* Releases (releases.c): create a new release for env/app and make it the rollout target.
  * fields: "description", "code", "dir", "manifest", optional "config" (else the app's
  * current config), "rollback_of". Returns the version, or -1 with e. */

@@ -24,6 +24,8 @@
 #define STABLE_MS 10000          /* up this long: the crash counter starts again */
 #define FIRST_PROBE_MS 5
 #define MAX_STARTUP_PROBE_MS 500
+#define FAST_PROBE_CAP_MS 25
+#define FAST_PROBE_WINDOW_MS 3000
 
 struct supervisor {
 	uv_loop_t *loop;
@@ -262,8 +264,11 @@ static void on_probe_done(void *arg, int ok, const char *detail)
 	if (!i->st.ever_healthy && i->st.state == INST_STARTING) {
 		/* Still starting: poll fast, backing off gently. */
 		int64_t d = i->probe_delay_ms * 2;
-		if (d > MAX_STARTUP_PROBE_MS)
-			d = MAX_STARTUP_PROBE_MS;
+		/* The first seconds matter for deploy latency: never wait more than 25 ms then. */
+		int64_t cap = time_now_us() - i->st.started_us < FAST_PROBE_WINDOW_MS * 1000 ? FAST_PROBE_CAP_MS
+											: MAX_STARTUP_PROBE_MS;
+		if (d > cap)
+			d = cap;
 		if (d > i->health.interval_ms)
 			d = i->health.interval_ms;
 		i->probe_delay_ms = d;

@@ -7,7 +7,7 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-truncation
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-unknown-warning-option -Wno-format-truncation
 CPPFLAGS += -std=c11 -D_GNU_SOURCE -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 SAN     ?=
@@ -63,7 +63,7 @@ asan:
 
 FUZZERS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 fuzz:
-	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 SAN="-fsanitize=fuzzer-no-link,address,undefined" $(BUILD:build=build-fuzz)/libberth.a
+	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libberth.a
 	@set -e; for f in $(FUZZERS); do \
 	  clang $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o build-fuzz/fuzz_$$f fuzz/fuzz_$$f.c build-fuzz/libberth.a $(LDLIBS); \
 	  mkdir -p build-fuzz/corpus-$$f; \

@@ -91,8 +91,9 @@ const char *http_req_header(const struct http_req *r, const char *name)
  * escape or %00 (a C string cannot carry it). */
 static int qdecode(const char *s, size_t n, struct buf *out)
 {
-	buf_reset(out);
 	buf_grow(out, n);
+	out->len = 0;
+	out->p[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '+')

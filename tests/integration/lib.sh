@@ -79,3 +79,42 @@ wait_for() {
 
 # process count whose command line contains a marker
 procs_with() { pgrep -f "$1" | wc -l; }
+
+# ---- failure-path helpers (t_failed_health, t_crashloop, t_kill9, t_badinput, ...) ----
+
+# pid_alive PID: the process exists and is not a zombie
+pid_alive() {
+  local s
+  s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+  [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]
+}
+
+# cpu_ticks PID: utime+stime of a process in clock ticks
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# kill9_server: kill -9 the server and wait until it is gone (its instances stay behind)
+kill9_server() {
+  kill -9 "$SRV_PID" 2>/dev/null
+  wait "$SRV_PID" 2>/dev/null
+  wait_gone "$SRV_PID" 50 || fail "server $SRV_PID did not die on SIGKILL"
+}
+
+# restart_server [extra args]: a new server on the same data dir and API port
+restart_server() {
+  start_server "$@"
+}
+
+# api METHOD PATH [curl args...]: raw API call with the admin token; prints the body, then
+# the status code on a last line of its own
+api() {
+  local m=$1 p=$2; shift 2
+  curl -s -X "$m" -H "Authorization: Bearer $BERTH_TOKEN" -w '\n%{http_code}' "$@" "$BERTH_API$p"
+}
+
+# http_code STATUS-AND-BODY: the status line api printed (last line)
+http_code() { tail -n1 <<<"$1"; }
+# http_body STATUS-AND-BODY: everything but the last line
+http_body() { sed '$d' <<<"$1"; }
+
+# procs_exact MARKER: pids whose command line contains MARKER (not pgrep's own, not this shell)
+procs_exact() { pgrep -f -- "$1" | grep -vx "$$" || true; }

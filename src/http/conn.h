@@ -47,7 +47,7 @@ struct conn {
 	uv_timer_t timer;
 	struct http_server *srv;   /* NULL once the handles are closed */
 	struct conn *prev, *next;
-	struct http_parse *parse;
+	struct http_parse *parse;  /* NULL between requests when nothing is pending */
 	struct buf rbuf;           /* input not parsed yet (from rpos); freed when empty */
 	size_t rpos;
 	enum conn_state state;

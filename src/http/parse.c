@@ -133,13 +133,15 @@ static size_t scan_run(struct scan *s, const unsigned char *d, size_t n, int *do
 				goto bad;
 			break;
 		case S_VERSION:
-			if (c == '\r') {
-				if ((*status = version_status(s)))
-					goto out;
+			/* Decided on the version's last byte, before llhttp sees it (llhttp would
+			 * call "HTTP/1.2" a syntax error; for us it is a version we do not speak). */
+			if (c == '\r' && s->vlen == sizeof s->ver) {
 				s->st = S_RL_LF;
-			} else if (s->vlen < sizeof s->ver)
+			} else if (c != '\r' && s->vlen < sizeof s->ver) {
 				s->ver[s->vlen++] = (char)c;
-			else
+				if (s->vlen == sizeof s->ver && (*status = version_status(s)))
+					goto out;
+			} else
 				goto bad;
 			break;
 		case S_RL_LF:

@@ -165,6 +165,8 @@ void http_respond(struct http_req *r, int status, const char *ctype, const void 
 	}
 	if (status < 100 || status > 999)
 		status = 500;
+	if (!body)
+		n = 0;
 	if (c->state != C_DEAD) {
 		decide_close(c, rx);
 		struct buf b = BUF_INIT;

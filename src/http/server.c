@@ -25,6 +25,12 @@ static void conn_process(struct conn *c);
 static void conn_update(struct conn *c);
 static void on_timer(uv_timer_t *t);
 
+/* An idle connection holds no parser: that is the phase between requests. */
+static enum http_parse_phase conn_phase(const struct conn *c)
+{
+	return c->parse ? http_parse_phase(c->parse) : HTTP_PHASE_IDLE;
+}
+
 /* --- server ---------------------------------------------------------------------------- */
 
 static void server_maybe_done(struct http_server *s)
@@ -68,7 +74,7 @@ static void peer_name(struct conn *c)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof ss;
-	char ip[64] = "";
+	char ip[INET6_ADDRSTRLEN] = "";
 	snprintf(c->peer, sizeof c->peer, "unknown");
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
 		return;
@@ -103,7 +109,6 @@ static void on_connection(uv_stream_t *l, int status)
 	c->timer.data = c;
 	c->srv = s;
 	c->spool_fd = -1;
-	c->parse = http_parse_new();
 	c->state = C_READ;
 	c->next = s->conns;
 	if (s->conns)
@@ -449,7 +454,7 @@ static void on_timer(uv_timer_t *t)
 	struct conn *c = t->data;
 	switch (c->state) {
 	case C_READ:
-		if (!c->req && http_parse_phase(c->parse) == HTTP_PHASE_IDLE)
+		if (!c->req && conn_phase(c) == HTTP_PHASE_IDLE)
 			conn_close_now(c);             /* idle keep-alive, or a silent new connection */
 		else
 			conn_send_error(c, 408);       /* a request started and did not finish */
@@ -548,7 +553,7 @@ static void conn_update(struct conn *c)
 	struct http_server *s = c->srv;
 	switch (c->state) {
 	case C_READ:
-		switch (http_parse_phase(c->parse)) {
+		switch (conn_phase(c)) {
 		case HTTP_PHASE_IDLE:
 			c->head_timer = 0;
 			uv_timer_start(&c->timer, on_timer, c->served ? s->idle_ms : s->head_ms, 0);
@@ -720,6 +725,8 @@ static void conn_process(struct conn *c)
 		size_t avail = c->rbuf.len - c->rpos;
 		enum http_parse_event ev;
 		int status;
+		if (!c->parse)
+			c->parse = http_parse_new();
 		size_t used = http_parse_feed(c->parse, avail ? c->rbuf.p + c->rpos : NULL, avail, &ev, &status);
 		c->rpos += used;
 		if (ev == HTTP_EV_NONE)
@@ -749,6 +756,10 @@ static void conn_process(struct conn *c)
 		return;
 	if (c->rpos >= c->rbuf.len) {
 		buf_free(&c->rbuf);           /* nothing pending: hold no buffer */
+		if (c->state == C_READ && conn_phase(c) == HTTP_PHASE_IDLE) {
+			http_parse_free(c->parse);   /* nor a parser: the next request gets a new one */
+			c->parse = NULL;
+		}
 	} else if (c->rpos) {
 		buf_consume(&c->rbuf, c->rpos);
 	}

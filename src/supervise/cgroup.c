@@ -10,6 +10,7 @@
 #include "supervise/cgroup.h"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -116,21 +117,23 @@ static void add_ctrl_names(struct buf *b, unsigned bits)
 
 /* ---- small file helpers ---- */
 
+/* One write(2): cgroupfs takes a value in one piece and reports a rejected one right there. */
 static int write_str(const char *path, const char *val)
 {
-	FILE *f = fopen(path, "we");
-	if (!f)
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	/* cgroupfs reports a rejected value on the write itself, so write unbuffered. */
-	setvbuf(f, NULL, _IONBF, 0);
-	int ok = fputs(val, f) >= 0;
+	size_t n = strlen(val);
+	ssize_t w;
+	do
+		w = write(fd, val, n);
+	while (w < 0 && errno == EINTR);
 	int er = errno;
-	if (fclose(f) != 0 && ok) {
-		ok = 0;
-		er = errno;
-	}
-	errno = er;
-	return ok ? 0 : -1;
+	close(fd);
+	if (w == (ssize_t)n)
+		return 0;
+	errno = w < 0 ? er : EIO;
+	return -1;
 }
 
 static int read_str(const char *path, struct buf *out)
@@ -306,6 +309,10 @@ static char *own_base(const struct cg_hier *h)
 		rel = h->own + rl;
 	else
 		return NULL;
+	/* Outside our cgroup namespace the kernel shows "/../x": never walk out of the mount. */
+	for (const char *s = strstr(rel, "/.."); s; s = strstr(s + 1, "/.."))
+		if (s[3] == '/' || s[3] == 0)
+			return NULL;
 	struct buf b = BUF_INIT;
 	buf_adds(&b, rel);
 	struct buf pat = BUF_INIT;
@@ -335,10 +342,13 @@ static char *make_root(const char *base, int *er)
 	if (mkdir(root, 0755) == 0)
 		return root;
 	*er = errno;
-	if (errno == EEXIST) {
-		if (is_dir(root) && access(root, W_OK) == 0)
+	if (*er == EEXIST) {
+		if (!is_dir(root))
+			*er = ENOTDIR;
+		else if (access(root, W_OK) == 0)
 			return root;
-		*er = is_dir(root) ? errno : ENOTDIR;
+		else
+			*er = errno;
 	}
 	free(root);
 	return NULL;
@@ -423,6 +433,13 @@ static void setup_hier(struct cg_hier *h)
 		v2_enable(h->root);
 		buf_free(&dir);
 		h->ctrls = v2_ctrls(h->root);
+		unsigned lack = (CG_MEMORY | CG_CPU | CG_PIDS) & ~h->ctrls;
+		if (lack) {
+			struct buf m = BUF_INIT;
+			add_ctrl_names(&m, lack);
+			cg_note("cgroup2 %s: no %s for its children", h->root, m.p);
+			buf_free(&m);
+		}
 	}
 	free(base);
 }

@@ -5,14 +5,17 @@ set -u
 BERTH=${BERTH_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/berth}
 T=$(mktemp -d /tmp/berth-it.XXXXXX)
 SRV_PID=""
+BG_PIDS=()   # background helpers of the test (watchers, `logs -f`), killed at exit
 TEST_NAME=$(basename "$0" .sh)
 
 cleanup() {
+  local bp
+  for bp in "${BG_PIDS[@]}"; do kill "$bp" 2>/dev/null; done
   [ -n "$SRV_PID" ] && kill -TERM "$SRV_PID" 2>/dev/null && wait_gone "$SRV_PID" 50
   [ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null
   # anything still running from this test's data dir
   for p in $(grep -l "BERTH_OWNER=" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
-    tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -q "^BERTH_OWNER=${OWNER:-none}$" && kill -9 "$p" 2>/dev/null
+    { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -q "^BERTH_OWNER=${OWNER:-none}$" && kill -9 "$p" 2>/dev/null
   done
   rm -rf "$T"
 }
@@ -118,3 +121,67 @@ http_body() { sed '$d' <<<"$1"; }
 
 # procs_exact MARKER: pids whose command line contains MARKER (not pgrep's own, not this shell)
 procs_exact() { pgrep -f -- "$1" | grep -vx "$$" || true; }
+
+# ---- helpers for the everyday-path tests (t_deploy, t_scale, t_logs, ...) ----
+
+# assert_eq GOT WANT WHAT / assert_has TEXT NEEDLE WHAT / assert_lacks TEXT NEEDLE WHAT
+assert_eq() { [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"; }
+assert_has() { case "$1" in *"$2"*) ;; *) fail "$3: no '$2' in: $1" ;; esac; }
+assert_lacks() { case "$1" in *"$2"*) fail "$3: unexpected '$2' in: $1" ;; esac; }
+
+# run_ok FILE CMD...: run CMD with stdout+stderr into FILE; fail (showing FILE) unless it exits 0
+run_ok() {
+  local out=$1; shift
+  "$@" >"$out" 2>&1 || { cat "$out"; fail "'$*' exited $?"; }
+}
+
+# ps_rows APP [ENV]: one line per instance, "id state pid port release", sorted by id
+ps_rows() {
+  b ps --app "$1" --env "${2:-production}" --json |
+    json "'\n'.join(sorted('%s %s %s %s %s' % (i['id'], i['state'], i['pid'], i['port'], i['release']) for i in d['instances']))"
+}
+
+# pids_of APP PROCESS [ENV]: the pids of that process's instances, space separated, by slot
+pids_of() {
+  b ps --app "$1" --env "${3:-production}" --json |
+    json "' '.join(str(i['pid']) for i in sorted(d['instances'], key=lambda i: i['slot']) if i['process']=='$2')"
+}
+
+# count_proc APP PROCESS [STATE] [ENV]: instances of PROCESS in STATE (default running)
+count_proc() {
+  b ps --app "$1" --env "${4:-production}" --json |
+    json "sum(1 for i in d['instances'] if i['process']=='$2' and i['state']=='${3:-running}')"
+}
+
+# alive PID: the process exists and is not a zombie
+alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# group_pids PGID: live members of a process group (an instance's group is its pid)
+group_pids() { pgrep -g "$1" 2>/dev/null | while read -r p; do alive "$p" && echo "$p"; done; }
+
+# owner_pids: every live process carrying this test server's BERTH_OWNER tag
+owner_pids() {
+  local p
+  for p in $(grep -l "BERTH_OWNER=${OWNER:-none}" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+    { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -qx "BERTH_OWNER=${OWNER:-none}" && alive "$p" && echo "$p"
+  done
+}
+
+# log_text APP [ENV] [logs flags...]: `berth logs` output with the timestamps cut off
+log_text() {
+  local app=$1 env=${2:-production}; shift 2 || shift $#
+  b logs --app "$app" --env "$env" "$@" | cut -d' ' -f2-
+}
+
+# stop_server: SIGTERM the server, wait for it to exit 0, then check that none of its
+# instances (or anything they started) is left running
+stop_server() {
+  [ -n "$SRV_PID" ] || return 0
+  kill -TERM "$SRV_PID"
+  wait_gone "$SRV_PID" 200 || fail "server still running 20 s after SIGTERM"
+  local rc=0
+  wait "$SRV_PID" || rc=$?
+  SRV_PID=""
+  [ "$rc" = 0 ] || fail "server exited $rc after SIGTERM"
+  wait_for '[ -z "$(owner_pids)" ]' 20 || fail "processes left after the server stopped: $(owner_pids | tr '\n' ' ')"
+}

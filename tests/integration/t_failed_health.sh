@@ -12,6 +12,7 @@ mkdir -p "$D"
 cat > "$D/app.py" <<'PY'
 import http.server, os, sys
 rel = os.environ.get("BERTH_RELEASE", "?")
+seen = set()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         code = 500 if self.path == "/bad" else 200
@@ -21,7 +22,10 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, fmt, *a):
-        sys.stderr.write("request %s -> %s\n" % (self.path, a[1]))
+        if self.path in seen:
+            return
+        seen.add(self.path)
+        sys.stderr.write("first request %s -> %s\n" % (self.path, a[1]))
         sys.stderr.flush()
 print("booting release %s on port %s" % (rel, os.environ["PORT"]), flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
@@ -57,7 +61,7 @@ grep -q "not healthy" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the error does
 grep -q "500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the error does not give the health check's answer (HTTP 500)"; }
 grep -q "last log lines" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: no 'last log lines' in the error"; }
 grep -q "| booting release 2" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's own log line is not in the error"; }
-grep -q "| request /bad -> 500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's last request log line is not in the error"; }
+grep -q "| first request /bad -> 500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's last request log line is not in the error"; }
 pass "failing health check: deploy exits non-zero with the reason and the instance's log lines"
 
 b releases --app $APP --json >"$T/rel.json"
@@ -81,7 +85,7 @@ wait_for '[ -z "$(procs_exact "$MARK-v2")" ]' 50 || fail "a v2 process still run
 pass "after the failed rollout v1 keeps its processes (pids $PIDS1) and serves; v2 is gone"
 
 # --- v3: a command that writes to stderr and exits 3 -> fails at once on the exit
-manifest v3 /healthz "echo \"fatal: cannot read settings $MARK\" >&2; exit 3"
+manifest v3 /healthz "'echo \"fatal: cannot read settings $MARK\" >&2; exit 3'"
 if (cd "$D" && b deploy) >"$T/d3.out" 2>"$T/d3.err"; then
   cat "$T/d3.out" "$T/d3.err"; fail "v3 deploy of a command that exits 3 exited 0"
 fi

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +167,8 @@ static struct child spawn_in_group(const char *name, int extra)
 		struct err e = ERR_INIT;
 		char made = 0;
 		close(fds[0]);
+		/* A failed assertion in the parent must not leave children behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (cgroup_enter(name, getpid(), &e) < 0) {
 			fprintf(stderr, "child: %s\n", e.msg);
 			_exit(1);
@@ -173,6 +176,7 @@ static struct child spawn_in_group(const char *name, int extra)
 		for (int i = 0; i < extra; i++) {
 			pid_t g = fork();
 			if (g == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
 				for (;;)
 					pause();
 			}
@@ -205,6 +209,7 @@ static int group_setup(void **state)
 	snprintf(tag, sizeof tag, "ut%d", (int)getpid());
 	if (cgroup_init(tag, &e) < 0) {
 		snprintf(skip_reason, sizeof skip_reason, "%s", e.msg);
+		printf("cgroup tests skipped: cgroups not usable here: %s\n", skip_reason);
 		assert_string_equal(cgroup_mode(), "none");
 		assert_int_equal(cgroup_available(), 0);
 	}
@@ -237,7 +242,7 @@ static int group_teardown(void **state)
 #define NEED_CGROUPS()                                                           \
 	do {                                                                     \
 		if (!cgroup_available()) {                                       \
-			printf("    skipped: cgroups not usable here: %s\n", skip_reason); \
+			printf("    skipped: cgroups not usable here\n");  \
 			skip();                                                  \
 		}                                                                \
 	} while (0)
@@ -347,11 +352,16 @@ static void test_small_profile_lifecycle(void **state)
 	struct child c = spawn_in_group("web.1", 0);
 	assert_int_equal(c.ok, 1);
 
-	/* The child sits in berth-<tag>/web.1 in every hierarchy berth uses. */
+	/* The child sits in berth-<tag>/web.1 in every hierarchy berth uses (v1 mode leaves
+	 * the cgroup2 one alone). */
 	snprintf(suffix, sizeof suffix, "/berth-%s/web.1", tag);
 	char *dirs[4] = {group_dir(c.pid, NULL), group_dir(c.pid, "memory"),
 			 group_dir(c.pid, "cpu"), group_dir(c.pid, "pids")};
 	int placed = 0;
+	if (strcmp(cgroup_mode(), "v1") == 0) {
+		free(dirs[0]);
+		dirs[0] = NULL;
+	}
 	for (int i = 0; i < 4; i++) {
 		if (!dirs[i])
 			continue;

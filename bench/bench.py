@@ -6,11 +6,14 @@ run), and adds its rows to the run's results file (JSON). `report` prints the ta
 the dated section of bench/RESULTS.md.
 
     bench.py rss | deploy | scale | logs     measure (needs the BENCH_* environment of run.sh)
+    bench.py final                           note the server's memory and CPU at the end
+    bench.py fail WHAT                       note a figure that could not be measured
     bench.py report RESULTS.md               print the table, rewrite/append the dated section
 
 Nothing here asserts a time: a figure that misses its target is reported, not failed. A
-subcommand exits 1 (with one clear line on stderr) only when it could not measure, e.g. a
-deploy failed or log lines were lost. Standard library only."""
+subcommand exits 1 (with one clear line on stderr) when it could not measure (e.g. a deploy
+failed), and 3 when it measured but berth misbehaved (log lines lost or out of order: the row
+says so too). Standard library only."""
 
 import datetime
 import json
@@ -62,7 +65,11 @@ while True:
 
 
 class BenchError(Exception):
-    pass
+    """The figure could not be measured (exit status 1)."""
+
+
+class BenchProblem(Exception):
+    """Measured, and berth did something wrong, e.g. lost log lines (exit status 3)."""
 
 
 def env(name):
@@ -334,6 +341,8 @@ def cmd_rss(res):
     time.sleep(1.0)  # let any allocation settle (timers, buffers)
     rss = proc_status_kib(pid, "VmRSS")
     hwm = proc_status_kib(pid, "VmHWM")
+    anon = proc_status_kib(pid, "RssAnon")
+    rfile = proc_status_kib(pid, "RssFile")
     kids = children_of(pid)
     running = len([k for k in kids if k[1] == "sleep"])
     if running != n:
@@ -352,15 +361,18 @@ def cmd_rss(res):
     res["raw"]["rss"] = {"n": n, "idle_rss_kib": idle_rss, "idle_hwm_kib": idle_hwm, "rss_kib": rss,
                          "hwm_kib": hwm, "rss_after_ps_kib": rss_ps, "rss_after_scale_down_kib": rss_after,
                          "scale_up_s": wall, "ps_s": ps_wall, "scale_down_s": down_wall,
-                         "helper_processes": others}
-    ref = "Nomad 15–20 MB per task; containerd 5–10 MB per shim (published)"
-    add_row(res, "memory", f"server VmRSS, {n} instances running", fmt_mib(rss), "—", ref,
+                         "helper_processes": others, "rss_anon_kib": anon, "rss_file_kib": rfile}
+    ref = "Nomad 15–20 MB/task, containerd 5–10 MB/shim (published)"
+    add_row(res, "memory", f"server VmRSS, {n} workers running", fmt_mib(rss), "—", ref,
             "< 20 MiB", rss < 20 * 1024)
-    add_row(res, "memory", f"server VmHWM (peak), {n} instances", fmt_mib(hwm), "—", ref,
+    add_row(res, "memory", f"server VmHWM (peak), {n} workers", fmt_mib(hwm), "—", ref,
             "< 20 MiB", hwm < 20 * 1024)
-    add_row(res, "memory", "server VmRSS idle (fresh server, no app)", fmt_mib(idle_rss), "—", "—", "—", None)
-    add_row(res, "memory", "server memory per instance ((RSS − idle) / n)", f"{per:.0f} KiB",
-            "—", "Nomad 15–20 MB per task", "—", None)
+    add_row(res, "memory", "server VmRSS idle (fresh, no app)", fmt_mib(idle_rss), "—", "—", "—", None)
+    add_row(res, "memory", "server memory per instance (RSS − idle) / n", f"{per:.0f} KiB",
+            "—", "Nomad 15–20 MB/task (published)", "—", None)
+    res["notes"].append(
+        f"memory: with {n} instances VmRSS is {fmt_mib(anon)} anonymous (heap, stacks) + {fmt_mib(rfile)} "
+        f"file-backed (the binary and its shared libraries, shared with every other process using them).")
     res["notes"].append(
         f"memory: the {n} instances are direct children of the server (no per-instance helper process: "
         f"{others} other children); `berth ps --json` of {n} instances took {ps_wall * 1000:.0f} ms "
@@ -369,7 +381,7 @@ def cmd_rss(res):
 
 # ---- deploy: deploy -> all healthy ----
 
-def deploy_series(res, app, files, peer_argv, label, count):
+def deploy_series(res, app, files, command, label, count):
     d = write_app(app, files)
     berth("deploy", d, "--app", app, "--json")  # v1: warm-up, not counted
     walls, rollouts, healthy, pre, post = [], [], [], [], []
@@ -388,21 +400,25 @@ def deploy_series(res, app, files, peer_argv, label, count):
         pre.append((ev_ts(evs, "start") - t0) * 1000)
         post.append((t0 + wall - ev_ts(evs, "healthy")) * 1000)
     berth("stop", "--app", app, "--json")
-    peers = [peer_start_ms(peer_argv, d) for _ in range(count)]
+    # the peers: the same command started as berth starts it (sh -c), without and with the shim
+    peers = [peer_start_ms(["/bin/sh", "-c", command], d) for _ in range(count)]
+    shim = [peer_start_ms([env("BERTH_BIN"), "_exec", "--", "/bin/sh", "-c", command], d)
+            for _ in range(count)]
     res["raw"][f"deploy-{app}"] = {"cli_ms": walls, "rollout_ms": rollouts, "healthy_after_ms": healthy,
                                    "cli_start_to_spawn_ms": pre, "healthy_to_cli_exit_ms": post,
-                                   "peer_start_ms": peers}
-    ref = "k8s pod start SLO p99 ≤ 5 s; kamal-proxy polls every 1 s; Dokku waits 10 s (published)"
+                                   "peer_start_ms": peers, "peer_via_shim_ms": shim}
+    ref = "k8s p99 ≤ 5 s; kamal-proxy polls 1 s; Dokku waits 10 s (published)"
     peer = f"app alone: {fmt_ms(median(peers))} / {fmt_ms(p90(peers))}"
-    add_row(res, "deploy", f"deploy → healthy, CLI wall, median / p90 ({label})",
+    add_row(res, "deploy", f"deploy → healthy, {label}: CLI wall, median / p90",
             f"{fmt_ms(median(walls))} / {fmt_ms(p90(walls))}", peer, ref, "< 300 ms", p90(walls) < 300)
-    add_row(res, "deploy", f"deploy → healthy, server rollout, median / p90 ({label})",
+    add_row(res, "deploy", f"deploy → healthy, {label}: server rollout, median / p90",
             f"{fmt_ms(median(rollouts))} / {fmt_ms(p90(rollouts))}", peer, ref, "< 300 ms",
             p90(rollouts) < 300)
     res["notes"].append(
         f"deploy ({label}, {count} deploys, medians): CLI start → new instance spawned "
         f"{median(pre):.0f} ms (pack, upload, unpack, release commit); spawned → healthy "
-        f"{median(healthy):.0f} ms (of which the app alone needs {median(peers):.0f} ms to answer); "
+        f"{median(healthy):.0f} ms (the app alone needs {median(peers):.0f} ms to answer, "
+        f"{median(shim):.0f} ms when started through `berth _exec` and `sh -c` as berth starts it); "
         f"healthy → CLI exit {median(post):.0f} ms (stop old instance, record outcome, stream end).")
 
 
@@ -410,11 +426,11 @@ def cmd_deploy(res):
     count = env_int("DEPLOYS", 20)
     py = env("BENCH_PYTHON")
     extra = ["health:", "  http: /", "  deadline: 20s", "stop_grace: 2s"]
-    deploy_series(res, "tiny", {"app.py": TINY_APP, "berth.yaml": manifest("web", f"exec {py} app.py", extra)},
-                  [py, "app.py"], "tiny python socket server, HTTP check", count)
+    tiny = f"exec {py} app.py"
+    deploy_series(res, "tiny", {"app.py": TINY_APP, "berth.yaml": manifest("web", tiny, extra)},
+                  tiny, "tiny app", count)
     hs = f"exec {py} -m http.server $PORT --bind 127.0.0.1"
-    deploy_series(res, "httpserver", {"berth.yaml": manifest("web", hs, extra)},
-                  ["/bin/sh", "-c", hs], "python3 -m http.server, HTTP check", count)
+    deploy_series(res, "httpserver", {"berth.yaml": manifest("web", hs, extra)}, hs, "http.server", count)
 
 
 # ---- scale: 0 -> N -> 0 ----
@@ -445,6 +461,19 @@ def peer_scale(py, d, n):
     return up, down
 
 
+def pids_alive(pids):
+    alive = []
+    for p in pids:
+        try:
+            os.kill(p, 0)
+            alive.append(p)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            alive.append(p)
+    return alive
+
+
 def cmd_scale(res):
     n = env_int("SCALE_N", 50)
     rounds = env_int("SCALE_ROUNDS", 3)
@@ -453,42 +482,52 @@ def cmd_scale(res):
         "web", f"exec {py} tcp.py", ["instances: 0", "health:", "  tcp: true", "  deadline: 30s",
                                      "stop_grace: 5s"])})
     berth("deploy", d, "--app", "scale", "--json")
-    ups, downs, up_srv, peers_up, peers_down = [], [], [], [], []
+    ups, downs, gones, spawn_phase, last_to_done, peers_up, peers_down = [], [], [], [], [], [], []
+    early = []
     for _ in range(rounds):
         _, wall, out = berth("scale", f"web={n}", "--app", "scale", "--json")
         evs = events(out)
         ups.append(wall * 1000)
-        up_srv.append((ts_epoch(evs[-1]["ts"]) - ev_ts(evs, "start")) * 1000 if evs[-1].get("ts") else None)
-        live = len(procs_with_env("BERTH_APP", "scale"))
+        if evs[-1].get("ts"):
+            spawn_phase.append((ev_ts(evs, "start", first=False) - ev_ts(evs, "start")) * 1000)
+            last_to_done.append((ts_epoch(evs[-1]["ts"]) - ev_ts(evs, "start", first=False)) * 1000)
         healthy = sum(1 for e in evs if e.get("event") == "healthy")
-        if live != n or healthy != n:
-            raise BenchError(f"after scale web={n}: {live} processes, {healthy} healthy events")
+        _, _, ps = berth("ps", "--app", "scale", "--json")
+        pids = [i["pid"] for i in json.loads(ps)["instances"] if i.get("state") == "running" and i.get("pid")]
+        if len(pids) != n or healthy != n:
+            raise BenchError(f"after scale web={n}: {len(pids)} running instances, {healthy} healthy events")
+        t0 = time.perf_counter()
         _, wall, out = berth("scale", "web=0", "--app", "scale", "--json")
         events(out)
         downs.append(wall * 1000)
-        left = procs_with_env("BERTH_APP", "scale")
-        if left:
-            # not an error of the benchmark: scale returned before its processes were gone
-            gone_t = time.perf_counter()
-            while procs_with_env("BERTH_APP", "scale") and time.perf_counter() - gone_t < 30:
-                time.sleep(0.01)
-            res["notes"].append(f"scale: `scale web=0` returned while {len(left)} processes were still "
-                                f"running (gone {1000 * (time.perf_counter() - gone_t):.0f} ms later)")
+        early.append(len(pids_alive(pids)))
+        while pids_alive(pids):
+            if time.perf_counter() - t0 > 30:
+                raise BenchError(f"after scale web=0: {len(pids_alive(pids))} instances still running after 30 s")
+            time.sleep(0.001)
+        gones.append((time.perf_counter() - t0) * 1000)
         pu, pd = peer_scale(py, d, n)
         peers_up.append(pu)
         peers_down.append(pd)
-    res["raw"]["scale"] = {"n": n, "up_ms": ups, "up_server_ms": up_srv, "down_ms": downs,
-                           "peer_up_ms": peers_up, "peer_down_ms": peers_down}
-    add_row(res, "scale", f"scale 0 → {n} (TCP check), CLI wall, median of {rounds}",
-            fmt_s_or_ms(median(ups)), f"{n} started directly: {fmt_s_or_ms(median(peers_up))}",
-            "k8s pod start SLO p99 ≤ 5 s per pod (published)", "< 3 s", median(ups) < 3000)
-    add_row(res, "scale", f"scale {n} → 0, CLI wall, median of {rounds}", fmt_s_or_ms(median(downs)),
-            f"SIGTERM + wait directly: {fmt_s_or_ms(median(peers_down))}", "—", "—", None)
-    srv = [x for x in up_srv if x is not None]
-    if srv:
-        res["notes"].append(f"scale: first instance spawned → done event, server clock, median "
-                            f"{median(srv):.0f} ms (the rest of the CLI wall time is the request and the "
-                            f"reconciler's pass before the first spawn).")
+    res["raw"]["scale"] = {"n": n, "up_ms": ups, "down_ms": downs, "down_all_gone_ms": gones,
+                           "alive_when_down_returned": early, "spawn_phase_ms": spawn_phase,
+                           "last_spawn_to_done_ms": last_to_done, "peer_up_ms": peers_up,
+                           "peer_down_ms": peers_down}
+    add_row(res, "scale", f"scale 0 → {n}, CLI wall, median of {rounds}",
+            fmt_s_or_ms(median(ups)), f"started directly: {fmt_s_or_ms(median(peers_up))}",
+            "k8s p99 ≤ 5 s per pod (published)", "< 3 s", median(ups) < 3000)
+    add_row(res, "scale", f"scale {n} → 0, CLI wall / all exited, median of {rounds}",
+            f"{fmt_s_or_ms(median(downs))} / {fmt_s_or_ms(median(gones))}",
+            f"SIGTERM + wait: {fmt_s_or_ms(median(peers_down))}", "—", "—", None)
+    if spawn_phase:
+        res["notes"].append(
+            f"scale 0 → {n} (medians): the server spawned the {n} instances over {median(spawn_phase):.0f} ms "
+            f"(first → last start event, {median(spawn_phase) / max(n - 1, 1):.1f} ms each, one at a time on "
+            f"its loop), then {median(last_to_done):.0f} ms until the last was healthy.")
+    if any(early):
+        res["notes"].append(
+            f"scale {n} → 0: the command returned while {median(early):.0f} of the {n} processes were still "
+            f"running (median); all had exited {median(gones) - median(downs):.0f} ms later.")
 
 
 # ---- logs: ingest rate of one chatty instance ----
@@ -642,18 +681,18 @@ def cmd_logs(res):
     prate = median([r["rate"] for r in peers])
     cpu = median([r["server_cpu_s"] for r in ours])
     verdict = "all lines, in order" if not lost else f"LOST/BAD in {len(lost)} of {rounds} rounds: {lost[0]['error']}"
-    add_row(res, "logs", f"log ingest, {n:,} lines of 51 B, median of {rounds} rounds",
-            f"{fmt_rate(rate)} ({verdict})", f"pipe to cat > file: {fmt_rate(prate)}",
-            "Fluent Bit tails ~1 M lines/s (published)", "> 500 k lines/s, no loss",
+    add_row(res, "logs", f"log ingest, {n:,} lines of 51 B, median of {rounds}",
+            f"{fmt_rate(rate)} ({verdict})", f"pipe to cat: {fmt_rate(prate)}",
+            "Fluent Bit ~1 M lines/s (published)", "> 500 k/s, no loss",
             rate > 500000 and not lost)
-    add_row(res, "logs", "server CPU per million lines ingested", f"{cpu / n * 1e6:.2f} s", "—", "—", "—", None)
+    add_row(res, "logs", "server CPU per million log lines", f"{cpu / n * 1e6:.2f} s", "—", "—", "—", None)
     res["notes"].append(
         f"logs: {n:,} lines in {median([r['seconds'] for r in ours]):.2f} s with berth "
         f"({median([r['files'] for r in ours]):.0f} files after rotation) vs "
         f"{median([r['seconds'] for r in peers]):.3f} s through a bare pipe; the server used "
         f"{cpu:.2f} s of CPU per round; VmRSS after a round {fmt_mib(ours[-1]['rss_kib'])}.")
     if lost:
-        raise BenchError(f"log lines lost or out of order: {lost[0]['error']}")
+        raise BenchProblem(f"log lines lost or out of order: {lost[0]['error']}")
 
 
 # ---- report ----
@@ -681,7 +720,13 @@ def machine():
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "ram": f"{mem / 1024 / 1024:.1f} GiB",
             "kernel": platform.release(), "os": debian, "revision": os.environ.get("BENCH_REVISION", "unknown"),
-            "python": os.environ.get("BENCH_PYTHON_VERSION", ""), "cgroups": os.environ.get("BENCH_CGROUPS", "")}
+            "python": os.environ.get("BENCH_PYTHON_VERSION", ""), "cgroups": os.environ.get("BENCH_CGROUPS", ""),
+            "load": f"{os.environ.get('BENCH_LOAD_START', '?')} at start, {load1()} at end"}
+
+
+def load1():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
 def table(rows, md):
@@ -705,6 +750,7 @@ def cmd_report(res, path):
     failed = res.get("failed", [])
     print()
     print(title)
+    print(f"load average (1 min): {m['load']}")
     print(table(res["rows"], md=False))
     for n in res["notes"]:
         print("  * " + n)
@@ -713,7 +759,8 @@ def cmd_report(res, path):
     key = f"{date} {m['cpu']} {m['cores']} {m['ram']} {m['kernel']}"
     p = res.get("params", {})
     body = [f"<!-- bench-run: {key} -->", f"## {title}", "",
-            f"Apps run with {m['python']}; cgroups: {m['cgroups'] or 'unknown'}; parameters: "
+            f"Apps run with {m['python']}; cgroups: {m['cgroups'] or 'unknown'}; "
+            f"load average (1 min): {m['load']}; parameters: "
             + ", ".join(f"{k}={v}" for k, v in sorted(p.items())) + ".", "",
             table(res["rows"], md=True), ""]
     body += [f"- {n}" for n in res["notes"]]
@@ -738,9 +785,16 @@ def cmd_report(res, path):
     print(f"\nwrote the {date} section of {path}")
 
 
+def cmd_final(res):
+    pid = server_pid()
+    res["notes"].append(f"server at the end of the run: VmRSS {fmt_mib(proc_status_kib(pid, 'VmRSS'))}, "
+                        f"VmHWM {fmt_mib(proc_status_kib(pid, 'VmHWM'))} (peak over every benchmark), "
+                        f"CPU {proc_cpu_s(pid):.1f} s.")
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("rss", "deploy", "scale", "logs", "report", "fail"):
-        print("usage: bench.py rss|deploy|scale|logs | report RESULTS.md | fail WHAT", file=sys.stderr)
+    if len(sys.argv) < 2 or sys.argv[1] not in ("rss", "deploy", "scale", "logs", "final", "report", "fail"):
+        print("usage: bench.py rss|deploy|scale|logs|final | report RESULTS.md | fail WHAT", file=sys.stderr)
         return 2
     what = sys.argv[1]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -758,12 +812,19 @@ def main():
             if os.environ.get(k):
                 res["params"][k] = os.environ[k]
         try:
-            {"rss": cmd_rss, "deploy": cmd_deploy, "scale": cmd_scale, "logs": cmd_logs}[what](res)
+            {"rss": cmd_rss, "deploy": cmd_deploy, "scale": cmd_scale, "logs": cmd_logs,
+             "final": cmd_final}[what](res)
         finally:
             results_save(res)
     except BenchError as e:
         print(f"bench {what}: {e}", file=sys.stderr)
         return 1
+    except BenchProblem as e:
+        print(f"bench {what}: PROBLEM: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"bench {what}: interrupted", file=sys.stderr)
+        return 130
     finally:
         peer_stop_all()
     return 0

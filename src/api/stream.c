@@ -2,6 +2,7 @@
  * the change goes on if the client leaves (only the waiter is dropped). */
 #include "api/internal.h"
 #include <stdlib.h>
+#include "util/timeutil.h"
 
 struct op {
 	struct http_req *req;
@@ -40,6 +41,22 @@ static void on_abort(struct http_req *r, void *arg)
 	free(op);
 }
 
+/* Every progress event carries its time (docs/API.md); the API's own first events get "now",
+ * written first like the reconciler's. */
+static void write_stamped(struct http_req *r, json_t *ev)
+{
+	if (json_object_get(ev, "ts")) {
+		write_event(r, ev);
+		return;
+	}
+	char ts[40];
+	json_t *s = json_object();
+	json_object_set_new(s, "ts", json_string(time_format_rfc3339(time_now_us(), ts, sizeof ts)));
+	json_object_update(s, ev);
+	write_event(r, s);
+	json_decref(s);
+}
+
 void api_stream_wait(struct ctx *c, enum rc_wait kind, int version, json_t *first)
 {
 	struct op *op = xcalloc(1, sizeof *op);
@@ -48,7 +65,7 @@ void api_stream_wait(struct ctx *c, enum rc_wait kind, int version, json_t *firs
 	size_t k;
 	json_t *ev;
 	json_array_foreach(first, k, ev)
-		write_event(c->req, ev);
+		write_stamped(c->req, ev);
 	json_decref(first);
 	http_req_on_abort(c->req, on_abort, op);
 	op->w = reconciler_wait(c->api->rc, c->env, c->app, kind, version, on_event, op);

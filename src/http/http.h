@@ -20,7 +20,11 @@
  *  - 10 s to receive a request head (408), 60 s between body bytes (408), 60 s idle keep-alive
  *    (closed silently). After any error answer the connection is closed.
  * Keep-alive: HTTP/1.1 by default, HTTP/1.0 only with "Connection: keep-alive"; Upgrade
- * requests are answered as plain HTTP and the connection is then closed. */
+ * requests are answered as plain HTTP and the connection is then closed.
+ * "Expect: 100-continue" gets "HTTP/1.1 100 Continue" once on_head accepted the request.
+ * Answers carry Date, Content-Type, Content-Length (or chunked coding for streams; HTTP/1.0
+ * streams end with the connection) and "Connection: close" when the connection ends after
+ * them; answers to HEAD carry no body, nor do 1xx/204/304. */
 #ifndef BERTH_HTTP_H
 #define BERTH_HTTP_H
 #include <stddef.h>

@@ -165,7 +165,10 @@ static size_t scan_run(struct scan *s, const unsigned char *d, size_t n, int *do
 		case S_NAME:
 			if (c == ':')
 				s->st = S_VALUE;
-			else if (!(ctab[c] & C_TOKEN))
+			else if (ctab[c] & C_TOKEN) {
+				while (i + 1 < end && (ctab[d[i + 1]] & C_TOKEN))
+					i++;
+			} else
 				goto bad;
 			break;
 		case S_VALUE:
@@ -558,6 +561,7 @@ size_t http_parse_feed(struct http_parse *p, const char *data, size_t n, enum ht
 			http_req_free(p->req ? &p->req->pub : NULL);   /* never taken */
 			p->req = NULL;
 			buf_free(&p->arena);
+			buf_grow(&p->arena, 1024);   /* most heads fit: no regrowth on the way */
 			p->nh = 0;
 			p->in_name = 0;
 			p->state = P_HEAD;

@@ -54,20 +54,23 @@ int http_target_split(struct buf *arena, size_t target_off, size_t len, size_t *
 	*path_off = arena->len;
 	if (pstart == pend)
 		buf_addc(arena, '/');                         /* "http://h" or "http://h?q" */
-	for (size_t i = pstart; i < pend; i++) {
-		unsigned char c = (unsigned char)t[i];
-		if (c == '%') {
-			if (i + 2 >= pend)
-				return 400;
-			int hi = hexval((unsigned char)t[i + 1]), lo = hexval((unsigned char)t[i + 2]);
-			if (hi < 0 || lo < 0)
-				return 400;
-			c = (unsigned char)(hi * 16 + lo);
-			if (c < 0x20 || c == 0x7f)                 /* %00, CR, LF, ...: never a path */
-				return 400;
-			i += 2;
-		}
+	for (size_t i = pstart; i < pend;) {
+		const char *pct = memchr(t + i, '%', pend - i);
+		size_t run = pct ? (size_t)(pct - t) - i : pend - i;
+		buf_add(arena, t + i, run);
+		i += run;
+		if (i == pend)
+			break;
+		if (i + 2 >= pend)
+			return 400;
+		int hi = hexval((unsigned char)t[i + 1]), lo = hexval((unsigned char)t[i + 2]);
+		if (hi < 0 || lo < 0)
+			return 400;
+		unsigned char c = (unsigned char)(hi * 16 + lo);
+		if (c < 0x20 || c == 0x7f)                         /* %00, CR, LF, ...: never a path */
+			return 400;
 		buf_addc(arena, (char)c);
+		i += 3;
 	}
 	buf_addc(arena, 0);
 	*query_off = arena->len;

@@ -5,7 +5,8 @@
  * Owns every socket, timer and spool file descriptor; handlers own only their answers.
  * Peer trouble (EOF, ECONNRESET, EPIPE) closes that connection and nothing else; libuv's
  * writes never raise SIGPIPE. A peer that sends EOF while its request is being answered
- * is taken as gone (the abort callback runs), as nginx does. */
+ * is taken as gone (the abort callback runs), as nginx does. Spooled bodies are written
+ * with plain write(2) on the loop: page-cache writes, bounded by the handler's plan.max. */
 #include "http/conn.h"
 #include "util/log.h"
 #include <arpa/inet.h>
@@ -673,9 +674,10 @@ static void on_body_event(struct conn *c)
 		return;                   /* discarding */
 	if (c->spool_fd >= 0) {
 		if (write_all(c->spool_fd, d, n) < 0) {
+			int err = errno;
 			log_warn("http: %s: write request body to %s: %s", c->peer, c->req->pub.body_file,
-				 strerror(errno));
-			conn_send_error(c, errno == ENOSPC || errno == EDQUOT ? 507 : 500);
+				 strerror(err));
+			conn_send_error(c, err == ENOSPC || err == EDQUOT ? 507 : 500);
 		}
 		return;
 	}

@@ -122,20 +122,27 @@ V1_GRACEFUL=$(pids_of $APP graceful)
 sed -i 's/^VER = "one"/VER = "two"/' "$D/app.py"
 (cd "$D" && b deploy) >"$T/d2.out" 2>&1 || { cat "$T/d2.out"; fail "v2 deploy failed"; }
 assert_has "$(cat "$T/d2.out")" "-----> v2 is live" "v2 progress"
+# the deploy is done once v2 is healthy; a v1 instance may still be in its stop grace (listed
+# "stopping") for a moment after that
+wait_for '[ "$(b ps --app $APP --json | json "len(d[\"instances\"])")" = 4 ]' 50 || { b ps --app $APP; fail "v1 instances linger"; }
 assert_eq "$(ps_rows $APP | awk '{print $1, $2, $5}' | tr '\n' ' ')" \
   "graceful.1 running 2 stubborn.1 running 2 web.1 running 2 web.2 running 2 " "ps after v2"
 set -- $(b ps --app $APP --json | json '" ".join(str(i["port"]) for i in sorted(d["instances"], key=lambda i: i["id"]) if i["process"]=="web")')
 assert_eq "$(curl -s "http://127.0.0.1:$1/")" "two web.1 count=4 greeting=hi there workers=4 debug=false vol=$VOL" "GET / on v2's web.1"
 assert_eq "$(cat "$VOL/count")" 4 "the counter in the volume after v2"
 # stop_grace: the graceful v1 process finished its cleanup; the stubborn one ignored SIGTERM
-# and was killed when its 1 s grace ran out (it is gone, and it never exited by itself)
+# and was killed when its 1 s grace ran out (it is gone, and it never exited by itself).
+# Only stdout counts here: sh reports its killed `sleep` child on stderr ("Terminated").
 wait_for '! alive $V1_STUBBORN && ! alive $V1_GRACEFUL' 50 || fail "v1 processes still running after v2"
 [ -z "$(group_pids $V1_STUBBORN)$(group_pids $V1_GRACEFUL)" ] || fail "v1 process groups not empty"
-assert_eq "$(b logs --app $APP --process graceful | cut -d' ' -f2- | grep ' v1 ')" "graceful.1 v1 | graceful up
+assert_eq "$(b logs --app $APP --process graceful | cut -d' ' -f2- | grep ' v1 | ')" "graceful.1 v1 | graceful up
 graceful.1 v1 | cleaning up
 graceful.1 v1 | clean exit" "the graceful v1 process's output"
-assert_eq "$(b logs --app $APP --process stubborn | cut -d' ' -f2- | grep ' v1 ')" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL
+assert_eq "$(b logs --app $APP --process stubborn | cut -d' ' -f2- | grep ' v1 | ')" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL
 stubborn.1 v1 | TERM ignored" "the stubborn v1 process's output"
+grep -q "production/yapp stubborn.1 did not stop within 1000 ms; sending SIGKILL" "$T/server.log" \
+  || fail "the server log does not say the stubborn process was killed after its 1 s grace"
+grep -q "graceful.1 did not stop" "$T/server.log" && fail "the graceful process was killed instead of exiting by itself"
 pass "v2 sees v1's data in the volume; stop_grace honoured (clean exit / killed after grace)"
 
 stop_server

@@ -440,7 +440,11 @@ static void test_procfile(void **state)
 static void test_procfile_errors(void **state)
 {
 	static const struct bad_case cases[] = {
+		{"web\n", "Procfile:1:4: expected ':' after process name \"web\""},
 		{"web python app.py\n", "Procfile:1:4: expected ':' after process name \"web\""},
+		{"web: ok\nworker exec sleep 1\n", "Procfile:2:7: expected ':' after process name "
+		 "\"worker\""},
+		{"web\t = x\n", "Procfile:1:4: expected ':' after process name \"web\""},
 		{"web: ok\n:x\n", "Procfile:2:1: expected a process name before ':'"},
 		{"web:\n", "Procfile:1:5: empty command for process \"web\""},
 		{"web:   \r\n", "Procfile:1:8: empty command for process \"web\""},
@@ -735,7 +739,7 @@ static void test_load_dir(void **state)
 	manifest_free(&m);
 
 	/* Errors name the bare file. */
-	put(f, "Procfile", "web: ./server\n\nweb ./again\n");
+	put(f, "Procfile", "web: ./server\n\nweb\n");
 	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
 	assert_string_equal(e.msg, "Procfile:3:4: expected ':' after process name \"web\"");
 	put(f, "berth.yaml", "app: hello\nprocesses:\n  web:\n    comand: x\n");

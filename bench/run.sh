@@ -25,6 +25,8 @@ say() { echo "bench: $*" >&2; }
 
 # ---- prerequisites ----
 [ -x "$BERTH" ] || die "no berth binary at $BERTH (build it first: make -j2)"
+# the revision the binary was (presumably) built from; "-dirty": with uncommitted changes
+BENCH_REVISION=$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 if [ -z "${BENCH_PYTHON:-}" ]; then
   # Debian's interpreter, not a version-manager shim (pyenv's adds ~200 ms to every start)
   if [ -x /usr/bin/python3 ]; then BENCH_PYTHON=/usr/bin/python3; else BENCH_PYTHON=$(command -v python3 || true); fi
@@ -79,6 +81,11 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM HUP
 
+# ---- the binary under test: a private copy, so that a rebuild during the run changes nothing ----
+cp "$BERTH" "$T/berth" && "$T/berth" version >/dev/null 2>&1 \
+  || die "could not copy a working $BERTH (being rebuilt? try again)"
+BERTH="$T/berth"
+
 # ---- build the log generator ----
 "$CC" -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$T/loggen" "$HERE/loggen.c" \
   || die "could not compile bench/loggen.c"
@@ -105,7 +112,6 @@ OWNER=$("$BENCH_PYTHON" -c 'import hashlib,os,sys;print(hashlib.sha256(os.path.r
 
 export BERTH_BIN="$BERTH" BENCH_TMP="$T" BENCH_DATA="$DATA" BENCH_SERVER_PID="$SRV_PID" BENCH_TAG="$TAG"
 export BENCH_PYTHON BENCH_LOGGEN="$T/loggen" BENCH_RESULTS="$T/results.json"
-BENCH_REVISION=$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 BENCH_PYTHON_VERSION=$("$BENCH_PYTHON" -c 'import sys;print("Python %d.%d.%d" % sys.version_info[:3])')
 BENCH_CGROUPS=$(sed -n 's/.*info cgroups: //p' "$T/server.log" | head -1)
 BENCH_LOAD_START=$(cut -d' ' -f1 /proc/loadavg)

@@ -619,6 +619,11 @@ static void on_store_change(void *arg, const char *key, const char *value, int64
 	rt->doc = value ? json_loads(value, 0, NULL) : NULL;
 	rt->dirty = true;
 	schedule(rc);
+	if (!rt->doc) {
+		/* Deleted: nothing will converge for anyone still waiting on it. */
+		while (rt->waiters)
+			waiter_done(rt->waiters, done_event(false, 0, NULL, "the app was deleted", NULL));
+	}
 }
 
 static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, const char *detail)

@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <sodium.h>
@@ -170,11 +171,21 @@ static int ensure_admin_token(struct server *s, struct err *e)
 	return r;
 }
 
+/* Uploads being received and code being unpacked when a previous server died. Finished
+ * code directories are renamed into place atomically, so these are always safe to drop. */
 static void clean_tmp(struct server *s)
 {
 	char *tmp = xasprintf("%s/tmp", s->data);
 	fs_rm_rf(tmp, NULL);
 	free(tmp);
+	char *pattern = xasprintf("%s/releases/*/*/.unpack-*", s->data);
+	glob_t g;
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+		for (size_t k = 0; k < g.gl_pathc; k++)
+			fs_rm_rf(g.gl_pathv[k], NULL);
+		globfree(&g);
+	}
+	free(pattern);
 }
 
 static void on_stopped(void *arg)

@@ -17,7 +17,8 @@ cleanup() {
   for p in $(grep -l "BERTH_OWNER=" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
     { tr '\0' '\n' </proc/$p/environ; } 2>/dev/null | grep -q "^BERTH_OWNER=${OWNER:-none}$" && kill -9 "$p" 2>/dev/null
   done
-  rm -rf "$T"
+  # KEEP=1 keeps the test's directory (data dir, server.log) for a post-mortem
+  if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 
@@ -131,8 +132,9 @@ assert_lacks() { case "$1" in *"$2"*) fail "$3: unexpected '$2' in: $1" ;; esac;
 
 # run_ok FILE CMD...: run CMD with stdout+stderr into FILE; fail (showing FILE) unless it exits 0
 run_ok() {
-  local out=$1; shift
-  "$@" >"$out" 2>&1 || { cat "$out"; fail "'$*' exited $?"; }
+  local out=$1 rc=0; shift
+  "$@" >"$out" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { cat "$out"; fail "'$*' exited $rc"; }
 }
 
 # ps_rows APP [ENV]: one line per instance, "id state pid port release", sorted by id

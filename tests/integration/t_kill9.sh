@@ -49,9 +49,12 @@ nworker() { procs_exact "$MARK-worker" | wc -l; }
 # check_invariants WHAT: after a restart the live release runs exactly its formation, every
 # release has a final status, versions are unique, exactly one is active.
 check_invariants() {
-  local what=$1
-  wait_for '[ "$(count_state $APP running)" = 3 ] && [ "$(b ps --app $APP --json | json "len(d[\"instances\"])")" = 3 ]' 150 \
-    || { b ps --app $APP; fail "$what: the live release is not back to 3 running instances"; }
+  local what=$1 form
+  form=$(b scale --app $APP) || fail "$what: scale (show formation) failed"
+  NWEB=$(sed -n 's/.*web=\([0-9]*\).*/\1/p' <<<"$form"); NWORKER=$(sed -n 's/.*worker=\([0-9]*\).*/\1/p' <<<"$form")
+  NALL=$((NWEB + NWORKER))
+  wait_for '[ "$(count_state $APP running)" = $NALL ] && [ "$(b ps --app $APP --json | json "len(d[\"instances\"])")" = $NALL ]' 150 \
+    || { b ps --app $APP; fail "$what: the live release is not back to $form running"; }
   b releases --app $APP --json >"$T/rel.json" || fail "$what: releases failed"
   python3 - "$T/rel.json" <<'PY' || fail "$what: releases inconsistent: $(cat "$T/rel.json")"
 import json, sys
@@ -71,8 +74,8 @@ PY
     || { b ps --app $APP; fail "$what: instances are not all of the live release v$LIVE"; }
   # give a wrongly started duplicate the chance to show up before counting
   sleep 0.5
-  [ "$(nweb)" = 2 ] || fail "$what: $(nweb) web processes, want 2: $(procs_exact "$MARK-web" | tr '\n' ' ')"
-  [ "$(nworker)" = 1 ] || fail "$what: $(nworker) worker processes, want 1"
+  [ "$(nweb)" = "$NWEB" ] || fail "$what: $(nweb) web processes, want $NWEB: $(procs_exact "$MARK-web" | tr '\n' ' ')"
+  [ "$(nworker)" = "$NWORKER" ] || fail "$what: $(nworker) worker processes, want $NWORKER"
   local inst_pids
   inst_pids=$(b ps --app $APP --json | json '" ".join(sorted(str(i["pid"]) for i in d["instances"]))')
   [ "$(procs_exact "$MARK" | sort | tr '\n' ' ' | sed 's/ $//')" = "$inst_pids" ] \
@@ -158,4 +161,19 @@ manifest 0
 (cd "$D" && b deploy) >"$T/dlast.out" 2>&1 || { cat "$T/dlast.out"; fail "final deploy failed"; }
 check_invariants "final deploy"
 pass "deploying still works after all that (v$LIVE live)"
+
+# --- kill -9 around a scale: whatever formation was committed is what runs afterwards
+for n in 3 1 4; do
+  ms=$((RANDOM % 301))
+  b scale worker=$n --app $APP >"$T/sc$n.out" 2>&1 &
+  SC=$!
+  sleep "$(awk "BEGIN{print $ms/1000}")"
+  kill_restart "kill at ${ms} ms into scale worker=$n (seed $SEED)"
+  wait $SC || true
+  check_invariants "kill at ${ms} ms into scale worker=$n (seed $SEED)"
+done
+b scale worker=2 --app $APP >"$T/sc.out" 2>&1 || { cat "$T/sc.out"; fail "scale after the kills failed"; }
+check_invariants "scale worker=2 after the kills"
+[ "$NWORKER" = 2 ] || fail "worker=2 not applied"
+pass "kill -9 during scale: the committed formation runs, one process per instance"
 stop_server

@@ -10,16 +10,17 @@ mkdir -p "$D"
 #   child    - a plain background child (same process group)
 #   escapee  - a child in a session of its own (only the cgroup can find it)
 #   stubborn - a child that ignores SIGTERM
+#   ghost    - a child in its own session with an empty environment (no BERTH_OWNER either)
 cat >"$D/berth.yaml" <<'YAML'
 app: orph
 processes:
   forker:
-    command: 'sleep 1001 & echo "child $!"; setsid sleep 1002 & echo "escapee $!"; (trap "" TERM; exec sleep 1003) & echo "stubborn $!"; exec sleep 1000'
+    command: 'sleep 1001 & echo "child $!"; setsid sleep 1002 & echo "escapee $!"; (trap "" TERM; exec sleep 1003) & echo "stubborn $!"; setsid env -i sleep 1004 & echo "ghost $!"; exec sleep 1000'
     stop_grace: 3s
 YAML
 (cd "$D" && b deploy) >"$T/d1.out" 2>&1 || { cat "$T/d1.out"; fail "deploy failed"; }
 
-# helpers INSTANCE: "MAIN CHILD ESCAPEE STUBBORN" of the current incarnation of INSTANCE
+# helpers INSTANCE: "MAIN CHILD ESCAPEE STUBBORN GHOST" of the current incarnation of INSTANCE
 helpers() {
   local main
   main=$(b ps --app orph --json | json "[i['pid'] for i in d['instances'] if i['id']=='$1' and i['state']=='running'][0]") || return 1
@@ -32,13 +33,13 @@ for l in sys.stdin:
     if o["instance"] != inst:
         continue
     w = o["line"].split()
-    if len(w) == 2 and w[0] in ("child", "escapee", "stubborn"):
+    if len(w) == 2 and w[0] in ("child", "escapee", "stubborn", "ghost"):
         if w[0] == "child":
             last = {}
         last[w[0]] = w[1]
-if len(last) != 3:
+if len(last) != 4:
     sys.exit(1)
-print(main, last["child"], last["escapee"], last["stubborn"])
+print(main, last["child"], last["escapee"], last["stubborn"], last["ghost"])
 ' "$1" "$main"
 }
 # fresh INSTANCE: wait until INSTANCE runs and its helpers are all alive; sets H
@@ -65,7 +66,7 @@ H1=$H
 b stop --app orph >"$T/stop.out" 2>&1 || { cat "$T/stop.out"; fail "stop failed"; }
 all_gone "stop" $H1
 [ -z "$(owner_pids 2>/dev/null)" ] || fail "stop: processes of the app still run: $(owner_pids | tr '\n' ' ')"
-pass "stop: the instance, its child, a setsid escapee and a TERM-ignoring child are all gone"
+pass "stop: the instance, its child, a setsid escapee, a TERM-ignoring child and an env-less ghost are all gone"
 b start --app orph >"$T/start.out" 2>&1 || { cat "$T/start.out"; fail "start failed"; }
 
 # --- scale down
@@ -89,8 +90,20 @@ kill -9 "${H1%% *}"
 all_gone "crash" $H1
 wait_for '[ "$(b ps --app orph --json | json "d[\"instances\"][0][\"restarts\"]")" -ge 1 ]' 50 || fail "crashed instance not restarted"
 fresh forker.1
-[ "$(owner_pids 2>/dev/null | wc -l)" = 4 ] || fail "after a crash and restart: $(owner_pids | wc -l) processes, want 4 (instance + 3 helpers)"
+[ "$(owner_pids 2>/dev/null | wc -l)" = 4 ] || fail "after a crash and restart: $(owner_pids | wc -l) processes with the owner tag, want 4 (instance + 3 helpers; the ghost has no environment)"
 pass "crash: a killed instance's helpers are cleaned up before it is restarted"
+
+# --- kill -9 of the server: the next server's start-up sweep finds every one of them
+fresh forker.1
+H1=$H
+kill9_server
+for p in $H1; do pid_alive "$p" || fail "test precondition: $p died with the server"; done
+restart_server
+for p in $H1; do pid_alive "$p" && fail "after kill -9 and restart, $p ($(tr '\0' ' ' </proc/$p/cmdline)) of the dead server still runs"; done
+fresh forker.1
+[ "$(b ps --app orph --json | json 'len(d["instances"])')" = 1 ] || fail "after the restart: not exactly one forker"
+[ "$(owner_pids 2>/dev/null | wc -l)" = 4 ] || fail "after the restart: $(owner_pids | wc -l) owned processes, want 4"
+pass "kill -9 of the server, restart: every helper of the old instance is gone (escapee, stubborn, ghost too)"
 
 # --- an instance that ignores SIGTERM is killed after stop_grace (1s)
 S="$T/stub"

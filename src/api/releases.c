@@ -231,7 +231,8 @@ void api_rollback(struct ctx *c)
 	int live = model_json_int(app, "release", 0);
 	json_decref(app);
 	int to = 0;
-	json_t *jv = json_object_get(body, "version");
+	json_t *jv = json_object_get(body, "version");   /* borrowed from body */
+	bool given = jv && !json_is_null(jv);
 	if (json_is_integer(jv))
 		to = (int)json_integer_value(jv);
 	else if (json_is_string(jv))
@@ -242,7 +243,7 @@ void api_rollback(struct ctx *c)
 		return;
 	}
 	json_decref(body);
-	if (jv && !json_is_null(jv) && to <= 0) {
+	if (given && to <= 0) {
 		http_respond_error(c->req, 400, "\"version\" must be a release number like 3 or \"v3\"");
 		return;
 	}

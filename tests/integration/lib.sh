@@ -184,6 +184,10 @@ stop_server() {
   local rc=0
   wait "$SRV_PID" || rc=$?
   SRV_PID=""
-  [ "$rc" = 0 ] || fail "server exited $rc after SIGTERM"
+  if [ "$rc" != 0 ]; then
+    grep -q "ERROR: LeakSanitizer" "$T/server.log" &&
+      fail "server exited $rc after SIGTERM: it leaked memory ($(grep -m1 '^SUMMARY: AddressSanitizer' "$T/server.log"))"
+    fail "server exited $rc after SIGTERM"
+  fi
   wait_for '[ -z "$(owner_pids)" ]' 20 || fail "processes left after the server stopped: $(owner_pids | tr '\n' ' ')"
 }

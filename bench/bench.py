@@ -64,6 +64,11 @@ while True:
 '''
 
 
+# the settings of each benchmark and their defaults (README.md)
+PARAMS = {"rss": {"RSS_N": 100}, "deploy": {"DEPLOYS": 20}, "scale": {"SCALE_N": 50, "SCALE_ROUNDS": 3},
+          "logs": {"LOG_LINES": 2000000, "LOG_ROUNDS": 3}}
+
+
 class BenchError(Exception):
     """The figure could not be measured (exit status 1)."""
 
@@ -217,6 +222,18 @@ def proc_status_kib(pid, key):
     raise BenchError(f"no {key} in /proc/{pid}/status")
 
 
+def proc_pss_kib(pid):
+    """Proportional set size: shared pages divided among the processes sharing them."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def proc_cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -343,6 +360,7 @@ def cmd_rss(res):
     hwm = proc_status_kib(pid, "VmHWM")
     anon = proc_status_kib(pid, "RssAnon")
     rfile = proc_status_kib(pid, "RssFile")
+    pss = proc_pss_kib(pid)
     kids = children_of(pid)
     running = len([k for k in kids if k[1] == "sleep"])
     if running != n:
@@ -361,18 +379,20 @@ def cmd_rss(res):
     res["raw"]["rss"] = {"n": n, "idle_rss_kib": idle_rss, "idle_hwm_kib": idle_hwm, "rss_kib": rss,
                          "hwm_kib": hwm, "rss_after_ps_kib": rss_ps, "rss_after_scale_down_kib": rss_after,
                          "scale_up_s": wall, "ps_s": ps_wall, "scale_down_s": down_wall,
-                         "helper_processes": others, "rss_anon_kib": anon, "rss_file_kib": rfile}
+                         "helper_processes": others, "rss_anon_kib": anon, "rss_file_kib": rfile,
+                         "pss_kib": pss}
     ref = "Nomad 15–20 MB/task, containerd 5–10 MB/shim (published)"
     add_row(res, "memory", f"server VmRSS, {n} workers running", fmt_mib(rss), "—", ref,
             "< 20 MiB", rss < 20 * 1024)
-    add_row(res, "memory", f"server VmHWM (peak), {n} workers", fmt_mib(hwm), "—", ref,
+    add_row(res, "memory", f"server VmHWM (peak), {n} workers", fmt_mib(hwm), "—", "as above",
             "< 20 MiB", hwm < 20 * 1024)
     add_row(res, "memory", "server VmRSS idle (fresh, no app)", fmt_mib(idle_rss), "—", "—", "—", None)
     add_row(res, "memory", "server memory per instance (RSS − idle) / n", f"{per:.0f} KiB",
             "—", "Nomad 15–20 MB/task (published)", "—", None)
     res["notes"].append(
         f"memory: with {n} instances VmRSS is {fmt_mib(anon)} anonymous (heap, stacks) + {fmt_mib(rfile)} "
-        f"file-backed (the binary and its shared libraries, shared with every other process using them).")
+        f"file-backed (the binary and its shared libraries, shared with every other process using them)"
+        + (f"; PSS {fmt_mib(pss)}." if pss is not None else "."))
     res["notes"].append(
         f"memory: the {n} instances are direct children of the server (no per-instance helper process: "
         f"{others} other children); `berth ps --json` of {n} instances took {ps_wall * 1000:.0f} ms "
@@ -435,12 +455,14 @@ def cmd_deploy(res):
 
 # ---- scale: 0 -> N -> 0 ----
 
-def peer_scale(py, d, n):
-    """n listeners started directly, polled (TCP connect, every 1 ms) until all accept; then
-    SIGTERM to all, waited for. Returns (up ms, down ms)."""
+def peer_scale(command, d, n, shim=False):
+    """n listeners started directly as berth starts them (sh -c, and with shim=True through
+    `berth _exec`), polled (TCP connect, every 1 ms) until all accept; then SIGTERM to all,
+    waited for. Returns (up ms, down ms)."""
     ports = [free_port() for _ in range(n)]
+    argv = ([env("BERTH_BIN"), "_exec", "--"] if shim else []) + ["/bin/sh", "-c", command]
     t0 = time.perf_counter()
-    procs = [peer_spawn([py, "tcp.py"], port=p, cwd=d) for p in ports]
+    procs = [peer_spawn(argv, port=p, cwd=d) for p in ports]
     waiting = set(ports)
     while waiting:
         for p in list(waiting):
@@ -477,13 +499,13 @@ def pids_alive(pids):
 def cmd_scale(res):
     n = env_int("SCALE_N", 50)
     rounds = env_int("SCALE_ROUNDS", 3)
-    py = env("BENCH_PYTHON")
+    command = f"exec {env('BENCH_PYTHON')} tcp.py"
     d = write_app("scale", {"tcp.py": TCP_APP, "berth.yaml": manifest(
-        "web", f"exec {py} tcp.py", ["instances: 0", "health:", "  tcp: true", "  deadline: 30s",
+        "web", command, ["instances: 0", "health:", "  tcp: true", "  deadline: 30s",
                                      "stop_grace: 5s"])})
     berth("deploy", d, "--app", "scale", "--json")
     ups, downs, gones, spawn_phase, last_to_done, peers_up, peers_down = [], [], [], [], [], [], []
-    early = []
+    early, peers_shim = [], []
     for _ in range(rounds):
         _, wall, out = berth("scale", f"web={n}", "--app", "scale", "--json")
         evs = events(out)
@@ -506,12 +528,14 @@ def cmd_scale(res):
                 raise BenchError(f"after scale web=0: {len(pids_alive(pids))} instances still running after 30 s")
             time.sleep(0.001)
         gones.append((time.perf_counter() - t0) * 1000)
-        pu, pd = peer_scale(py, d, n)
+        pu, pd = peer_scale(command, d, n)
         peers_up.append(pu)
         peers_down.append(pd)
+        peers_shim.append(peer_scale(command, d, n, shim=True)[0])
     res["raw"]["scale"] = {"n": n, "up_ms": ups, "down_ms": downs, "down_all_gone_ms": gones,
                            "alive_when_down_returned": early, "spawn_phase_ms": spawn_phase,
                            "last_spawn_to_done_ms": last_to_done, "peer_up_ms": peers_up,
+                           "peer_up_via_shim_ms": peers_shim,
                            "peer_down_ms": peers_down}
     add_row(res, "scale", f"scale 0 → {n}, CLI wall, median of {rounds}",
             fmt_s_or_ms(median(ups)), f"started directly: {fmt_s_or_ms(median(peers_up))}",
@@ -523,7 +547,9 @@ def cmd_scale(res):
         res["notes"].append(
             f"scale 0 → {n} (medians): the server spawned the {n} instances over {median(spawn_phase):.0f} ms "
             f"(first → last start event, {median(spawn_phase) / max(n - 1, 1):.1f} ms each, one at a time on "
-            f"its loop), then {median(last_to_done):.0f} ms until the last was healthy.")
+            f"its loop), then {median(last_to_done):.0f} ms until the last was healthy. The same {n} "
+            f"started directly take {median(peers_up):.0f} ms, {median(peers_shim):.0f} ms when each goes "
+            f"through `berth _exec` as under berth.")
     if any(early):
         res["notes"].append(
             f"scale {n} → 0: the command returned while {median(early):.0f} of the {n} processes were still "
@@ -772,7 +798,7 @@ def cmd_report(res, path):
             text = f.read()
     else:
         text = ("# berth benchmark results\n\nWritten by `bench/run.sh` (see README.md for what each "
-                "figure means); one section per date and machine, a rerun on the same day and machine "
+                "figure means): one section\nper date and machine; a rerun on the same day and machine "
                 "rewrites its section.\n\n")
     pat = re.compile(r"<!-- bench-run: " + re.escape(key) + r" -->.*?<!-- /bench-run -->\n?", re.S)
     if pat.search(text):
@@ -807,10 +833,9 @@ def main():
             res.setdefault("failed", []).append(" ".join(sys.argv[2:]))
             results_save(res)
             return 0
-        res.setdefault("params", {})
-        for k in ("DEPLOYS", "SCALE_N", "SCALE_ROUNDS", "RSS_N", "LOG_LINES", "LOG_ROUNDS"):
-            if os.environ.get(k):
-                res["params"][k] = os.environ[k]
+        params = res.setdefault("params", {})
+        for k, default in PARAMS.get(what, {}).items():
+            params[k] = env_int(k, default)
         try:
             {"rss": cmd_rss, "deploy": cmd_deploy, "scale": cmd_scale, "logs": cmd_logs,
              "final": cmd_final}[what](res)

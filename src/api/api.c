@@ -157,6 +157,17 @@ static void route(struct ctx *c)
 		if (method(r, "GET")) api_apps(c); else not_allowed(r);
 	} else if (is(c, 0, "envs") && is(c, 2, "apps") && c->nseg >= 4) {
 		route_app(c);
+	} else if (is(c, 0, "routes") && c->nseg == 1) {
+		if (method(r, "GET"))
+			api_routes(c);
+		else if (need(r, c, ROLE_DEPLOYER) < 0)
+			return;
+		else if (method(r, "POST"))
+			api_route_add(c);
+		else if (method(r, "DELETE"))
+			api_route_delete(c);
+		else
+			not_allowed(r);
 	} else if (is(c, 0, "tokens") && c->nseg <= 2) {
 		if (need(r, c, ROLE_ADMIN) < 0)
 			return;
@@ -249,6 +260,7 @@ struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store 
 	a->conf = conf;
 	a->data_dir = xstrdup(cfg->data_dir);
 	a->tmp_dir = xasprintf("%s/tmp", cfg->data_dir);
+	a->eps = cfg->endpoints;
 	if (fs_mkdir_p(a->tmp_dir, 0700, e) < 0) {
 		api_free(a);
 		return NULL;

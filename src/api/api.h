@@ -17,6 +17,7 @@ struct api_config {
 	const char *host;
 	int port;
 	const char *data_dir;
+	struct endpoints *endpoints;  /* routes and healthy instances (NULL: no router) */
 };
 
 struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store *st,

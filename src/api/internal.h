@@ -12,6 +12,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct endpoints;
+struct metrics;
+
 enum role { ROLE_VIEWER = 1, ROLE_DEPLOYER = 2, ROLE_ADMIN = 3 };
 
 struct api {
@@ -23,6 +26,8 @@ struct api {
 	const struct server_conf *conf;
 	char *data_dir;
 	char *tmp_dir;
+	struct endpoints *eps;       /* may be NULL (no router) */
+	struct metrics *metrics;     /* may be NULL */
 };
 
 /* Per-request context, in r->user. */
@@ -63,6 +68,9 @@ void api_instances(struct ctx *c);
 void api_logs(struct ctx *c);
 void api_volumes(struct ctx *c);
 void api_volume_delete(struct ctx *c, const char *name);
+void api_routes(struct ctx *c);
+void api_route_add(struct ctx *c);
+void api_route_delete(struct ctx *c);
 void api_tokens(struct ctx *c);
 void api_token_new(struct ctx *c);
 void api_token_delete(struct ctx *c, const char *name);

@@ -701,7 +701,7 @@ static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, co
 /* ---- life ---- */
 
 struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
-				  struct logs *logs, const struct server_conf *conf,
+				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag)
 {
 	struct reconciler *rc = xcalloc(1, sizeof *rc);
@@ -710,7 +710,7 @@ struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driv
 	rc->logs = logs;
 	rc->conf = conf;
 	rc->data_dir = xstrdup(data_dir);
-	rc->sv = supervisor_new(loop, drv, logs, owner_tag, on_sv_event, rc);
+	rc->sv = supervisor_new(loop, drv, logs, eps, owner_tag, on_sv_event, rc);
 	uv_timer_init(loop, &rc->kick);
 	uv_timer_init(loop, &rc->tick);
 	rc->kick.data = rc->tick.data = rc;

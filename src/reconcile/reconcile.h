@@ -16,9 +16,10 @@
 struct reconciler;
 struct driver;
 struct logs;
+struct endpoints;
 
 struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
-				  struct logs *logs, const struct server_conf *conf,
+				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag);
 /* Load every app, fail interrupted rollouts, and start reconciling. */
 int reconciler_start(struct reconciler *rc, struct err *e);

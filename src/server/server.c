@@ -10,6 +10,8 @@
 #include "manifest/manifest.h"
 #include "reconcile/reconcile.h"
 #include "server/sweep.h"
+#include "endpoints/endpoints.h"
+#include "endpoints/routes_sync.h"
 #include "store/store.h"
 #include "supervise/cgroup.h"
 #include "util/buf.h"
@@ -40,6 +42,7 @@ struct server {
 	struct logs *logs;
 	struct driver *drv;
 	struct reconciler *rc;
+	struct endpoints *eps;
 	struct api *api;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
@@ -254,10 +257,13 @@ static int server_run(struct server *s, struct err *e)
 	exe[n] = 0;
 	s->loop = uv_default_loop();
 	s->drv = driver_process_new(s->loop, exe);
-	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, &s->conf, s->data, tag);
+	s->eps = endpoints_new(s->loop);
+	if (routes_sync_start(s->st, s->eps, e) < 0)
+		return -1;
+	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
 	if (reconciler_start(s->rc, e) < 0)
 		return -1;
-	struct api_config ac = {s->api_host, s->api_port, s->data};
+	struct api_config ac = {s->api_host, s->api_port, s->data, s->eps};
 	s->api = api_new(s->loop, &ac, s->st, s->rc, s->logs, &s->conf, e);
 	if (!s->api)
 		return -1;

@@ -8,6 +8,7 @@
 #include "supervise/cgroup.h"
 #include "driver/driver.h"
 #include "logs/logs.h"
+#include "endpoints/endpoints.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #define RING_BYTES 8192          /* recent output kept for failure reports */
+#define DRAIN_POLL_MS 10
 #define STABLE_MS 10000          /* up this long: the crash counter starts again */
 #define FIRST_PROBE_MS 5
 #define MAX_STARTUP_PROBE_MS 500
@@ -31,6 +33,7 @@ struct supervisor {
 	uv_loop_t *loop;
 	struct driver *drv;
 	struct logs *logs;
+	struct endpoints *eps;
 	char *owner_tag;
 	supervise_event_fn fn;
 	void *arg;
@@ -56,7 +59,10 @@ struct instance {
 	struct log_sink *sink;
 	struct health_probe *probe;
 	uv_timer_t timer;            /* backoff, startup settle, health schedule */
-	uv_timer_t kill_timer;       /* stop grace */
+	uv_timer_t kill_timer;       /* stop grace; also polls the drain before SIGTERM */
+	struct endpoint *ep;         /* in the endpoints table while serving (borrowed) */
+	struct endpoint *draining;   /* taken out, waiting for in-flight requests (own ref) */
+	int64_t drain_deadline_ms;
 	int handles;
 	int crashes;                 /* consecutive crashes, for backoff */
 	int probe_fails;
@@ -69,6 +75,7 @@ struct instance {
 static void schedule_probe(struct instance *i, int64_t delay);
 static void spawn_instance(struct instance *i);
 static void finish_stop(struct instance *i);
+static void on_kill_timer(uv_timer_t *t);
 
 const char *inst_state_name(enum inst_state st)
 {
@@ -97,6 +104,29 @@ static void emit(struct instance *i, enum inst_event ev, const char *detail)
 {
 	if (i->sv->fn)
 		i->sv->fn(i->sv->arg, i, ev, detail);
+}
+
+/* ---- endpoints ---- */
+
+static void publish_endpoint(struct instance *i)
+{
+	if (i->sv->eps && i->st.port && !i->ep)
+		i->ep = endpoints_put(i->sv->eps, i->env, i->app, i->process, i->st.id, i->st.slot, i->st.release,
+				      i->st.port);
+}
+
+/* Take the instance out of the table; returns the endpoint (own ref) or NULL. */
+static struct endpoint *withdraw_endpoint(struct instance *i)
+{
+	if (!i->ep || !i->sv->eps)
+		return NULL;
+	i->ep = NULL;
+	return endpoints_remove(i->sv->eps, i->env, i->app, i->st.id, i->st.release);
+}
+
+static void drop_endpoint(struct instance *i)
+{
+	endpoint_unref(withdraw_endpoint(i));
 }
 
 /* ---- memory ---- */
@@ -244,6 +274,7 @@ static void set_healthy(struct instance *i)
 		i->st.healthy_us = time_now_us();
 	}
 	i->st.last_error[0] = 0;
+	publish_endpoint(i);
 	emit(i, IEV_HEALTHY, NULL);
 }
 
@@ -279,6 +310,7 @@ static void on_probe_done(void *arg, int ok, const char *detail)
 	if (i->probe_fails >= i->health.retries && i->st.healthy) {
 		i->st.healthy = false;
 		i->st.state = INST_UNHEALTHY;
+		drop_endpoint(i);
 		emit(i, IEV_UNHEALTHY, i->st.last_error);
 		if (i->st.state == INST_STOPPING || i->st.state == INST_STOPPED)
 			return;
@@ -334,6 +366,7 @@ static void on_proc_exit(void *arg, int64_t status, int sig)
 {
 	struct instance *i = arg;
 	i->proc = NULL;
+	drop_endpoint(i);
 	if (i->probe) {
 		health_probe_cancel(i->probe);
 		i->probe = NULL;
@@ -449,9 +482,11 @@ static char **build_env(struct instance *i, char *const *vars)
 /* ---- public ---- */
 
 struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct logs *logs,
-				  const char *owner_tag, supervise_event_fn fn, void *arg)
+				  struct endpoints *eps, const char *owner_tag, supervise_event_fn fn,
+				  void *arg)
 {
 	struct supervisor *s = xcalloc(1, sizeof *s);
+	s->eps = eps;
 	s->loop = loop;
 	s->drv = drv;
 	s->logs = logs;
@@ -545,12 +580,41 @@ static void on_kill_timer(uv_timer_t *t)
 	}
 }
 
+static void end_drain(struct instance *i)
+{
+	endpoint_unref(i->draining);
+	i->draining = NULL;
+}
+
+static void send_term(struct instance *i)
+{
+	end_drain(i);
+	uv_timer_stop(&i->kill_timer);
+	if (!i->proc)
+		return;
+	i->sv->drv->signal(i->proc, SIGTERM);
+	uv_timer_start(&i->kill_timer, on_kill_timer, (uint64_t)i->grace_ms, 0);
+}
+
+static void on_drain_poll(uv_timer_t *t)
+{
+	struct instance *i = t->data;
+	if (!i->draining || endpoints_drained(i->sv->eps, i->draining) || time_mono_ms() >= i->drain_deadline_ms) {
+		if (i->draining && atomic_load(&i->draining->inflight) > 0)
+			log_warn("%s/%s %s: %d requests still in flight after %lld ms of draining; stopping anyway",
+				 i->env, i->app, i->st.id, atomic_load(&i->draining->inflight), (long long)i->grace_ms);
+		send_term(i);
+	}
+}
+
 static void finish_stop(struct instance *i)
 {
 	if (i->st.state == INST_STOPPED)
 		return;
 	i->st.state = INST_STOPPED;
 	i->st.healthy = false;
+	drop_endpoint(i);
+	end_drain(i);
 	uv_timer_stop(&i->timer);
 	uv_timer_stop(&i->kill_timer);
 	if (i->probe) {
@@ -588,12 +652,19 @@ void instance_stop(struct instance *i, int64_t grace_ms)
 	}
 	i->st.healthy = false;
 	if (!i->proc) {
+		drop_endpoint(i);
 		finish_stop(i);
 		return;
 	}
 	i->st.state = INST_STOPPING;
-	i->sv->drv->signal(i->proc, SIGTERM);
-	uv_timer_start(&i->kill_timer, on_kill_timer, (uint64_t)i->grace_ms, 0);
+	i->draining = withdraw_endpoint(i);
+	if (i->draining && !endpoints_drained(i->sv->eps, i->draining)) {
+		/* Let routers stop picking it and finish what they sent, then SIGTERM. */
+		i->drain_deadline_ms = time_mono_ms() + i->grace_ms;
+		uv_timer_start(&i->kill_timer, on_drain_poll, DRAIN_POLL_MS, DRAIN_POLL_MS);
+		return;
+	}
+	send_term(i);
 }
 
 const struct instance_status *instance_status(const struct instance *i)

@@ -15,6 +15,7 @@
 
 struct logs;
 struct driver;
+struct endpoints;
 struct supervisor;
 struct instance;
 
@@ -72,15 +73,19 @@ struct instance_status {
 typedef void (*supervise_event_fn)(void *arg, struct instance *inst, enum inst_event ev,
 				   const char *detail);
 
+/* eps (may be NULL): the table healthy instances with a port are published in. */
 struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct logs *logs,
-				  const char *owner_tag, supervise_event_fn fn, void *arg);
+				  struct endpoints *eps, const char *owner_tag, supervise_event_fn fn,
+				  void *arg);
 /* Stop every instance (grace per instance), then call done. */
 void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg);
 void supervisor_free(struct supervisor *s);
 
 struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec,
 				  struct err *e);
-/* Ask an instance to stop for good (idempotent). IEV_STOPPED follows. grace_ms < 0: spec's. */
+/* Ask an instance to stop for good (idempotent). IEV_STOPPED follows. grace_ms < 0: spec's.
+ * A serving instance is first taken out of the endpoints table and drained: SIGTERM waits
+ * until no router can pick it and its in-flight requests are done (at most the grace). */
 void instance_stop(struct instance *i, int64_t grace_ms);
 const struct instance_status *instance_status(const struct instance *i);
 json_t *instance_to_json(const struct instance *i);

@@ -137,8 +137,32 @@ out=$(upload "$T/big.tgz"); expect_json_error "$out" 413 "2 MB raw upload"
 out=$(curl -s -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/gzip' \
   -H 'Content-Length: 50000000000' -w '\n%{http_code}' --max-time 10 --data-binary @"$T/bm.tgz" "$A/deploys" 2>/dev/null || true)
 [ "$(http_code "$out")" = 413 ] || fail "a huge Content-Length got $(http_code "$out")"
+# a small upload that unpacks to far more than the limit (a "zip bomb") is refused too
+python3 - "$T/bomb.tgz" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as tf:
+    for name, data in (("Procfile", b"web: exec python3 -m http.server $PORT --bind 127.0.0.1\n"),
+                       ("zeros", b"\0" * (64 << 20))):
+        ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+PY
+[ "$(stat -c %s "$T/bomb.tgz")" -lt 1000000 ] || fail "test precondition: the bomb is not small"
+out=$(upload "$T/bomb.tgz")
+case $(http_code "$out") in 400|413) expect_json_error "$out" "$(http_code "$out")" "64 MiB unpacked from a small upload" ;; *) fail "bomb: status $(http_code "$out"): $(http_body "$out" | tail -c 300)" ;; esac
+# not a tarball at all, an empty body, a tarball without a manifest
+printf 'this is not a tarball\n' >"$T/junk.bin"
+out=$(upload "$T/junk.bin"); expect_json_error "$out" 400 "a body that is not a tar.gz"
+: >"$T/empty.bin"
+out=$(upload "$T/empty.bin"); expect_json_error "$out" 400 "an empty body"
+mkdir -p "$T/nomanifest"; echo hi >"$T/nomanifest/index.html"
+tar_dir "$T/nomanifest" "$T/nomanifest.tgz"
+out=$(upload "$T/nomanifest.tgz"); expect_json_error "$out" 400 "a tarball without berth.yaml or Procfile"
+http_body "$out" | grep -q "no berth.yaml or Procfile" || fail "no-manifest error: $(http_body "$out")"
+gzip -c "$T/nomanifest.tgz" | head -c 60 >"$T/trunc.tgz"
+out=$(upload "$T/trunc.tgz"); expect_json_error "$out" 400 "a truncated tar.gz"
 untouched "after the oversized uploads"
-pass "uploads over upload_limit (1M): CLI says too large (exit 1), API answers 413 JSON"
+[ -z "$(ls -A "$DATA/tmp" 2>/dev/null)" ] || fail "upload leftovers in DATA/tmp: $(ls -A "$DATA/tmp")"
+[ -z "$(find "$DATA/releases" -name '.unpack*' 2>/dev/null)" ] || fail "unpack leftovers: $(find "$DATA/releases" -name '.unpack*')"
+pass "uploads over upload_limit (1M) or unpacking past it: 413 JSON, CLI says too large; junk/empty/truncated/manifest-less bodies: 400"
 
 # ---- hostile tarballs
 CANARY="$T/canary"

@@ -145,6 +145,17 @@ grep -q "production/yapp stubborn.1 did not stop within 1000 ms; sending SIGKILL
 grep -q "graceful.1 did not stop" "$T/server.log" && fail "the graceful process was killed instead of exiting by itself"
 pass "v2 sees v1's data in the volume; stop_grace honoured (clean exit / killed after grace)"
 
+# ---- `config set` overrides a berth.yaml default; `unset` brings the default back (run in
+# the app's directory: config verbs take the app from berth.yaml too)
+(cd "$D" && b config set GREETING=override) >"$T/c3.out" 2>&1 || { cat "$T/c3.out"; fail "config set in the app directory"; }
+set -- $(b ps --app $APP --json | json '" ".join(str(i["port"]) for i in sorted(d["instances"], key=lambda i: i["id"]) if i["process"]=="web")')
+assert_eq "$(curl -s "http://127.0.0.1:$1/")" "two web.1 count=5 greeting=override workers=4 debug=false vol=$VOL" "GET / after config set GREETING"
+(cd "$D" && b config unset GREETING) >"$T/c4.out" 2>&1 || { cat "$T/c4.out"; fail "config unset in the app directory"; }
+set -- $(b ps --app $APP --json | json '" ".join(str(i["port"]) for i in sorted(d["instances"], key=lambda i: i["id"]) if i["process"]=="web")')
+assert_eq "$(curl -s "http://127.0.0.1:$1/")" "two web.1 count=6 greeting=hi there workers=4 debug=false vol=$VOL" "GET / after config unset GREETING"
+assert_eq "$(cd "$D" && b releases --json | json '[r["version"] for r in d["releases"]]')" "[4, 3, 2, 1]" "releases in the app directory"
+pass "config set overrides a berth.yaml default, unset restores it"
+
 stop_server
 [ -f "$VOL/count" ] || fail "the volume's data is gone after the server stopped"
 pass "server stopped, no process left, volume kept"

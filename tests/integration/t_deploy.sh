@@ -17,6 +17,12 @@ web: echo "env PORT=${PORT-unset} APP=$BERTH_APP ENV=$BERTH_ENV PROCESS=$BERTH_P
 worker: echo "env PORT=${PORT-unset} APP=$BERTH_APP ENV=$BERTH_ENV PROCESS=$BERTH_PROCESS INSTANCE=$BERTH_INSTANCE RELEASE=$BERTH_RELEASE LEAK=${LEAK_CHECK-unset} PWD=$(pwd)"; while true; do sleep 0.2; done
 PROC
 
+# .git/ and .berth/ are left out of the upload
+mkdir -p "$D/.git" "$D/.berth" "$D/static"
+echo "ref: refs/heads/main" >"$D/.git/HEAD"
+echo "secret" >"$D/.berth/admin.token"
+echo "css" >"$D/static/site.css"
+
 # ---- first deploy
 run_ok "$T/d1.out" b deploy "$D" --app $APP
 OUT=$(cat "$T/d1.out")
@@ -51,6 +57,8 @@ CODE1=$(b releases --app $APP --json | json 'd["releases"][0]["code"]')
 [[ "$CODE1" =~ ^[0-9a-f]{64}$ ]] || fail "release code is not a sha256: $CODE1"
 RDIR1="$(realpath "$DATA")/releases/production/$APP/code-${CODE1:0:16}"
 [ -f "$RDIR1/index.html" ] && [ -f "$RDIR1/Procfile" ] || fail "the code of v1 is not unpacked in $RDIR1"
+assert_eq "$(cd "$RDIR1" && find . | sort | tr '\n' ' ')" ". ./Procfile ./index.html ./static ./static/site.css " "files of the release (.git and .berth left out)"
+assert_eq "$(curl -s "http://127.0.0.1:$WEB_PORT/static/site.css")" "css" "GET /static/site.css on web.1"
 assert_eq "$(readlink "/proc/$WEB_PID/cwd")" "$RDIR1" "web.1's working directory"
 assert_eq "$(readlink "/proc/$WRK_PID/cwd")" "$RDIR1" "worker.1's working directory"
 
@@ -114,7 +122,7 @@ watch_web &
 WATCHER=$!
 BG_PIDS+=("$WATCHER")
 wait_for '[ -s "$T/watch.log" ]' 50 || fail "the watcher took no sample"
-run_ok "$T/d2.out" b deploy "$D" --app $APP
+run_ok "$T/d2.out" b deploy "$D" --app $APP -m "serve v2"
 sleep 0.3   # a few samples after the rollout too
 touch "$T/watch.stop"
 wait "$WATCHER"
@@ -136,10 +144,10 @@ assert_has "$OUT" "-----> v2 is live" "v2 progress"
 
 CODE2=$(b releases --app $APP --json | json '[r["code"] for r in d["releases"] if r["version"]==2][0]')
 [ "$CODE2" != "$CODE1" ] || fail "v2 has the same code digest as v1"
-assert_eq "$(b releases --app $APP --json | json '[(r["version"], r["status"], r["changes"]) for r in d["releases"]]')" \
-  "[(2, 'active', ['code ${CODE1:0:8} -> ${CODE2:0:8}', 'web: command changed']), (1, 'superseded', ['first release'])]" "releases after v2"
+assert_eq "$(b releases --app $APP --json | json '[(r["version"], r["status"], r["description"], r["changes"]) for r in d["releases"]]')" \
+  "[(2, 'active', 'serve v2', ['code ${CODE1:0:8} -> ${CODE2:0:8}', 'web: command changed']), (1, 'superseded', 'Deploy ${CODE1:0:8}', ['first release'])]" "releases after v2 (-m sets the description)"
 b releases --app $APP | tr -s ' ' >"$T/rel2.txt"
-grep -Eqx "v2 active (just now|[0-9]+s ago) Deploy ${CODE2:0:8} code ${CODE1:0:8} -> ${CODE2:0:8}, web: command changed" "$T/rel2.txt" || { cat "$T/rel2.txt"; fail "releases table row for v2"; }
+grep -Eqx "v2 active (just now|[0-9]+s ago) serve v2 code ${CODE1:0:8} -> ${CODE2:0:8}, web: command changed" "$T/rel2.txt" || { cat "$T/rel2.txt"; fail "releases table row for v2"; }
 
 assert_eq "$(ps_rows $APP | awk '{print $1, $2, $5}' | tr '\n' ' ')" "web.1 running 2 worker.1 running 2 " "ps after v2"
 WEB2_PORT=$(b ps --app $APP --json | json '[i["port"] for i in d["instances"] if i["id"]=="web.1"][0]')

@@ -54,7 +54,14 @@ PORTS1=$(json '" ".join(str(i["port"]) for i in d["instances"])' <"$T/ps1.json")
 
 # --- v2: health check on a path that answers 500 -> deadline failure
 manifest v2 /bad
-if (cd "$D" && b deploy) >"$T/d2.out" 2>"$T/d2.err"; then
+(cd "$D" && b deploy) >"$T/d2.out" 2>"$T/d2.err" &
+D2=$!
+# while v2 rolls out, a second deploy is refused, not interleaved
+wait_for 'b ps --app $APP --json | json "any(i[\"release\"]==2 for i in d[\"instances\"]) or exit(1)"' 50 || fail "no v2 instance appeared"
+rc=0; (cd "$D" && b deploy) >"$T/dc.out" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$T/dc.out"; fail "a deploy during a rollout exited $rc"; }
+grep -q "in progress" "$T/dc.out" || { cat "$T/dc.out"; fail "the refused deploy does not say a rollout is in progress"; }
+if wait $D2; then
   cat "$T/d2.out" "$T/d2.err"; fail "v2 deploy with a failing health check exited 0"
 fi
 grep -q "not healthy" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the error does not say the instance was not healthy"; }
@@ -104,8 +111,30 @@ for port in $PORTS1; do
 done
 pass "a command that exits 3 fails the deploy with 'exit status 3' and its stderr line; v1 untouched"
 
+# --- v4: only the second slot fails, after slot 1 was already replaced: v1 must come back
+# to full strength (a new web.1, the same web.2)
+manifest v4 /healthz "'if [ \"\$BERTH_INSTANCE\" = web.2 ]; then echo \"slot two refuses $MARK\" >&2; exit 4; fi; exec python3 app.py $MARK-v4'"
+WEB2=$(pids_of $APP web | cut -d' ' -f2)
+if (cd "$D" && b deploy) >"$T/d4.out" 2>"$T/d4.err"; then
+  cat "$T/d4.out" "$T/d4.err"; fail "v4 (slot 2 exits) deploy exited 0"
+fi
+grep -q "web.1 (v4) healthy" "$T/d4.out" || { cat "$T/d4.out"; fail "test precondition: web.1 of v4 did not become healthy first"; }
+grep -q "stopping web.1 (v1)" "$T/d4.out" || { cat "$T/d4.out"; fail "test precondition: web.1 of v1 was not replaced"; }
+grep -q "web.2 (v4).*exit status 4" "$T/d4.err" || { cat "$T/d4.err"; fail "v4: the error does not name web.2 and exit status 4"; }
+grep -q "| slot two refuses $MARK" "$T/d4.err" || { cat "$T/d4.err"; fail "v4: web.2's stderr line not shown"; }
+wait_for '[ "$(ps_rows $APP | cut -d" " -f2,5 | tr "\n" " ")" = "running 1 running 1 " ]' 50 \
+  || { b ps --app $APP; fail "v1 not back to 2 running instances after v4 failed on slot 2"; }
+[ "$(pids_of $APP web | cut -d' ' -f2)" = "$WEB2" ] || fail "v1's web.2 was replaced although it never had to stop"
+[ -z "$(procs_exact "$MARK-v4")" ] || fail "a v4 process still runs"
+[ "$(procs_exact "$MARK-v1" | wc -l)" = 2 ] || fail "expected exactly 2 v1 processes, got $(procs_exact "$MARK-v1" | wc -l)"
+for port in $(b ps --app $APP --json | json '" ".join(str(i["port"]) for i in d["instances"])'); do
+  [ "$(curl -s "http://127.0.0.1:$port/")" = "release 1 /" ] || fail "v1 on port $port does not serve after v4"
+done
+[ "$(b releases --app $APP --json | json '[r["status"] for r in d["releases"] if r["version"]==4][0]')" = failed ] || fail "v4 not failed"
+pass "a failure on slot 2 after slot 1 was replaced: v1 restarts its web.1, keeps web.2, serves on both"
+
 # --- and a good deploy still works afterwards
-manifest v4 /healthz
-(cd "$D" && b deploy) >"$T/d4.out" 2>&1 || { cat "$T/d4.out"; fail "v4 (good) deploy failed"; }
-[ "$(b ps --app $APP --json | json '" ".join(str(i["release"]) for i in d["instances"])')" = "4 4" ] || fail "v4 not running"
+manifest v5 /healthz
+(cd "$D" && b deploy) >"$T/d5.out" 2>&1 || { cat "$T/d5.out"; fail "v5 (good) deploy failed"; }
+[ "$(b ps --app $APP --json | json '" ".join(str(i["release"]) for i in d["instances"])')" = "5 5" ] || fail "v5 not running"
 pass "a good deploy after the failures goes live"

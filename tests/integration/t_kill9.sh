@@ -87,7 +87,7 @@ PY
 # sweep got every one of them
 kill_restart() {
   local what=$1 old
-  old=$(owner_pids | tr '\n' ' ')
+  old=$(owner_pids 2>/dev/null | tr '\n' ' ')
   kill9_server
   RESTARTS=$((${RESTARTS:-0} + 1))
   restart_server
@@ -102,7 +102,7 @@ kill_restart() {
 manifest 0
 (cd "$D" && b deploy) >"$T/d1.out" 2>&1 || { cat "$T/d1.out"; fail "v1 deploy failed"; }
 [ "$(count_state $APP)" = 3 ] || fail "v1 not running"
-OLD=$(owner_pids | tr '\n' ' ')
+OLD=$(owner_pids 2>/dev/null | tr '\n' ' ')
 
 # --- v2 (slow) deploying; kill -9 once a v2 instance is starting
 manifest 1
@@ -110,7 +110,7 @@ manifest 1
 DEPLOY=$!
 wait_for 'b ps --app $APP --json | json "any(i[\"release\"]==2 for i in d[\"instances\"]) or exit(1)"' 100 \
   || { cat "$T/d2.out"; fail "no v2 instance appeared"; }
-OLD=$(owner_pids | tr '\n' ' ')
+OLD=$(owner_pids 2>/dev/null | tr '\n' ' ')
 kill9_server
 wait $DEPLOY && fail "the deploy whose server was killed exited 0"
 grep -qi "connection\|server" "$T/d2.out" || { cat "$T/d2.out"; fail "the client did not say the connection broke"; }

@@ -8,7 +8,8 @@ APP=lg
 D="$T/app"
 mkdir -p "$D"
 # Two workers each print 20 numbered lines and one stderr line, then stay quiet; the ticker
-# prints a numbered line every 0.1 s for ever.
+# prints a numbered line every 0.1 s for ever; two bursts print 300 lines each in one go (so
+# many lines share one read, hence one timestamp).
 cat >"$D/worker.sh" <<'SH'
 i=0
 while [ $i -lt 20 ]; do i=$((i+1)); echo "line $BERTH_INSTANCE $i"; sleep 0.02; done
@@ -27,6 +28,9 @@ processes:
     instances: 2
   ticker:
     command: exec sh ticker.sh
+  burst:
+    command: seq -f "burst $BERTH_INSTANCE %g" 1 300; exec sleep 3600
+    instances: 2
 YAML
 run_ok "$T/d.out" b deploy "$D"
 wait_for '[ "$(b logs --app $APP --process worker -n 1000 | wc -l)" = 42 ]' 100 \
@@ -55,6 +59,16 @@ for inst, texts in seen.items():
     assert texts == want, "%s printed %r" % (inst, texts)
 PY
 pass "logs --process worker: 42 lines, time-ordered, each with its instance and stream"
+
+# ---- lines that share a timestamp keep their order
+wait_for '[ "$(b logs --app $APP --process burst -n 1000 | wc -l)" = 600 ]' 50 || fail "the bursts did not print their 600 lines"
+for i in 1 2; do
+  assert_eq "$(b logs --app $APP --process burst -n 1000 | grep " burst.$i v1 " | sed 's/.* | //' | md5sum)" \
+    "$(seq -f "burst burst.$i %g" 1 300 | md5sum)" "burst.$i's 300 lines, in order"
+done
+LASTB=$(b logs --app $APP --process burst -n 1 | awk '{print $2}')
+assert_eq "$(b logs --app $APP --process burst -n 10 | sed 's/.* | //')" "$(seq -f "burst $LASTB %g" 291 300)" "logs -n 10 of a burst"
+pass "lines read together keep their order, in full and with -n"
 
 # ---- -n N: exactly the last N lines of the merge (compared with the files on disk)
 LOGDIR="$DATA/logs/production/$APP"
@@ -160,7 +174,7 @@ pass "logs -f streams new lines, none dropped, including a newly started instanc
 
 # ---- the files on disk (docs/logs.md)
 assert_eq "$(stat -c %a "$DATA/logs/production" "$LOGDIR" | tr '\n' ' ')" "750 750 " "log directory modes"
-assert_eq "$(cd "$LOGDIR" && ls | tr '\n' ' ')" "ticker.1.log worker.1.log worker.2.log worker.3.log " "log files"
+assert_eq "$(cd "$LOGDIR" && ls | tr '\n' ' ')" "burst.1.log burst.2.log ticker.1.log worker.1.log worker.2.log worker.3.log " "log files"
 for f in "$LOGDIR"/*.log; do
   assert_eq "$(stat -c %a "$f")" 640 "mode of $f"
   grep -vqE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z v1 (out|err) ' "$f" \

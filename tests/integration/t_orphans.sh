@@ -3,6 +3,15 @@
 # a child that ignores SIGTERM) goes away with the instance on stop, scale-down, rollout and
 # crash. An instance that ignores SIGTERM is SIGKILLed once its stop_grace has passed.
 source "$(dirname "$0")/lib.sh"
+# on failure, helpers nothing else can find (the ghost has no BERTH_OWNER) must not outlive us
+ALL_HELPERS=""
+kill_helpers() {
+  for p in $ALL_HELPERS; do
+    [ -r "/proc/$p/cmdline" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q "^sleep 100" && kill -9 "$p" 2>/dev/null
+  done
+  return 0
+}
+trap 'kill_helpers; cleanup' EXIT
 start_server
 D="$T/orph"
 mkdir -p "$D"
@@ -46,6 +55,7 @@ print(main, last["child"], last["escapee"], last["stubborn"], last["ghost"])
 fresh() {
   wait_for '(H=$(helpers '"$1"') && for p in $H; do pid_alive $p || exit 1; done)' 50 || { b ps --app orph; fail "$1: helpers not found/alive"; }
   H=$(helpers "$1")
+  ALL_HELPERS="$ALL_HELPERS $H"
   # precondition: the escapee really is in another session than the instance
   local main esc
   main=${H%% *}; esc=$(cut -d' ' -f3 <<<"$H")

@@ -1,0 +1,141 @@
+/* routes_sync: store -> endpoints table for HTTP routes (see routes_sync.h). */
+#include "endpoints/routes_sync.h"
+#include "manifest/manifest.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PREFIX "/routes/"
+
+struct sync {
+	struct store *st;
+	struct endpoints *eps;
+};
+
+char *routes_key(const char *host, const char *path)
+{
+	return xasprintf(PREFIX "%s%s", host, path);
+}
+
+static bool host_valid(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 253 || h[0] == '.' || h[0] == '-')
+		return false;
+	for (const char *p = h; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '_' || *p == '*'))
+			return false;
+	return !strstr(h, "..");
+}
+
+static bool path_valid(const char *p)
+{
+	if (p[0] != '/' || strlen(p) > 1024)
+		return false;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '?' || *c == '#' || *c == '%')
+			return false;
+	return !strstr(p, "//") && !strstr(p, "/../") && !strstr(p, "/./");
+}
+
+int routes_validate(json_t *doc, struct err *e)
+{
+	const char *host = json_string_value(json_object_get(doc, "host"));
+	const char *path = json_string_value(json_object_get(doc, "path"));
+	const char *env = json_string_value(json_object_get(doc, "env"));
+	const char *app = json_string_value(json_object_get(doc, "app"));
+	const char *proc = json_string_value(json_object_get(doc, "process"));
+	const char *bal = json_string_value(json_object_get(doc, "balance"));
+	json_t *strip = json_object_get(doc, "strip_prefix");
+	if (!host)
+		return err_set(e, ERR_INVALID, "a route needs a \"host\"");
+	char *lower = xstrdup(host);
+	for (char *p = lower; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (!host_valid(lower)) {
+		free(lower);
+		return err_set(e, ERR_INVALID, "\"%.100s\" is not a host name (letters, digits, '-' and '.'; no port)", host);
+	}
+	json_object_set_new(doc, "host", json_string(lower));
+	free(lower);
+	if (!path)
+		path = "/";
+	if (!path_valid(path))
+		return err_set(e, ERR_INVALID, "route path \"%.100s\" must start with '/' and hold no spaces, '?', '#', '%%', '//' or dot segments", path);
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	json_object_set_new(doc, "path", json_stringn(path, n));
+	if (!env || !name_valid(env) || !app || !name_valid(app))
+		return err_set(e, ERR_INVALID, "a route needs a valid \"env\" and \"app\"");
+	if (proc && !name_valid(proc))
+		return err_set(e, ERR_INVALID, "\"%.100s\" is not a process name", proc);
+	if (!proc)
+		json_object_set_new(doc, "process", json_string("web"));
+	if (bal && strcmp(bal, "round-robin") && strcmp(bal, "least-conn"))
+		return err_set(e, ERR_INVALID, "balance must be \"round-robin\" or \"least-conn\"");
+	if (!bal)
+		json_object_set_new(doc, "balance", json_string("round-robin"));
+	if (strip && !json_is_boolean(strip))
+		return err_set(e, ERR_INVALID, "strip_prefix must be true or false");
+	if (!strip)
+		json_object_set_new(doc, "strip_prefix", json_false());
+	return 0;
+}
+
+static void reload(struct sync *s)
+{
+	struct store_list l;
+	struct err e = ERR_INIT;
+	if (store_list(s->st, PREFIX, &l, &e) < 0) {
+		log_error("routes: %s", e.msg);
+		return;
+	}
+	struct route *rs = xcalloc(l.n ? l.n : 1, sizeof *rs);
+	size_t n = 0;
+	json_t **docs = xcalloc(l.n ? l.n : 1, sizeof *docs);
+	for (size_t k = 0; k < l.n; k++) {
+		json_t *d = json_loads(l.items[k].value, 0, NULL);
+		struct err ve = ERR_INIT;
+		if (!d || routes_validate(d, &ve) < 0) {
+			log_warn("routes: ignoring %s: %s", l.items[k].key, d ? ve.msg : "not JSON");
+			json_decref(d);
+			continue;
+		}
+		docs[n] = d;
+		struct route *r = &rs[n++];
+		r->host = (char *)json_string_value(json_object_get(d, "host"));
+		r->path = (char *)json_string_value(json_object_get(d, "path"));
+		r->env = (char *)json_string_value(json_object_get(d, "env"));
+		r->app = (char *)json_string_value(json_object_get(d, "app"));
+		r->process = (char *)json_string_value(json_object_get(d, "process"));
+		r->strip_prefix = json_is_true(json_object_get(d, "strip_prefix"));
+		r->balance = !strcmp(json_string_value(json_object_get(d, "balance")), "least-conn") ? BALANCE_LEAST_CONN
+												       : BALANCE_ROUND_ROBIN;
+		const char *ed = json_string_value(json_object_get(d, "error_dir"));
+		r->error_dir = (char *)ed;
+	}
+	endpoints_set_routes(s->eps, rs, n);
+	for (size_t k = 0; k < n; k++)
+		json_decref(docs[k]);
+	free(docs);
+	free(rs);
+	store_list_free(&l);
+}
+
+static void on_change(void *arg, const char *key, const char *value, int64_t rev)
+{
+	reload(arg);
+}
+
+int routes_sync_start(struct store *st, struct endpoints *eps, struct err *e)
+{
+	struct sync *s = xcalloc(1, sizeof *s);
+	s->st = st;
+	s->eps = eps;
+	reload(s);
+	store_watch(st, PREFIX, on_change, s);
+	return 0;
+}

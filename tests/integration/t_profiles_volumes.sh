@@ -127,7 +127,13 @@ sed -i 's/profile: huge/profile: custom/' "$D/berth.yaml"
 pass "unknown profile: deploy fails naming \"huge\"; v1 keeps running"
 
 else
-  printf 'app: pv\nprocesses:\n  store:\n    command: \'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; exec sleep 1004\'\n    volumes: {data: , cache: CACHE_DIR}\n' >"$D/berth.yaml"
+  cat >"$D/berth.yaml" <<'YAML'
+app: pv
+processes:
+  store:
+    command: 'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; exec sleep 1004'
+    volumes: {data: , cache: CACHE_DIR}
+YAML
   (cd "$D" && b deploy) >"$T/d1.out" 2>&1 || { cat "$T/d1.out"; fail "deploy failed"; }
 fi
 # ---- volumes

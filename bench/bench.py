@@ -627,7 +627,7 @@ def verify_berth_log(files, n, release):
     return count, bad
 
 
-def berth_log_round(res, k, n, loggen):
+def berth_log_round(k, n, loggen):
     app = f"logs-{k}"
     d = write_app(app, {"berth.yaml": manifest("gen", f"exec {loggen} {n} sleep",
                                                ["instances: 0", "stop_grace: 1s"])})
@@ -699,7 +699,7 @@ def cmd_logs(res):
     loggen = env("BENCH_LOGGEN")
     ours, peers = [], []
     for k in range(1, rounds + 1):
-        ours.append(berth_log_round(res, k, n, loggen))
+        ours.append(berth_log_round(k, n, loggen))
         peers.append(peer_log_round(n, loggen))
     res["raw"]["logs"] = {"n": n, "berth": ours, "peer": peers}
     lost = [r for r in ours if r["error"]]

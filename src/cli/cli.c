@@ -1,20 +1,19 @@
 /* cli: `berth VERB ...`: the table of verbs, flags in front of the verb, dispatch, and the
  * help a user reads (`berth help`, `berth help VERB`, `berth VERB --help`). `server` and
- * `_exec` get their argv untouched (argv[0] = the verb); every other verb gets its command
+ * gets its argv untouched (argv[0] = the verb); every other verb gets its command
  * line parsed against the flags it accepts. Exit codes: 0 ok, 1 failure (server, network),
  * 2 usage error. */
 #include "cli/cli.h"
 #include <string.h>
 #include "cli/cmd.h"
 #include "cli/version.h"
-#include "driver/shim.h"
 #include "server/server.h"
 
 enum verb_group { G_APP, G_ADMIN, G_OTHER, G_HIDDEN };
 
 struct verb {
 	const char *name;
-	int (*fn)(struct cli_opts *o);   /* NULL: handled in cli_main (server, _exec, help, version) */
+	int (*fn)(struct cli_opts *o);   /* NULL: handled in cli_main (server, help, version) */
 	unsigned flags;                  /* F_* the verb accepts */
 	enum verb_group group;
 	const char *usage;               /* one or more lines, without "usage: " */
@@ -202,8 +201,6 @@ static const struct verb verbs[] = {
 	 "berth version",
 	 "Print berth's version",
 	 "Prints the version of this berth binary (also `berth --version`).\n"},
-	{"_exec", NULL, 0, G_HIDDEN, "berth _exec ...", "internal: the instance shim",
-	 "Internal: runs between fork and an instance's command. Not for people.\n"},
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
@@ -371,7 +368,7 @@ int cli_main(int argc, char **argv)
 		fprintf(stderr, "berth: --version goes alone: `berth --version`\n");
 		return EXIT_USAGE;
 	}
-	if (!strcmp(v->name, "server") || !strcmp(v->name, "_exec")) {
+	if (!strcmp(v->name, "server")) {
 		cli_opts_free(&o);
 		if (front == F_HELP && v->group != G_HIDDEN) {   /* `berth --help server` */
 			print_verb_help(v);
@@ -382,8 +379,7 @@ int cli_main(int argc, char **argv)
 				"`berth server --data DIR`\n", v->name);
 			return EXIT_USAGE;
 		}
-		return v->name[0] == 's' ? server_main(argc - vi, argv + vi)
-					 : shim_main(argc - vi, argv + vi);
+		return server_main(argc - vi, argv + vi);
 	}
 	if ((rc = check_front_flags(v, front & ~F_HELP))) {
 		cli_opts_free(&o);

@@ -1,7 +1,7 @@
 /* driver: start, signal and watch one instance's processes. A driver does only what it is
  * told and reports what it sees (output, exit); deciding what runs is the reconciler's job,
  * restarting and health are the supervisor's. The process driver runs a shell command in its
- * own session/process group (and cgroup, through the `berth _exec` shim); a container driver
+ * own session/process group (and cgroup, joined before the command runs); a container driver
  * (Docker Engine API) will implement the same table. */
 #ifndef BERTH_DRIVER_H
 #define BERTH_DRIVER_H
@@ -38,7 +38,7 @@ struct driver {
 	void *impl;
 };
 
-/* The process driver. self_exe: path of the berth binary (for the `_exec` shim). */
-struct driver *driver_process_new(uv_loop_t *loop, const char *self_exe);
+/* The process driver. */
+struct driver *driver_process_new(uv_loop_t *loop);
 void driver_process_free(struct driver *d);
 #endif

@@ -1,8 +1,7 @@
 /* driver/process: the process driver. Runs an instance as `/bin/sh -c COMMAND` in a new
  * session (so it leads its own process group), with stdin on /dev/null and stdout/stderr on
- * pipes read by the loop. When cgroups are available it goes through the `berth _exec` shim,
- * which moves itself into the instance's cgroup before exec, so not even a fast fork can
- * escape. When the main process exits, whatever it left in its group is killed: an instance
+ * pipes read by the loop. When cgroups are available the shell joins the instance's cgroup
+ * before it runs the command, so not even a fast fork can escape. When the main process exits, whatever it left in its group is killed: an instance
  * never leaves orphans behind. */
 #include "driver/driver.h"
 #include "supervise/cgroup.h"
@@ -18,7 +17,6 @@
 
 struct pdriver {
 	uv_loop_t *loop;
-	char *self_exe;
 	char readbuf[READ_CHUNK];   /* one loop thread: read callbacks consume it synchronously */
 };
 
@@ -136,25 +134,40 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	p->pd = pd;
 	p->ev = *ev;
 	p->cgroup = spec->cgroup ? xstrdup(spec->cgroup) : NULL;
+	/* With cgroups, the shell that will run the command first writes its own pid into the
+	 * instance's cgroup.procs files, so the command and everything it ever forks are in the
+	 * group from the first instruction; then it evals the command in place (an `exec` in
+	 * the command still replaces it). No extra exec, no helper binary to load. */
+	char **files = NULL;
+	int nf = spec->cgroup ? cgroup_procs_files(spec->cgroup, &files) : 0;
+	if (spec->cgroup && nf <= 0) {
+		for (char **f = files; f && *f; f++)
+			free(*f);
+		free(files);
+		free(p->cgroup);
+		free(p);
+		return err_set(e, ERR_UNAVAILABLE, "instance cgroup %s is missing", spec->cgroup);
+	}
+	char **argv = xcalloc((size_t)nf + 6, sizeof *argv);
+	int ac = 0;
+	argv[ac++] = "/bin/sh";
+	argv[ac++] = "-c";
+	if (nf > 0) {
+		argv[ac++] = "for f do echo $$ >\"$f\" || { echo \"berth: cannot join cgroup $f\" >&2; exit 127; }; "
+			     "done; set --; eval \"$0\"";
+		argv[ac++] = (char *)spec->command;
+		for (int k = 0; k < nf; k++)
+			argv[ac++] = files[k];
+	} else {
+		argv[ac++] = (char *)spec->command;
+	}
+	argv[ac] = NULL;
+
 	uv_pipe_init(pd->loop, &p->out, 0);
 	uv_pipe_init(pd->loop, &p->err, 0);
 	uv_timer_init(pd->loop, &p->drain);
 	p->out.data = p->err.data = p->drain.data = p->proc.data = p;
 	p->handles = 3;
-
-	char *argv[12];
-	int ac = 0;
-	if (spec->cgroup) {
-		argv[ac++] = pd->self_exe;
-		argv[ac++] = "_exec";
-		argv[ac++] = "--cgroup";
-		argv[ac++] = (char *)spec->cgroup;
-		argv[ac++] = "--";
-	}
-	argv[ac++] = "/bin/sh";
-	argv[ac++] = "-c";
-	argv[ac++] = (char *)spec->command;
-	argv[ac] = NULL;
 
 	uv_stdio_container_t stdio[3];
 	stdio[0].flags = UV_IGNORE;
@@ -174,6 +187,10 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	o.stdio = stdio;
 	o.stdio_count = 3;
 	int r = uv_spawn(pd->loop, &p->proc, &o);
+	for (int k = 0; k < nf; k++)
+		free(files[k]);
+	free(files);
+	free(argv);
 	if (r < 0) {
 		err_set(e, ERR_INTERNAL, "start `%s` in %s: %s", spec->command, spec->cwd, uv_strerror(r));
 		/* uv_spawn leaves the process handle initialised and needing a close on failure. */
@@ -208,12 +225,11 @@ static void pd_signal(struct driver_proc *p, int sig)
 		cgroup_kill(p->cgroup);
 }
 
-struct driver *driver_process_new(uv_loop_t *loop, const char *self_exe)
+struct driver *driver_process_new(uv_loop_t *loop)
 {
 	struct driver *d = xcalloc(1, sizeof *d);
 	struct pdriver *pd = xcalloc(1, sizeof *pd);
 	pd->loop = loop;
-	pd->self_exe = xstrdup(self_exe);
 	d->name = "process";
 	d->start = pd_start;
 	d->pid = pd_pid;
@@ -227,7 +243,6 @@ void driver_process_free(struct driver *d)
 	if (!d)
 		return;
 	struct pdriver *pd = d->impl;
-	free(pd->self_exe);
 	free(pd);
 	free(d);
 }

@@ -132,7 +132,11 @@ void plan_compute(const struct plan_input *in, struct plan_output *out)
 		if (!x->stopping && p && !is_current(in, x, p))
 			others = true;
 	}
-	out->converged = all_ready && !others && out->nstarts == 0;
+	/* Instances still stopping count too: "scale web=0" is done when they are gone. */
+	bool stopping = false;
+	for (size_t k = 0; k < in->ninsts; k++)
+		stopping |= in->insts[k].stopping;
+	out->converged = all_ready && !others && !stopping && out->nstarts == 0;
 }
 
 void plan_output_free(struct plan_output *out)

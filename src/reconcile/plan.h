@@ -48,7 +48,8 @@ struct plan_output {
 	size_t nstarts;
 	size_t *stops;         /* indexes into input insts */
 	size_t nstops;
-	bool converged;        /* every wanted slot healthy on the desired release, nothing else runs */
+	bool converged;        /* every wanted slot healthy on the desired release, nothing else runs
+	                          (nor is still stopping) */
 };
 
 void plan_compute(const struct plan_input *in, struct plan_output *out);

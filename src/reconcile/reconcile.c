@@ -66,6 +66,7 @@ struct reconciler {
 
 static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, const char *detail);
 static void schedule(struct reconciler *rc);
+static const char *converged_message(struct reconciler *rc, struct app_rt *rt, bool stopped);
 
 /* ---- app runtime records ---- */
 
@@ -515,9 +516,23 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 		for (struct rc_waiter *w = rt->waiters, *next; w; w = next) {
 			next = w->next;
 			if (w->kind == RC_WAIT_CONVERGE)
-				waiter_done(w, done_event(true, desired, stopped ? "stopped" : "all instances healthy", NULL, NULL));
+				waiter_done(w, done_event(true, desired, converged_message(rc, rt, stopped), NULL, NULL));
 		}
 	}
+}
+
+/* "stopped", "no instances running", or "3 instances healthy". */
+static const char *converged_message(struct reconciler *rc, struct app_rt *rt, bool stopped)
+{
+	static char msg[64];
+	int running, total;
+	reconciler_counts(rc, rt->env, rt->app, &running, &total);
+	if (stopped)
+		return "stopped";
+	if (total == 0)
+		return "no instances running";
+	snprintf(msg, sizeof msg, "%d instance%s healthy", running, running == 1 ? "" : "s");
+	return msg;
 }
 
 /* Deadlines: a new release's instance that is not healthy in time fails the rollout; a

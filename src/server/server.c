@@ -250,13 +250,8 @@ static int server_run(struct server *s, struct err *e)
 	free(logdir);
 	if (!s->logs)
 		return -1;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		return err_errno(e, errno, "find the berth executable");
-	exe[n] = 0;
 	s->loop = uv_default_loop();
-	s->drv = driver_process_new(s->loop, exe);
+	s->drv = driver_process_new(s->loop);
 	s->eps = endpoints_new(s->loop);
 	if (routes_sync_start(s->st, s->eps, e) < 0)
 		return -1;

@@ -627,9 +627,15 @@ int cgroup_create(const char *name, const struct profile *p, struct err *e)
 	}
 	for (int i = 0; i < cg.nh; i++) {
 		struct cg_hier *h = &cg.h[i];
+		/* Only the tracking hierarchy and those holding a controller the profile limits:
+		 * every extra group is a mkdir and a write on the start path. */
 		if (!h->root)
 			continue;
 		char *dir = group_path(h, name, NULL);
+		if (i != cg.track && !(h->ctrls & need) && !is_dir(dir)) {
+			free(dir);
+			continue;   /* (an existing group is still reset below) */
+		}
 		if (mkdir(dir, 0755) == 0) {
 			made[i] = 1;
 		} else if (errno != EEXIST || !is_dir(dir)) {
@@ -666,7 +672,9 @@ int cgroup_enter(const char *name, pid_t pid, struct err *e)
 			continue;
 		char *path = group_path(h, name, "cgroup.procs");
 		int r = write_str(path, v);
-		if (r < 0)
+		if (r < 0 && errno == ENOENT && i != cg.track)
+			r = 0;   /* no group in this hierarchy: the profile sets no limit there */
+		else if (r < 0)
 			err_errno(e, errno, "cgroup: move pid %d into %s", (int)pid, path);
 		free(path);
 		if (r < 0)
@@ -852,4 +860,24 @@ int cgroup_each(void (*fn)(void *arg, const char *name), void *arg)
 		free(names[i]);
 	free(names);
 	return count;
+}
+
+int cgroup_procs_files(const char *name, char ***out)
+{
+	*out = NULL;
+	if (!cg.available || !name_ok(name))
+		return -1;
+	char **v = xcalloc((size_t)cg.nh + 1, sizeof *v);
+	int n = 0;
+	for (int i = 0; i < cg.nh; i++) {
+		if (!cg.h[i].root)
+			continue;
+		char *dir = group_path(&cg.h[i], name, NULL);
+		bool there = is_dir(dir);
+		free(dir);
+		if (there)
+			v[n++] = group_path(&cg.h[i], name, "cgroup.procs");
+	}
+	*out = v;
+	return n;
 }

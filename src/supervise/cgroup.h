@@ -22,6 +22,10 @@ const char *cgroup_mode(void);            /* "v2", "v1", "hybrid", or "none" */
 int cgroup_create(const char *name, const struct profile *p, struct err *e);
 /* Move pid into the instance's group in every hierarchy (called by the exec shim on itself). */
 int cgroup_enter(const char *name, pid_t pid, struct err *e);
+/* The cgroup.procs files of the instance's groups (NULL-terminated array of owned strings;
+ * free each and the array). A process writing its pid to each joins the instance. Returns
+ * the count, -1 when cgroups are unavailable. */
+int cgroup_procs_files(const char *name, char ***out);
 /* Pids currently in the instance's group; returns count (<= max), -1 on error. */
 int cgroup_pids(const char *name, pid_t *pids, int max);
 /* SIGKILL everything in the group (cgroup.kill on v2, else signal each pid). */

@@ -123,14 +123,14 @@ WATCHER=$!
 BG_PIDS+=("$WATCHER")
 wait_for '[ -s "$T/watch.log" ]' 50 || fail "the watcher took no sample"
 run_ok "$T/d2.out" b deploy "$D" --app $APP -m "serve v2"
-sleep 0.3   # a few samples after the rollout too
+# keep watching until v2 serves alone (v1's web stops right after v2's is healthy)
+wait_for 'grep -q "^ok listed=1 hello v2" "$T/watch.log"' 100 || { cat "$T/watch.log"; fail "the watcher never saw v2 serving alone"; }
 touch "$T/watch.stop"
 wait "$WATCHER"
 assert_eq "$(grep -c '^none' "$T/watch.log")" 0 "samples with no running web instance during the rollout"
 assert_eq "$(grep -c '^broken' "$T/watch.log")" 0 "running web instances that did not answer"
 assert_eq "$(grep -c '^psfail' "$T/watch.log")" 0 "ps calls that failed during the rollout"
 grep -q '^ok listed=2 hello v1' "$T/watch.log" || { cat "$T/watch.log"; fail "the watcher never saw the overlap (v1 serving while v2 starts)"; }
-grep -q '^ok listed=1 hello v2' "$T/watch.log" || { cat "$T/watch.log"; fail "the watcher never saw v2 serving alone"; }
 assert_eq "$(grep '^ok' "$T/watch.log" | tail -1 | cut -d' ' -f3-)" "hello v2" "what the web served last"
 
 OUT=$(cat "$T/d2.out")

@@ -50,7 +50,12 @@ def read(key, name):
     p = paths[key]
     if root != "/" and p.startswith(root):
         p = p[len(root):]
-    return open(os.path.join(mnt + p, name)).read().strip()
+    f = os.path.join(mnt + p, name)
+    if not os.path.exists(f) and p in ("", "/"):
+        # left in the hierarchy's root, which has no limit files: unlimited
+        return {"memory.limit_in_bytes": str(1 << 63), "cpu.cfs_quota_us": "-1",
+                "cpu.cfs_period_us": "100000"}.get(name, "max")
+    return open(f).read().strip()
 v1 = what in mounts and what in paths
 if what == "memory":
     if v1:

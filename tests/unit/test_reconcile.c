@@ -52,6 +52,22 @@ static void test_converged_when_all_healthy(void **st)
 	plan_output_free(&o);
 }
 
+static void test_not_converged_while_stopping(void **st)
+{
+	struct plan_proc procs[] = {{"web", 1, 0}};
+	struct plan_inst insts[] = {{"web", 1, 4, 0, true, true, false}, {"web", 2, 4, 0, false, true, true}};
+	struct plan_input in = {4, false, procs, 1, insts, 2, 1};
+	struct plan_output o;
+	plan_compute(&in, &o);
+	assert_int_equal(o.nstops, 0);
+	assert_false(o.converged);
+	plan_output_free(&o);
+	in.ninsts = 1;
+	plan_compute(&in, &o);
+	assert_true(o.converged);
+	plan_output_free(&o);
+}
+
 static void test_rolling_one_at_a_time(void **st)
 {
 	/* v1 runs in 3 slots; v2 is desired. Only one replacement may be in flight. */
@@ -229,6 +245,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_deploy_starts_everything),
 		cmocka_unit_test(test_converged_when_all_healthy),
+		cmocka_unit_test(test_not_converged_while_stopping),
 		cmocka_unit_test(test_rolling_one_at_a_time),
 		cmocka_unit_test(test_old_stops_only_after_new_healthy),
 		cmocka_unit_test(test_batch_allows_parallel_replacements),

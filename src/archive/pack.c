@@ -102,7 +102,8 @@ static int list_dir(const char *path, char ***names, size_t *n, struct err *e)
 		free(v);
 		return err_errno(e, er, "read directory %s", path);
 	}
-	qsort(v, len, sizeof *v, cmp_names);
+	if (len)
+		qsort(v, len, sizeof *v, cmp_names);
 	*names = v;
 	*n = len;
 	return 0;

@@ -208,7 +208,8 @@ static void publish(struct endpoints *t)
 	struct ep_snapshot *s = xcalloc(1, sizeof *s);
 	atomic_init(&s->refs, 1);
 	s->version = ++t->version;
-	qsort(t->eps, t->neps, sizeof *t->eps, ep_cmp);
+	if (t->neps)
+		qsort(t->eps, t->neps, sizeof *t->eps, ep_cmp);
 	/* Groups. */
 	s->groups = xcalloc(t->neps ? t->neps : 1, sizeof *s->groups);
 	for (size_t k = 0; k < t->neps; k++) {
@@ -245,7 +246,8 @@ static void publish(struct endpoints *t)
 			free(hosts[h]);
 		}
 	}
-	qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
+	if (s->nroutes)
+		qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
 	for (size_t k = 0; k < s->nroutes; k++)
 		s->routes[k].group = ep_snapshot_group(s, s->routes[k].env, s->routes[k].app, s->routes[k].process);
 	struct ep_snapshot *old = t->cur;

@@ -9,9 +9,10 @@
 
 #define PREFIX "/routes/"
 
-struct sync {
+struct routes_sync {
 	struct store *st;
 	struct endpoints *eps;
+	int watch;
 };
 
 char *routes_key(const char *host, const char *path)
@@ -85,7 +86,7 @@ int routes_validate(json_t *doc, struct err *e)
 	return 0;
 }
 
-static void reload(struct sync *s)
+static void reload(struct routes_sync *s)
 {
 	struct store_list l;
 	struct err e = ERR_INIT;
@@ -130,12 +131,20 @@ static void on_change(void *arg, const char *key, const char *value, int64_t rev
 	reload(arg);
 }
 
-int routes_sync_start(struct store *st, struct endpoints *eps, struct err *e)
+struct routes_sync *routes_sync_start(struct store *st, struct endpoints *eps, struct err *e)
 {
-	struct sync *s = xcalloc(1, sizeof *s);
+	struct routes_sync *s = xcalloc(1, sizeof *s);
 	s->st = st;
 	s->eps = eps;
 	reload(s);
-	store_watch(st, PREFIX, on_change, s);
-	return 0;
+	s->watch = store_watch(st, PREFIX, on_change, s);
+	return s;
+}
+
+void routes_sync_free(struct routes_sync *s)
+{
+	if (!s)
+		return;
+	store_unwatch(s->st, s->watch);
+	free(s);
 }

@@ -8,7 +8,10 @@
 #include "util/err.h"
 #include <jansson.h>
 
-int routes_sync_start(struct store *st, struct endpoints *eps, struct err *e);
+struct routes_sync;
+/* NULL with e on failure. */
+struct routes_sync *routes_sync_start(struct store *st, struct endpoints *eps, struct err *e);
+void routes_sync_free(struct routes_sync *s);   /* stops watching; accepts NULL */
 /* Key of a route (caller frees). path must start with '/'. */
 char *routes_key(const char *host, const char *path);
 /* Validate and normalise a route document (host lower-cased, path without trailing '/',

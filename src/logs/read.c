@@ -111,7 +111,8 @@ static int list_instances(const char *dir, const char *process, struct set *s, s
 		qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_inst);
 	for (int i = 0; i < s->n; i++) {
 		s->v[i]->idx = i;
-		qsort(s->v[i]->files, (size_t)s->v[i]->nfiles, sizeof *s->v[i]->files, cmp_file);
+		if (s->v[i]->nfiles)
+			qsort(s->v[i]->files, (size_t)s->v[i]->nfiles, sizeof *s->v[i]->files, cmp_file);
 	}
 	return 0;
 }

@@ -43,6 +43,7 @@ struct server {
 	struct driver *drv;
 	struct reconciler *rc;
 	struct endpoints *eps;
+	struct routes_sync *routes;
 	struct api *api;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
@@ -253,7 +254,8 @@ static int server_run(struct server *s, struct err *e)
 	s->loop = uv_default_loop();
 	s->drv = driver_process_new(s->loop);
 	s->eps = endpoints_new(s->loop);
-	if (routes_sync_start(s->st, s->eps, e) < 0)
+	s->routes = routes_sync_start(s->st, s->eps, e);
+	if (!s->routes)
 		return -1;
 	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
 	if (reconciler_start(s->rc, e) < 0)
@@ -271,6 +273,35 @@ static int server_run(struct server *s, struct err *e)
 	fflush(stderr);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	return 0;
+}
+
+/* Orderly teardown after the loop stopped (instances are already stopped). */
+static void server_free(struct server *s)
+{
+	api_free(s->api);
+	if (s->rc)
+		reconciler_free(s->rc);
+	if (s->loop) {
+		if (uv_is_active((uv_handle_t *)&s->sigterm) || uv_is_active((uv_handle_t *)&s->sigint)) {
+			uv_close((uv_handle_t *)&s->sigterm, NULL);
+			uv_close((uv_handle_t *)&s->sigint, NULL);
+		}
+		/* Let every closing handle run its close callback (they free memory). */
+		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
+			;
+	}
+	free(s->rc);
+	routes_sync_free(s->routes);
+	driver_process_free(s->drv);
+	endpoints_free(s->eps);
+	logs_free(s->logs);
+	store_close(s->st);
+	server_conf_free(&s->conf);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s->data);
+	free(s->api_host);
+	free(s->conf_path);
 }
 
 int server_main(int argc, char **argv)
@@ -315,9 +346,8 @@ int server_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct err e = ERR_INIT;
 	int r = server_run(&s, &e);
-	if (r < 0) {
+	if (r < 0)
 		fprintf(stderr, "berth server: %s\n", e.msg);
-		return 1;
-	}
-	return 0;
+	server_free(&s);
+	return r < 0 ? 1 : 0;
 }

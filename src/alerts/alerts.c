@@ -239,7 +239,11 @@ static void send_alert(struct alerts *a, enum alert_kind kind, const char *env, 
 	char *cenv = utf8_clean(env), *capp = utf8_clean(app), *cproc = utf8_clean(process);
 	char *cinst = utf8_clean(instance), *cmsg = utf8_clean(message);
 	char *payload = build_payload(a, kind, cenv, capp, cproc, cinst, cmsg, ts_us, suppressed);
-	free(cenv), free(capp), free(cproc), free(cinst), free(cmsg);
+	free(cenv);
+	free(capp);
+	free(cproc);
+	free(cinst);
+	free(cmsg);
 	if (!payload) {
 		log_warn("alerts: could not build the %s alert for %s/%s", alert_kind_name(kind), env, app);
 		return;

@@ -239,34 +239,27 @@ static void *worker(void *arg)
 		if (stopping) {
 			/* Nothing can start after the deadline; what is due later is dropped now. */
 			late = take_due_after(s, now >= deadline ? INT64_MIN : deadline);
-			if (!s->waiting && s->ninflight == 0) {
-				pthread_mutex_unlock(&s->mu);
-				abandoned += drop_list(s, late, NULL);
-				break;
-			}
-			if (now >= deadline) {
+			if (now >= deadline || (!s->waiting && s->ninflight == 0)) {
 				pthread_mutex_unlock(&s->mu);
 				abandoned += drop_list(s, late, NULL);
 				break;
 			}
 		}
 		int room = s->c.max_inflight - s->ninflight;
+		struct delivery **rtail = &ready;     /* oldest first */
 		for (struct delivery **pp = &s->waiting; *pp && room > 0;) {
 			struct delivery *d = *pp;
 			if (d->due_ms <= now) {
 				*pp = d->next;
 				s->nwaiting--;
-				d->next = ready;
-				ready = d;
+				d->next = NULL;
+				*rtail = d;
+				rtail = &d->next;
 				room--;
 			} else {
 				pp = &d->next;
 			}
 		}
-		int64_t next_due = -1;
-		for (struct delivery *d = s->waiting; d; d = d->next)
-			if (next_due < 0 || d->due_ms < next_due)
-				next_due = d->due_ms;
 		pthread_mutex_unlock(&s->mu);
 		abandoned += drop_list(s, late, NULL);
 
@@ -286,21 +279,23 @@ static void *worker(void *arg)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
 			finish(s, d, msg->data.result);
 		}
+		/* Sleep until a transfer makes progress (curl caps the wait at its own timers), the
+		 * next retry is due, the deadline, or a push wakes us. A due delivery waiting for a
+		 * free slot waits for a transfer to end rather than spinning. */
+		pthread_mutex_lock(&s->mu);
+		int64_t next_due = -1;
+		if (s->ninflight < s->c.max_inflight)
+			for (struct delivery *d = s->waiting; d; d = d->next)
+				if (next_due < 0 || d->due_ms < next_due)
+					next_due = d->due_ms;
+		pthread_mutex_unlock(&s->mu);
 		now = time_mono_ms();
 		int64_t wait = 1000;
 		if (next_due >= 0 && next_due - now < wait)
 			wait = next_due - now;
 		if (stopping && deadline - now < wait)
 			wait = deadline - now;
-		if (s->ninflight == 0 && next_due < 0 && !stopping)
-			wait = 1000;     /* idle: a push wakes us */
-		if (wait < 0)
-			wait = 0;
-		/* A finished transfer may have queued a retry that is due at once: loop first. */
-		pthread_mutex_lock(&s->mu);
-		bool more = s->waiting && s->waiting->due_ms <= now && s->ninflight < s->c.max_inflight;
-		pthread_mutex_unlock(&s->mu);
-		if (!more)
+		if (wait > 0)
 			curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL);
 	}
 	/* Deadline passed: abandon transfers still running. */

@@ -3,6 +3,7 @@
 #include "manifest/manifest.h"
 #include "util/log.h"
 #include "util/fsutil.h"
+#include "metrics/metrics.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +195,15 @@ static int on_head(void *arg, struct http_req *r, struct http_body_plan *plan)
 	c->api = a;
 	c->req = r;
 	r->user = c;
+	if (!strcmp(r->path, "/metrics")) {
+		c->role = api_auth(a, r);
+		if (!c->role) {
+			http_respond_error(r, 401, "missing or invalid token: /metrics needs a bearer token (any role)");
+			return -1;
+		}
+		c->is_metrics = true;
+		return 0;
+	}
 	if (split_path(c, r->path) < 0) {
 		http_respond_error(r, 404, "no such API path (the API lives under /v1)");
 		return -1;
@@ -230,7 +240,21 @@ static void on_request(void *arg, struct http_req *r)
 		http_respond_error(r, 500, "internal error: request without context");
 		return;
 	}
-	(void)a;
+	if (c->is_metrics) {
+		if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) {
+			http_respond_error(r, 405, "method not allowed here");
+			return;
+		}
+		if (!a->metrics) {
+			http_respond_error(r, 404, "metrics are not enabled");
+			return;
+		}
+		struct buf b = BUF_INIT;
+		metrics_render(a->metrics, &b);
+		http_respond(r, 200, METRICS_CONTENT_TYPE, b.p ? b.p : "", b.len, NULL);
+		buf_free(&b);
+		return;
+	}
 	route(c);
 }
 
@@ -261,6 +285,7 @@ struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store 
 	a->data_dir = xstrdup(cfg->data_dir);
 	a->tmp_dir = xasprintf("%s/tmp", cfg->data_dir);
 	a->eps = cfg->endpoints;
+	a->metrics = cfg->metrics;
 	if (fs_mkdir_p(a->tmp_dir, 0700, e) < 0) {
 		api_free(a);
 		return NULL;

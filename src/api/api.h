@@ -12,12 +12,15 @@ struct store;
 struct reconciler;
 struct logs;
 struct server_conf;
+struct endpoints;
+struct metrics;
 
 struct api_config {
 	const char *host;
 	int port;
 	const char *data_dir;
 	struct endpoints *endpoints;  /* routes and healthy instances (NULL: no router) */
+	struct metrics *metrics;      /* GET /metrics (NULL: 404) */
 };
 
 struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store *st,

@@ -38,6 +38,7 @@ struct ctx {
 	char *seg[8];          /* path segments after /v1 */
 	int nseg;
 	char env[64], app[64];
+	bool is_metrics;       /* GET /metrics */
 };
 
 /* Answer r with e mapped to a status (ERR_INVALID -> 400, ...). */

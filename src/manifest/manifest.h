@@ -84,6 +84,17 @@ struct server_conf {
 	int64_t upload_limit_bytes; /* default 256 MiB */
 	int64_t log_rotate_bytes;   /* default 10 MiB */
 	int log_keep;               /* rotated files kept per instance, default 5 */
+	/* alerts: (docs/metrics.md) */
+	char *alert_name;           /* server name in alerts; NULL = host name */
+	char **alert_webhooks;      /* server-wide webhook URLs */
+	size_t nalert_webhooks;
+	int64_t alert_rate_limit_ms;/* per (kind, env, app, process); default 60000; 0 = off */
+	struct alert_env {
+		char *env;
+		char **webhooks;
+		size_t nwebhooks;
+	} *alert_envs;
+	size_t nalert_envs;
 };
 
 /* Defaults, then the YAML file at path if it exists (missing file = defaults). */

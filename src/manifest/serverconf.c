@@ -20,8 +20,14 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP };
+				       "alerts", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_ALERTS };
+
+static const char *const alert_keys[] = {"name", "webhooks", "rate_limit", "envs", NULL};
+enum { A_NAME, A_WEBHOOKS, A_RATE_LIMIT, A_ENVS };
+static const char *const alert_env_keys[] = {"webhooks", NULL};
+
+#define MAX_WEBHOOKS 16
 
 static const char *const profile_keys[] = {"cpus", "memory", "pids", "cpu_weight", NULL};
 enum { F_CPUS, F_MEMORY, F_PIDS, F_CPU_WEIGHT };
@@ -97,6 +103,17 @@ void server_conf_free(struct server_conf *c)
 	for (size_t i = 0; i < c->nprofiles; i++)
 		free(c->profiles[i].name);
 	free(c->profiles);
+	free(c->alert_name);
+	for (size_t i = 0; i < c->nalert_webhooks; i++)
+		free(c->alert_webhooks[i]);
+	free(c->alert_webhooks);
+	for (size_t i = 0; i < c->nalert_envs; i++) {
+		free(c->alert_envs[i].env);
+		for (size_t j = 0; j < c->alert_envs[i].nwebhooks; j++)
+			free(c->alert_envs[i].webhooks[j]);
+		free(c->alert_envs[i].webhooks);
+	}
+	free(c->alert_envs);
 	memset(c, 0, sizeof *c);
 }
 
@@ -120,6 +137,7 @@ static void set_defaults(struct server_conf *c)
 	c->upload_limit_bytes = 256 * MIB;
 	c->log_rotate_bytes = 10 * MIB;
 	c->log_keep = 5;
+	c->alert_rate_limit_ms = 60000;
 }
 
 static int parse_profile(const struct yctx *yc, const struct ynode *v, const char *path,
@@ -199,6 +217,78 @@ static int positive_size(const struct yctx *yc, const struct ynode *v, const cha
 	return 0;
 }
 
+/* webhooks: [URL, ...]: http(s) URLs only. */
+static int parse_webhooks(const struct yctx *yc, const struct ynode *v, const char *path, char ***out,
+			  size_t *n)
+{
+	if (v->type != YN_SEQ || v->nkids > MAX_WEBHOOKS)
+		return y_expected(yc, v, path, "a list of at most 16 webhook URLs");
+	for (size_t i = 0; i < v->nkids; i++) {
+		char *url;
+		if (y_string(yc, v->kids[i], path, "a webhook URL", false, &url) < 0)
+			return -1;
+		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+			free(url);
+			return y_expected(yc, v->kids[i], path, "an http:// or https:// URL");
+		}
+		*out = xrealloc(*out, (*n + 1) * sizeof **out);
+		(*out)[(*n)++] = url;
+	}
+	return 0;
+}
+
+static int parse_alerts(const struct yctx *yc, const struct ynode *v, struct server_conf *c)
+{
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "alerts", "a mapping (name:, webhooks:, rate_limit:, envs:)");
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(yc, v, i, "alerts", alert_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		int r = 0;
+		switch (k) {
+		case A_NAME:
+			free(c->alert_name);
+			c->alert_name = NULL;
+			r = y_string(yc, val, "alerts.name", "a server name", false, &c->alert_name);
+			break;
+		case A_WEBHOOKS:
+			r = parse_webhooks(yc, val, "alerts.webhooks", &c->alert_webhooks, &c->nalert_webhooks);
+			break;
+		case A_RATE_LIMIT:
+			r = y_duration(yc, val, "alerts.rate_limit", 0, &c->alert_rate_limit_ms);
+			break;
+		case A_ENVS:
+			if (y_check_map(yc, val, "alerts.envs", 256) < 0)
+				return -1;
+			for (size_t j = 0; j < y_map_len(val) && r == 0; j++) {
+				char *env;
+				if (y_name(yc, val->kids[2 * j], "alerts.envs", "an env name", &env) < 0)
+					return -1;
+				c->alert_envs = xrealloc(c->alert_envs, (c->nalert_envs + 1) * sizeof *c->alert_envs);
+				struct alert_env *ae = &c->alert_envs[c->nalert_envs++];
+				memset(ae, 0, sizeof *ae);
+				ae->env = env;
+				const struct ynode *ev = val->kids[2 * j + 1];
+				char path[128];
+				snprintf(path, sizeof path, "alerts.envs.%s", env);
+				if (ev->type != YN_MAP)
+					return y_expected(yc, ev, path, "a mapping (webhooks:)");
+				for (size_t q = 0; q < y_map_len(ev) && r == 0; q++) {
+					if (y_key_index(yc, ev, q, path, alert_env_keys) < 0)
+						return -1;
+					r = parse_webhooks(yc, ev->kids[2 * q + 1], path, &ae->webhooks, &ae->nwebhooks);
+				}
+			}
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_conf(const char *fname, const char *data, size_t n, struct server_conf *c,
 		      struct err *e)
 {
@@ -210,7 +300,7 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:)");
+				   "log_rotate:, log_keep:, alerts:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -229,6 +319,9 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_LOG_ROTATE:
 				r = positive_size(&yc, val, "log_rotate", &c->log_rotate_bytes);
+				break;
+			case S_ALERTS:
+				r = parse_alerts(&yc, val, c);
 				break;
 			case S_LOG_KEEP:
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);

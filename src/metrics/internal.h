@@ -54,7 +54,4 @@ struct metrics {
  * writes into tmp (METRICS_VALUE_MAX + 1 bytes). NULL is "". */
 const char *metrics_clean_value(const char *in, char *tmp);
 uint64_t metrics_hash_values(const char *const *values, size_t n);
-
-/* render.c helpers, also used by tests through the public render. */
-void metrics_fmt_double(struct buf *out, double v);
 #endif

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void metrics_fmt_double(struct buf *out, double v)
+static void metrics_fmt_double(struct buf *out, double v)
 {
 	if (isnan(v)) {
 		buf_adds(out, "NaN");

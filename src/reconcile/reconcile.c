@@ -11,6 +11,8 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "metrics/metrics.h"
+#include "alerts/alerts.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,8 @@ struct app_rt {
 	struct rc_waiter *waiters;
 	bool dirty;
 	bool failing;            /* a rollout failure is being recorded */
+	int rollout_version;     /* target whose start time is below */
+	int64_t rollout_started_us;
 	char fail_reason[512];
 	json_t *fail_logs;
 };
@@ -57,6 +61,8 @@ struct reconciler {
 	const struct server_conf *conf;
 	char *data_dir;
 	struct app_rt *apps;
+	struct metrics_families *fams;
+	struct alerts *alerts;
 	uv_timer_t kick, tick;
 	bool kick_pending;
 	int watch_id;
@@ -391,6 +397,19 @@ static void rollout_finish(struct reconciler *rc, struct app_rt *rt, int version
 		log_info("%s/%s: v%d is live", rt->env, rt->app, version);
 	else
 		log_warn("%s/%s: rollout of v%d failed: %s", rt->env, rt->app, version, reason);
+	bool had_live = model_json_int(rt->doc, "release", 0) != 0 && model_json_int(rt->doc, "release", 0) != version;
+	const char *outcome = ok ? "succeeded" : had_live ? "rolled_back" : "failed";
+	if (rc->fams) {
+		const char *labels[] = {rt->env, rt->app, outcome};
+		metrics_inc(rc->fams->deploys, labels);
+		if (rt->rollout_version == version && rt->rollout_started_us)
+			metrics_observe(rc->fams->deploy_duration, labels, (double)(now - rt->rollout_started_us) / 1e6);
+	}
+	if (!ok && rc->alerts)
+		alerts_emitf(rc->alerts, had_live ? ALERT_DEPLOY_ROLLED_BACK : ALERT_DEPLOY_FAILED, rt->env, rt->app, NULL,
+			     NULL, "release v%d failed%s: %s", version,
+			     had_live ? "; the previous release keeps running" : "", reason);
+	rt->rollout_version = 0;
 }
 
 /* ---- the pass ---- */
@@ -634,11 +653,68 @@ static void on_store_change(void *arg, const char *key, const char *value, int64
 	rt->doc = value ? json_loads(value, 0, NULL) : NULL;
 	rt->dirty = true;
 	schedule(rc);
+	int target = model_json_int(rt->doc, "target", 0);
+	if (target && target != rt->rollout_version) {
+		rt->rollout_version = target;
+		rt->rollout_started_us = time_now_us();
+	}
 	if (!rt->doc) {
 		/* Deleted: nothing will converge for anyone still waiting on it. */
 		while (rt->waiters)
 			waiter_done(rt->waiters, done_event(false, 0, NULL, "the app was deleted", NULL));
 	}
+}
+
+/* Metrics and alerts for one supervisor event. */
+static void observe_event(struct reconciler *rc, struct instance *inst, enum inst_event ev, const char *detail)
+{
+	const struct instance_status *s = instance_status(inst);
+	const char *labels[] = {s->env, s->app, s->process};
+	switch (ev) {
+	case IEV_EXITED:
+		if (rc->fams)
+			metrics_inc(rc->fams->instance_restarts, labels);
+		if (rc->alerts && s->crashes == SUPERVISE_CRASH_LOOP && s->state == INST_BACKOFF)
+			alerts_emitf(rc->alerts, ALERT_CRASH_LOOP, s->env, s->app, s->process, s->id,
+				     "%s (v%d) is crash-looping: %d crashes in a row, last %s", s->id, s->release,
+				     s->crashes, s->last_exit);
+		break;
+	case IEV_UNHEALTHY:
+		if (rc->fams)
+			metrics_inc(rc->fams->health_failures, labels);
+		if (rc->alerts)
+			alerts_emitf(rc->alerts, ALERT_HEALTH_FAILING, s->env, s->app, s->process, s->id,
+				     "%s (v%d) health check failing: %s", s->id, s->release, detail ? detail : "");
+		break;
+	case IEV_HEALTHY:
+		if (rc->alerts && detail && !strcmp(detail, "recovered"))
+			alerts_emitf(rc->alerts, ALERT_RECOVERED, s->env, s->app, s->process, s->id,
+				     "%s (v%d) is healthy again", s->id, s->release);
+		break;
+	default:
+		break;
+	}
+}
+
+static void collect_instances(void *arg, struct metrics_emitter *em)
+{
+	struct reconciler *rc = arg;
+	struct instance **v;
+	size_t n = supervisor_list(rc->sv, NULL, NULL, &v);
+	for (size_t k = 0; k < n; k++) {
+		const struct instance_status *s = instance_status(v[k]);
+		const char *labels[] = {s->env, s->app, s->process, inst_state_name(s->state)};
+		metrics_emit(em, labels, 1);
+	}
+	free(v);
+}
+
+void reconciler_observe(struct reconciler *rc, struct metrics_families *fams, struct alerts *alerts)
+{
+	rc->fams = fams;
+	rc->alerts = alerts;
+	if (fams && fams->instances)
+		metrics_family_set_collect(fams->instances, collect_instances, rc);
 }
 
 static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, const char *detail)
@@ -680,6 +756,7 @@ static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, co
 	case IEV_STOPPED:
 		break;
 	}
+	observe_event(rc, inst, ev, detail);
 	if (type && rt->waiters) {
 		json_t *j = event_new(type, msg);
 		json_object_set_new(j, "instance", json_string(s->id));

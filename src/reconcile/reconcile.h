@@ -17,10 +17,16 @@ struct reconciler;
 struct driver;
 struct logs;
 struct endpoints;
+struct metrics_families;
+struct alerts;
 
 struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
 				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag);
+/* Count restarts, health failures and deploys, and send alerts (crash loop, health failing,
+ * recovered, deploy failed / rolled back). Either may be NULL. Also sets the collector of
+ * fams->instances. */
+void reconciler_observe(struct reconciler *rc, struct metrics_families *fams, struct alerts *alerts);
 /* Load every app, fail interrupted rollouts, and start reconciling. */
 int reconciler_start(struct reconciler *rc, struct err *e);
 /* Stop all instances (each with its grace), then call done. */

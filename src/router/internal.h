@@ -90,7 +90,7 @@ struct rthread {
 	int lfd;                     /* listening socket until the thread takes it */
 	int start_rc;                /* 0 or a uv error, set before ready is posted */
 	uv_sem_t ready;
-	int reader_id;
+	_Atomic int reader_id;      /* -1 until endpoints_add_reader returned */
 	/* shared (under mu) */
 	uv_mutex_t mu;
 	struct ep_snapshot *pending; /* handed over, not adopted yet */
@@ -166,6 +166,11 @@ void client_close_now(struct client *c);
 void client_close_graceful(struct client *c);
 void client_close_all(struct rthread *w);
 void client_peer_ip(const struct client *c, char *out, size_t n);
+/* Tunnels: switch to raw mode (input left in c->in is the caller's to take), shut the
+ * write side once queued bytes are out, restart the inactivity timer on traffic. */
+void client_tunnel(struct client *c);
+void client_shutdown(struct client *c);
+void client_touch(struct client *c);
 void client_peer_str(const struct client *c, char *out, size_t n);
 
 /* ---- one request (proxy.c) ---- */
@@ -206,11 +211,13 @@ struct preq {
 	unsigned resp_nobody : 1;
 	unsigned counted : 1;        /* inflight++ done on ep */
 	unsigned fresh_retry : 1;    /* the one retry on a fresh connection was used */
-	unsigned discard : 1;        /* answered early: body bytes are dropped */
 	unsigned upstream_failed : 1;
 	unsigned aborted : 1;        /* the client left before the answer ended */
 	unsigned client_paused : 1;  /* upstream reads stopped for the client's write queue */
 	unsigned up_paused : 1;      /* client body feeding stopped for the upstream's queue */
+	unsigned answered : 1;       /* an early answer is complete; waiting for the head's end */
+	unsigned interim : 1;        /* the upstream head being passed is a 1xx (dropped) */
+	unsigned up_eof : 1;         /* tunnel: the upstream shut its side */
 };
 
 /* The head of a request was read (takes hr). */
@@ -236,12 +243,12 @@ void proxy_up_data(struct preq *q, const char *d, size_t n);
 void proxy_up_eof(struct preq *q, int status);     /* UV_EOF or an error */
 void proxy_up_timeout(struct preq *q);
 void proxy_up_drained(struct preq *q);            /* upstream write queue below RT_WQ_LOW */
-
-/* End of a request: stats, log line, release; frees q. */
-void proxy_req_free(struct preq *q);
+/* Pass an upstream head's fields on without the hop-by-hop ones (Upgrade kept if asked). */
+void proxy_copy_headers(struct buf *b, const struct http_header *hs, size_t n, bool upgrade);
 
 /* ---- tunnels (tunnel.c) ---- */
-void tunnel_start(struct preq *q, const char *rest, size_t n);
+/* The upstream said 101: pass its head on, then bytes both ways (rest: bytes after it). */
+void tunnel_start(struct preq *q, const struct resp_head *h, const char *rest, size_t n);
 void tunnel_from_client(struct preq *q, const char *d, size_t n);
 void tunnel_client_eof(struct preq *q);
 void tunnel_from_upstream(struct preq *q, const char *d, size_t n);
@@ -301,9 +308,14 @@ bool host_ok(const char *h, size_t n);
 int target_rewrite(const char *t, size_t strip, struct buf *out, const char **auth, size_t *alen);
 
 /* ---- error pages (errpage.c) ---- */
-void errpage_build(struct router *r, const struct route *rt, int status, bool json, const char *id,
+struct errpages;
+struct errpages *errpages_new(const char *global_dir);
+void errpages_free(struct errpages *ep);
+/* The body of an error answer: a route's page, the global one, or the built-in page (or
+ * the JSON variant). ctype is set to a static string. Any thread. */
+void errpage_build(struct errpages *ep, const struct route *rt, int status, bool json, const char *id,
 		   struct buf *body, const char **ctype);
-void errpages_free(struct router *r);
+const char *errpage_message(int status);   /* the JSON "error" text */
 
 /* ---- stats and the access log (stats.c) ---- */
 void stats_request(struct rthread *w, const struct preq *q);   /* one finished request */
@@ -314,9 +326,13 @@ void tstats_free(struct tstats *t);
 
 /* ---- router.c ---- */
 const struct router_cfgx *router_cfg(const struct router *r);
+struct errpages *router_errpages(struct router *r);
+int router_nthreads(const struct router *r);
+struct rthread *router_thread(struct router *r, int i);
 struct endpoints *router_eps(const struct router *r);
 void router_log_ready(struct router *r);     /* a thread has lines: wake the main loop */
 void rthread_reqid(struct rthread *w, char out[33]);
+void rt_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);   /* the thread's read buffer */
 const char *rthread_date(struct rthread *w);
 /* The snapshot requests start with now (counted as a user). */
 struct snaphold *rthread_hold(struct rthread *w);

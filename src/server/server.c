@@ -12,6 +12,8 @@
 #include "server/sweep.h"
 #include "endpoints/endpoints.h"
 #include "endpoints/routes_sync.h"
+#include "metrics/metrics.h"
+#include "alerts/alerts.h"
 #include "store/store.h"
 #include "supervise/cgroup.h"
 #include "util/buf.h"
@@ -44,6 +46,9 @@ struct server {
 	struct reconciler *rc;
 	struct endpoints *eps;
 	struct routes_sync *routes;
+	struct metrics *metrics;
+	struct metrics_families fams;
+	struct alerts *alerts;
 	struct api *api;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
@@ -99,10 +104,8 @@ static int lock_data(struct server *s, struct err *e)
 		if (n > 0)
 			pid[n] = 0;
 		pid[strcspn(pid, "\n")] = 0;
-		err_set(e, ERR_CONFLICT, "another berth server%s%s is using %s", pid[0] ? " (pid " : "",
-			pid[0] ? pid : "", s->data);
-		if (pid[0])
-			strncat(e->msg, "", 1);
+		err_set(e, ERR_CONFLICT, "another berth server%s%s%s is using %s", pid[0] ? " (pid " : "",
+			pid[0] ? pid : "", pid[0] ? ")" : "", s->data);
 		free(path);
 		return -1;
 	}
@@ -177,6 +180,40 @@ static int ensure_admin_token(struct server *s, struct err *e)
 
 /* Uploads being received and code being unpacked when a previous server died. Finished
  * code directories are renamed into place atomically, so these are always safe to drop. */
+static void collect_log_lines(void *arg, struct metrics_emitter *em)
+{
+	metrics_emit(em, NULL, (double)logs_lines_total(arg));
+}
+
+/* Metrics registry and alert delivery, handed to the reconciler (and the API for /metrics). */
+static int start_observers(struct server *s, struct err *e)
+{
+	s->metrics = metrics_new();
+	if (metrics_default_families(s->metrics, &s->fams, e) < 0)
+		return -1;
+	metrics_family_set_collect(s->fams.log_lines, collect_log_lines, s->logs);
+	struct alerts_conf ac = {
+		.server = s->conf.alert_name,
+		.urls = (const char *const *)s->conf.alert_webhooks,
+		.nurls = s->conf.nalert_webhooks,
+		.rate_limit_ms = s->conf.alert_rate_limit_ms > 0 ? s->conf.alert_rate_limit_ms : -1,
+	};
+	s->alerts = alerts_new(s->loop, &ac, e);
+	if (!s->alerts)
+		return err_prefix(e, "alerts");
+	for (size_t k = 0; k < s->conf.nalert_envs; k++) {
+		const struct alert_env *ae = &s->conf.alert_envs[k];
+		if (alerts_set_env_webhooks(s->alerts, ae->env, (const char *const *)ae->webhooks, ae->nwebhooks, e) < 0)
+			return err_prefix(e, "alerts.envs.%s", ae->env);
+	}
+	alerts_set_metrics(s->alerts, s->fams.alerts);
+	reconciler_observe(s->rc, &s->fams, s->alerts);
+	if (s->conf.nalert_webhooks || s->conf.nalert_envs)
+		log_info("alerts: %zu server-wide webhook%s, %zu env%s with their own", s->conf.nalert_webhooks,
+			 s->conf.nalert_webhooks == 1 ? "" : "s", s->conf.nalert_envs, s->conf.nalert_envs == 1 ? "" : "s");
+	return 0;
+}
+
 static void clean_tmp(struct server *s)
 {
 	char *tmp = xasprintf("%s/tmp", s->data);
@@ -258,9 +295,11 @@ static int server_run(struct server *s, struct err *e)
 	if (!s->routes)
 		return -1;
 	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
+	if (start_observers(s, e) < 0)
+		return -1;
 	if (reconciler_start(s->rc, e) < 0)
 		return -1;
-	struct api_config ac = {s->api_host, s->api_port, s->data, s->eps};
+	struct api_config ac = {s->api_host, s->api_port, s->data, s->eps, s->metrics};
 	s->api = api_new(s->loop, &ac, s->st, s->rc, s->logs, &s->conf, e);
 	if (!s->api)
 		return -1;
@@ -290,8 +329,13 @@ static void server_free(struct server *s)
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
 			;
 	}
+	alerts_free(s->alerts);
+	if (s->loop)
+		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
+			;
 	free(s->rc);
 	routes_sync_free(s->routes);
+	metrics_free(s->metrics);
 	driver_process_free(s->drv);
 	endpoints_free(s->eps);
 	logs_free(s->logs);

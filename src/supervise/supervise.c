@@ -268,6 +268,7 @@ static void set_healthy(struct instance *i)
 	i->probe_fails = 0;
 	if (i->st.healthy)
 		return;
+	bool recovered = i->st.state == INST_UNHEALTHY || i->crashes >= SUPERVISE_CRASH_LOOP;
 	i->st.healthy = true;
 	i->st.state = INST_RUNNING;
 	if (!i->st.ever_healthy) {
@@ -276,7 +277,7 @@ static void set_healthy(struct instance *i)
 	}
 	i->st.last_error[0] = 0;
 	publish_endpoint(i);
-	emit(i, IEV_HEALTHY, NULL);
+	emit(i, IEV_HEALTHY, recovered ? "recovered" : NULL);
 }
 
 static void on_probe_done(void *arg, int ok, const char *detail)
@@ -382,6 +383,7 @@ static void on_proc_exit(void *arg, int64_t status, int sig)
 	}
 	bool was_stable = i->st.started_us && time_now_us() - i->st.started_us >= STABLE_MS * 1000LL;
 	i->crashes = was_stable ? 1 : i->crashes + 1;
+	i->st.crashes = i->crashes;
 	i->st.healthy = false;
 	i->st.restarts++;
 	if (i->restart) {

@@ -30,7 +30,7 @@ enum inst_state {
 
 enum inst_event {
 	IEV_STARTED,     /* process spawned (also after each restart) */
-	IEV_HEALTHY,     /* became healthy */
+	IEV_HEALTHY,     /* became healthy (detail "recovered" after unhealthy or a crash loop) */
 	IEV_UNHEALTHY,   /* health checks failing (detail says why) */
 	IEV_EXITED,      /* process exited or was killed unexpectedly (detail: "exit status 1") */
 	IEV_STOPPED,     /* stopped for good, on request (last event of an instance) */
@@ -64,6 +64,7 @@ struct instance_status {
 	bool ever_healthy;
 	int pid, port;
 	int restarts;
+	int crashes;          /* consecutive crashes (reset after 10 s up) */
 	char last_exit[64];   /* "" or "exit status 1" / "killed by signal 9" */
 	char last_error[256]; /* last health or start failure */
 	int64_t started_us, healthy_us, next_restart_us;
@@ -97,6 +98,9 @@ json_t *instance_recent_output(const struct instance *i, int n);
  * caller frees (the instances themselves stay owned by the supervisor). */
 size_t supervisor_list(struct supervisor *s, const char *env, const char *app,
 		       struct instance ***out);
+
+/* This many consecutive crashes make a crash loop (alerts, `ps`). */
+#define SUPERVISE_CRASH_LOOP 3
 
 /* Backoff before restart number n (1-based): 100 ms doubling, capped at 30 s. */
 int64_t supervise_backoff_ms(int n);

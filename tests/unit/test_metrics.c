@@ -331,8 +331,8 @@ static void test_default_families(void **state)
 	metrics_inc(f.alerts, (const char *[]){"crash_loop", "sent"});
 	char *out = render(m);
 	static const char *const want[] = {
-		"# TYPE berth_instance_restarts_total counter\n"
-		"berth_instance_restarts_total{env=\"production\",app=\"shop\",process=\"web\"} 1\n",
+		("# TYPE berth_instance_restarts_total counter\n"
+		 "berth_instance_restarts_total{env=\"production\",app=\"shop\",process=\"web\"} 1\n"),
 		"berth_health_check_failures_total{env=\"production\",app=\"shop\",process=\"web\"} 1\n",
 		"berth_deploys_total{env=\"production\",app=\"shop\",outcome=\"succeeded\"} 1\n",
 		"# TYPE berth_deploy_duration_seconds histogram\n",

@@ -1,0 +1,248 @@
+/* router/stats: per-thread counters (requests by route and status class, upstream errors
+ * by kind, retries, a latency histogram) and the access log. A finished request takes its
+ * thread's mutex once: the counters are updated and its log line appended to the thread's
+ * batch, which the main loop collects (router.c). The main loop aggregates the counters of
+ * every thread for router_stats(). Nothing here writes a file. */
+#include "router/internal.h"
+#include "util/timeutil.h"
+#include <stdlib.h>
+#include <string.h>
+
+const uint64_t router_latency_bounds_us[ROUTER_LAT_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000,
+};
+
+const char *router_uperr_name(enum router_uperr k)
+{
+	switch (k) {
+	case ROUTER_UPERR_CONNECT: return "connect";
+	case ROUTER_UPERR_CONNECT_TIMEOUT: return "connect_timeout";
+	case ROUTER_UPERR_RESET: return "reset";
+	case ROUTER_UPERR_TIMEOUT: return "timeout";
+	case ROUTER_UPERR_BAD_RESPONSE: return "bad_response";
+	default: return "unknown";
+	}
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct route_stat *route_slot(struct tstats *t, const char *key)
+{
+	if (2 * (t->nroutes + 1) > t->nroutes_cap) {
+		size_t ncap = t->nroutes_cap ? 2 * t->nroutes_cap : 16;
+		struct route_stat *n = xcalloc(ncap, sizeof *n);
+		for (size_t i = 0; i < t->nroutes_cap; i++) {
+			if (!t->routes[i].key)
+				continue;
+			size_t j = hash_str(t->routes[i].key) & (ncap - 1);
+			while (n[j].key)
+				j = (j + 1) & (ncap - 1);
+			n[j] = t->routes[i];
+		}
+		free(t->routes);
+		t->routes = n;
+		t->nroutes_cap = ncap;
+	}
+	size_t j = hash_str(key) & (t->nroutes_cap - 1);
+	while (t->routes[j].key && strcmp(t->routes[j].key, key))
+		j = (j + 1) & (t->nroutes_cap - 1);
+	if (!t->routes[j].key) {
+		t->routes[j].key = xstrdup(key);
+		t->nroutes++;
+	}
+	return &t->routes[j];
+}
+
+void tstats_free(struct tstats *t)
+{
+	for (size_t i = 0; i < t->nroutes_cap; i++)
+		free(t->routes[i].key);
+	free(t->routes);
+	memset(t, 0, sizeof *t);
+}
+
+/* Append s as a double-quoted logfmt value. */
+static void add_quoted(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	buf_addc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf_addc(b, '\\');
+			buf_addc(b, (char)c);
+		} else if (c < 0x20 || c >= 0x7f) {
+			char x[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+			buf_add(b, x, 4);
+		} else {
+			buf_addc(b, (char)c);
+		}
+	}
+	buf_addc(b, '"');
+}
+
+static void format_line(struct rthread *w, const struct preq *q, int status, uint64_t us, struct buf *b)
+{
+	char ts[40], peer[80];
+	buf_reset(b);
+	time_format_rfc3339(q->t0_us, ts, sizeof ts);
+	client_peer_str(q->c, peer, sizeof peer);
+	buf_addf(b, "%s client=%s method=%s target=", ts, peer, q->hr ? q->hr->method : "-");
+	add_quoted(b, q->hr ? q->hr->target : "-");
+	buf_adds(b, " host=");
+	add_quoted(b, q->host);
+	if (q->route) {
+		buf_adds(b, " route=");
+		struct buf rk = BUF_INIT;
+		buf_addf(&rk, "%s%s", q->route->host, q->route->path);
+		add_quoted(b, rk.p);
+		buf_free(&rk);
+		buf_addf(b, " app=%s/%s", q->route->env, q->route->app);
+	} else {
+		buf_adds(b, " route=- app=-");
+	}
+	if (q->ep)
+		buf_addf(b, " upstream=%s addr=%s:%d", q->ep->instance, q->ep->host, q->ep->port);
+	else
+		buf_adds(b, " upstream=- addr=-");
+	buf_addf(b, " status=%d in=%llu out=%llu us=%llu id=%s", status, (unsigned long long)q->bytes_in,
+		 (unsigned long long)q->bytes_out, (unsigned long long)us, q->id);
+	if (q->upstream_failed)
+		buf_addf(b, " error=%s", router_uperr_name(q->uperr));
+	if (q->tunnel)
+		buf_adds(b, " tunnel=1");
+	buf_addc(b, '\n');
+}
+
+void stats_request(struct rthread *w, const struct preq *q)
+{
+	uint64_t us = (uv_hrtime() - q->t0_ns) / 1000;
+	bool aborted = q->aborted && !q->resp_started;
+	int status = aborted ? 499 : q->status;
+	format_line(w, q, status, us, &w->line);
+	char key[600];
+	if (q->route)
+		snprintf(key, sizeof key, "%s%s", q->route->host, q->route->path);
+	else
+		key[0] = 0;
+	int cls = status / 100 - 1;
+
+	uv_mutex_lock(&w->mu);
+	struct tstats *t = &w->st;
+	struct route_stat *rs = route_slot(t, key);
+	t->requests++;
+	if (aborted) {
+		t->aborted++;
+		rs->aborted++;
+	} else if (cls >= 0 && cls < 5) {
+		t->status[cls]++;
+		rs->status[cls]++;
+	}
+	size_t b = 0;
+	while (b < ROUTER_LAT_BUCKETS && us > router_latency_bounds_us[b])
+		b++;
+	t->lat[b]++;
+	t->lat_sum_us += us;
+	bool wake = false;
+	if (w->log.len + w->line.len > RT_LOG_MAX) {
+		w->log_dropped++;
+	} else {
+		wake = w->log.len == 0;
+		buf_add(&w->log, w->line.p, w->line.len);
+	}
+	uv_mutex_unlock(&w->mu);
+	if (wake)
+		router_log_ready(w->r);
+}
+
+void stats_uperr(struct rthread *w, enum router_uperr k)
+{
+	uv_mutex_lock(&w->mu);
+	w->st.uperr[k]++;
+	uv_mutex_unlock(&w->mu);
+}
+
+void stats_retry(struct rthread *w)
+{
+	uv_mutex_lock(&w->mu);
+	w->st.retries++;
+	uv_mutex_unlock(&w->mu);
+}
+
+static int rs_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct router_route_stats *)a)->route, ((const struct router_route_stats *)b)->route);
+}
+
+/* Add one thread's counters into st (routes merged by name). */
+static void merge(struct router_stats *st, const struct tstats *t, size_t *cap)
+{
+	st->requests += t->requests;
+	st->aborted += t->aborted;
+	st->retries += t->retries;
+	for (int i = 0; i < 5; i++)
+		st->status[i] += t->status[i];
+	for (int i = 0; i < ROUTER_UPERR__N; i++)
+		st->upstream_errors[i] += t->uperr[i];
+	for (int i = 0; i <= ROUTER_LAT_BUCKETS; i++)
+		st->latency[i] += t->lat[i];
+	st->latency_sum_us += t->lat_sum_us;
+	for (size_t i = 0; i < t->nroutes_cap; i++) {
+		const struct route_stat *rs = &t->routes[i];
+		if (!rs->key)
+			continue;
+		struct router_route_stats *o = NULL;
+		for (size_t k = 0; k < st->nroutes; k++)
+			if (!strcmp(st->routes[k].route, rs->key)) {
+				o = &st->routes[k];
+				break;
+			}
+		if (!o) {
+			if (st->nroutes == *cap) {
+				*cap = *cap ? 2 * *cap : 16;
+				st->routes = xrealloc(st->routes, *cap * sizeof *st->routes);
+			}
+			o = &st->routes[st->nroutes++];
+			memset(o, 0, sizeof *o);
+			o->route = xstrdup(rs->key);
+		}
+		for (int c = 0; c < 5; c++)
+			o->status[c] += rs->status[c];
+		o->aborted += rs->aborted;
+	}
+}
+
+void stats_aggregate(struct router *r, struct router_stats *st)
+{
+	size_t cap = 0;
+	memset(st, 0, sizeof *st);
+	for (int i = 0; i < router_nthreads(r); i++) {
+		struct rthread *w = router_thread(r, i);
+		uv_mutex_lock(&w->mu);
+		merge(st, &w->st, &cap);
+		st->log_dropped += w->log_dropped;
+		uv_mutex_unlock(&w->mu);
+		st->client_conns += atomic_load_explicit(&w->g_clients, memory_order_relaxed);
+		st->upstream_conns += atomic_load_explicit(&w->g_upconns, memory_order_relaxed);
+		st->upstream_idle += atomic_load_explicit(&w->g_idle, memory_order_relaxed);
+		st->tunnels += atomic_load_explicit(&w->g_tunnels, memory_order_relaxed);
+	}
+	if (st->nroutes)
+		qsort(st->routes, st->nroutes, sizeof *st->routes, rs_cmp);
+}
+
+void router_stats_release(struct router_stats *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->nroutes; i++)
+		free(st->routes[i].route);
+	free(st->routes);
+	memset(st, 0, sizeof *st);
+}

@@ -158,6 +158,14 @@ static void route(struct ctx *c)
 		if (method(r, "GET")) api_apps(c); else not_allowed(r);
 	} else if (is(c, 0, "envs") && is(c, 2, "apps") && c->nseg >= 4) {
 		route_app(c);
+	} else if (is(c, 0, "router") && is(c, 1, "logs") && c->nseg == 2) {
+		if (!method(r, "GET")) {
+			not_allowed(r);
+			return;
+		}
+		snprintf(c->env, sizeof c->env, "%s", API_SYSTEM_ENV);
+		snprintf(c->app, sizeof c->app, "router");
+		api_logs(c);
 	} else if (is(c, 0, "routes") && c->nseg == 1) {
 		if (method(r, "GET"))
 			api_routes(c);

@@ -15,6 +15,10 @@
 struct endpoints;
 struct metrics;
 
+/* Logs of berth's own components (the router's access log) live under this env name,
+ * which no user env can have (names start with [a-z0-9]). */
+#define API_SYSTEM_ENV "_system"
+
 enum role { ROLE_VIEWER = 1, ROLE_DEPLOYER = 2, ROLE_ADMIN = 3 };
 
 struct api {

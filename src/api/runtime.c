@@ -84,12 +84,14 @@ void api_logs(struct ctx *c)
 {
 	struct err e = ERR_INIT;
 	struct http_req *r = c->req;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(r, &e);
-		return;
+	if (strcmp(c->env, API_SYSTEM_ENV)) {
+		json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+		if (!app) {
+			api_fail(r, &e);
+			return;
+		}
+		json_decref(app);
 	}
-	json_decref(app);
 	int n = 100;
 	const char *q = http_req_query(r, "n");
 	if (q && *q) {

@@ -303,7 +303,7 @@ bool reqid_ok(const char *s);
 bool accept_prefers_json(const char *accept);
 bool host_ok(const char *h, size_t n);
 /* The target to send upstream: origin-form of t with the first `strip` decoded bytes of its
- * path removed (they are the route's prefix), never empty. *auth/*alen: the authority of
+ * path removed (they are the route's prefix), never empty. auth, alen: the authority of
  * an absolute-form target (NULL if origin-form). 0, or -1 when t cannot be forwarded. */
 int target_rewrite(const char *t, size_t strip, struct buf *out, const char **auth, size_t *alen);
 

@@ -1,5 +1,5 @@
-/* cli/args: command-line flags and the argument languages of scale/config/rollback/logs
- * (see args.h). Pure: no I/O, no globals besides the constant flag table. */
+/* cli/args: command-line flags and the argument languages of scale/config/rollback/logs/
+ * routes (see args.h). Pure: no I/O, no globals besides the constant flag table. */
 #include "cli/args.h"
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,8 @@ static const struct flag_def flag_defs[] = {
 	{F_LINES, "lines", 'n', true},   {F_PROCESS, "process", 0, true},
 	{F_SINCE, "since", 0, true},     {F_YES, "yes", 'y', false},
 	{F_ROLE, "role", 0, true},       {F_HELP, "help", 'h', false},
-	{F_VERSION, "version", 0, false},
+	{F_VERSION, "version", 0, false}, {F_STRIP, "strip-prefix", 0, false},
+	{F_BALANCE, "balance", 0, true}, {F_ROUTER, "router", 0, false},
 };
 #define NFLAGS (sizeof flag_defs / sizeof flag_defs[0])
 
@@ -67,6 +68,9 @@ static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
 	case F_YES: o->yes = true; break;
 	case F_ROLE: o->role = v; break;
 	case F_HELP: o->help = true; break;
+	case F_STRIP: o->strip_prefix = true; break;
+	case F_BALANCE: o->balance = v; break;
+	case F_ROUTER: o->router = true; break;
 	default: break;
 	}
 }
@@ -309,4 +313,86 @@ int cli_parse_version(const char *s, int64_t *out, struct err *e)
 		return err_set(e, ERR_INVALID, "\"%s\" is not a release: expected vN or N, e.g. v3", s);
 	*out = v;
 	return 0;
+}
+
+#define ROUTE_HOST_MAX 253
+#define ROUTE_PATH_MAX 1024
+
+static bool host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_';
+}
+
+/* Why host (len bytes, not NUL-terminated) is not a route host, or NULL when it is one. */
+static const char *host_problem(const char *h, size_t len)
+{
+	if (len > ROUTE_HOST_MAX)
+		return "is longer than 253 characters";
+	if (memchr(h, ':', len))
+		return "has a port: a route matches the Host header without one";
+	for (size_t i = 0; i < len; i++)
+		if (!host_char(h[i]))
+			return "is not a host name (letters, digits, '-', '.' and '_')";
+	if (h[0] == '-' || h[0] == '.' || h[len - 1] == '.')
+		return "is not a host name (it starts with '-' or '.', or ends with '.')";
+	for (size_t i = 0; i + 1 < len; i++)
+		if (h[i] == '.' && h[i + 1] == '.')
+			return "is not a host name (an empty label between dots)";
+	return NULL;
+}
+
+/* Why path (starting with '/') is not a route path, or NULL when it is one. */
+static const char *path_problem(const char *p)
+{
+	if (strlen(p) > ROUTE_PATH_MAX)
+		return "is longer than 1024 characters";
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '?' || *c == '#' || *c == '%')
+			return "holds a space, a control character, '?', '#' or '%'";
+	for (const char *seg = p; seg; seg = strchr(seg + 1, '/')) {
+		size_t n = strcspn(seg + 1, "/");
+		if (n == 0 && seg[1] == '/')
+			return "holds an empty segment (\"//\")";
+		if ((n == 1 && seg[1] == '.') || (n == 2 && seg[1] == '.' && seg[2] == '.'))
+			return "holds a \".\" or \"..\" segment";
+	}
+	return NULL;
+}
+
+int cli_parse_route_addr(const char *arg, char **host, char **path, struct err *e)
+{
+	*host = *path = NULL;
+	if (strstr(arg, "://"))
+		return err_set(e, ERR_INVALID, "\"%s\": give HOST[/PATH] without a scheme, e.g. "
+			       "site.test/careers", arg);
+	const char *slash = strchr(arg, '/');
+	size_t hlen = slash ? (size_t)(slash - arg) : strlen(arg);
+	if (!hlen)
+		return err_set(e, ERR_INVALID, "\"%s\": a route starts with its host, e.g. "
+			       "site.test/careers", arg);
+	const char *why = host_problem(arg, hlen);
+	if (why && !slash)
+		return err_set(e, ERR_INVALID, "\"%s\" %s", arg, why);
+	if (why)
+		return err_set(e, ERR_INVALID, "\"%s\": the host \"%.*s\" %s", arg,
+			       (int)(hlen > 300 ? 300 : hlen), arg, why);
+	const char *p = slash ? slash : "/";
+	if ((why = path_problem(p)))
+		return err_set(e, ERR_INVALID, "\"%s\": the path %s", arg, why);
+	size_t plen = strlen(p);
+	while (plen > 1 && p[plen - 1] == '/')
+		plen--;
+	char *h = xstrndup(arg, hlen);
+	for (char *c = h; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	*host = h;
+	*path = xstrndup(p, plen);
+	return 0;
+}
+
+bool cli_balance_valid(const char *s)
+{
+	return s && (!strcmp(s, "round-robin") || !strcmp(s, "least-conn"));
 }

@@ -1,6 +1,7 @@
 /* cli/args: the pure parsing behind every verb's command line: flags (long, short, --k=v,
  * before or after positional args, `--` ends them), and the small argument languages of
- * `scale NAME=COUNT`, `config set K=V` / `unset K`, `rollback vN` and `logs -n N`.
+ * `scale NAME=COUNT`, `config set K=V` / `unset K`, `rollback vN`, `logs -n N` and
+ * `routes add HOST[/PATH] --balance B`.
  * Nothing here does I/O; every failure is a usage error described in a struct err, which
  * the caller prints once and turns into exit status 2. */
 #ifndef BERTH_CLI_ARGS_H
@@ -28,6 +29,9 @@ enum cli_flag {
 	F_ROLE = 1u << 12,    /* --role R */
 	F_HELP = 1u << 13,    /* -h, --help */
 	F_VERSION = 1u << 14, /* --version (only before a verb) */
+	F_STRIP = 1u << 15,   /* --strip-prefix */
+	F_BALANCE = 1u << 16, /* --balance round-robin|least-conn */
+	F_ROUTER = 1u << 17,  /* --router */
 };
 #define F_CONN (F_API | F_TOKEN | F_DATA)
 #define F_TARGET (F_APP | F_ENV)
@@ -39,8 +43,8 @@ enum cli_flag {
 struct cli_opts {
 	unsigned set;             /* F_* bits seen */
 	const char *app, *env, *api, *token, *data;
-	const char *message, *process, *since, *role, *lines;
-	bool json, follow, yes, help;
+	const char *message, *process, *since, *role, *lines, *balance;
+	bool json, follow, yes, help, strip_prefix, router;
 	const char **pos;         /* positional args in order */
 	size_t npos;
 };
@@ -70,5 +74,15 @@ bool cli_config_key_valid(const char *k);
 int cli_parse_version(const char *s, int64_t *out, struct err *e);
 /* A non-negative decimal integer no larger than max, nothing else (no sign, no spaces). */
 int cli_parse_count(const char *s, int64_t max, int64_t *out);
+
+/* A route's address as `routes add/remove` take it: "HOST[/PATH]", split at the first '/'.
+ * HOST is letters, digits, '-', '.' and '_' (at most 253, no empty label, no scheme, no
+ * port) and comes out lower-cased; PATH is "/" when absent, starts with '/', holds no
+ * spaces, control characters, '?', '#', '%', "//" or "."/".." segments (at most 1024), and
+ * comes out without trailing '/' (except "/" itself). Owned strings in *host and *path
+ * (caller frees); on failure both are NULL and e says what was wrong, quoting arg. */
+int cli_parse_route_addr(const char *arg, char **host, char **path, struct err *e);
+/* "round-robin" or "least-conn": the balancing methods of a route. */
+bool cli_balance_valid(const char *s);
 
 #endif

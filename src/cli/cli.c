@@ -68,18 +68,23 @@ static const struct verb verbs[] = {
 	 "  berth ps\n"
 	 "  berth ps --app web --env staging\n"
 	 "  berth ps --json | jq '.instances[] | select(.state != \"running\")'\n"},
-	{"logs", cmd_logs, F_COMMON | F_FOLLOW | F_LINES | F_PROCESS | F_SINCE, G_APP,
-	 "berth logs [-f] [-n N] [--process P] [--since T] [--app A] [--env E] [--json]",
-	 "Show (and follow) an app's logs",
+	{"logs", cmd_logs, F_COMMON | F_FOLLOW | F_LINES | F_PROCESS | F_SINCE | F_ROUTER, G_APP,
+	 "berth logs [-f] [-n N] [--process P] [--since T] [--app A] [--env E] [--json]\n"
+	 "berth logs --router [-f] [-n N] [--since T] [--json]",
+	 "Show (and follow) an app's logs or the router's access log",
 	 "Prints the app's console output, all instances merged in time order, one line each:\n"
 	 "  2026-11-24T20:19:13.123Z web.1 v3 | GET / 200\n"
 	 "  2026-11-24T20:19:13.500Z worker.1 v3 err| retrying in 5s\n"
 	 "(times in UTC; \"err|\" marks lines written to stderr).\n"
+	 "With --router, prints the HTTP router's access log instead (no app needed), one line\n"
+	 "per request with its route, upstream, status, bytes and duration:\n"
+	 "  2026-11-24T20:19:13.130Z router | <the access-log line>\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth logs -f\n"
 	 "  berth logs -n 500 --process worker --since 1h\n"
-	 "  berth logs --json | jq -r 'select(.stream == \"err\") | .line'\n"},
+	 "  berth logs --json | jq -r 'select(.stream == \"err\") | .line'\n"
+	 "  berth logs --router -f\n"},
 	{"releases", cmd_releases, F_COMMON, G_APP,
 	 "berth releases [--app A] [--env E] [--json]",
 	 "List an app's releases and what changed in each",
@@ -164,6 +169,30 @@ static const struct verb verbs[] = {
 	 "Examples:\n"
 	 "  berth volumes\n"
 	 "  berth volumes rm uploads --yes\n"},
+	{"routes", cmd_routes, F_COMMON | F_PROCESS | F_STRIP | F_BALANCE, G_APP,
+	 "berth routes [list] [--json]\n"
+	 "berth routes add HOST[/PATH] --app A [--env E] [--process P] [--strip-prefix]\n"
+	 "                 [--balance round-robin|least-conn]\n"
+	 "berth routes remove HOST[/PATH]",
+	 "List, add or remove the HTTP router's routes",
+	 "The router sends a request to the healthy instances of one process of an app, chosen\n"
+	 "by the request's Host and the longest matching path prefix (on segment boundaries:\n"
+	 "/careers matches /careers and /careers/x, not /careersx). Every app with a web process\n"
+	 "also has the default routes APP.ENV.localhost and, in production, APP.localhost.\n"
+	 "`routes` lists every route with the number of healthy instances it can reach now.\n"
+	 "`routes add` sends HOST (or only PATH under it) to the process P (default web) of the\n"
+	 "app A in env E (default: env: in ./berth.yaml, else production), replacing the route\n"
+	 "of that HOST[/PATH] if there was one. --strip-prefix removes PATH from the request\n"
+	 "path before it reaches the app; --balance picks round-robin (default) or least-conn.\n"
+	 "`routes remove` (or rm) takes a route away; default routes cannot be removed.\n"
+	 "Several apps can share one host, split by path.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth routes\n"
+	 "  berth routes add site.test --app new\n"
+	 "  berth routes add site.test/careers --app old --strip-prefix\n"
+	 "  berth routes add api.site.test --app api --env staging --balance least-conn\n"
+	 "  berth routes remove site.test/careers\n"},
 	{"tokens", cmd_tokens, F_CONN | F_JSON | F_HELP | F_ROLE, G_ADMIN,
 	 "berth tokens [list] [--json]\n"
 	 "berth tokens create NAME --role admin|deployer|viewer\n"
@@ -231,6 +260,12 @@ static void print_flags(FILE *f, const struct verb *v)
 			  "                    duration back from now (10m, 2h)"},
 		{F_YES, "  -y, --yes         confirm a deletion"},
 		{F_ROLE, "  --role ROLE       the new token's role: admin, deployer or viewer"},
+		{F_ROUTER, "  --router          the router's access log instead of an app's logs (no\n"
+			   "                    --app, --env or --process)"},
+		{F_STRIP, "  --strip-prefix    remove the route's PATH from the request path before "
+			  "it\n                    reaches the app"},
+		{F_BALANCE, "  --balance B       how requests are spread over the instances: "
+			    "round-robin\n                    (default) or least-conn"},
 		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
 			 "text"},
 		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "
@@ -239,16 +274,30 @@ static void print_flags(FILE *f, const struct verb *v)
 		{F_DATA, "  --data DIR        the server's data directory on this machine: use "
 			 "DIR/admin.token"},
 	};
+	/* Where a flag means something else for one verb. */
+	static const struct {
+		const char *verb;
+		unsigned bit;
+		const char *text;
+	} special[] = {
+		{"apps", F_ENV, "  --env NAME        only the apps in this environment (default: all)"},
+		{"routes", F_APP, "  --app NAME        the app the route sends to (routes add; required)"},
+		{"routes", F_ENV, "  --env NAME        the app's environment (default: env: in "
+			"./berth.yaml, else\n                    production)"},
+		{"routes", F_PROCESS, "  --process NAME    the process the route sends to (default "
+			"web)"},
+	};
 	if (!(v->flags & ~F_HELP))
 		return;
 	fputs("\nFlags:\n", f);
 	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
 		if (!(v->flags & lines[i].bit))
 			continue;
-		if (lines[i].bit == F_ENV && !strcmp(v->name, "apps"))
-			fputs("  --env NAME        only the apps in this environment (default: all)\n", f);
-		else
-			fprintf(f, "%s\n", lines[i].text);
+		const char *text = lines[i].text;
+		for (size_t k = 0; k < sizeof special / sizeof special[0]; k++)
+			if (special[k].bit == lines[i].bit && !strcmp(special[k].verb, v->name))
+				text = special[k].text;
+		fprintf(f, "%s\n", text);
 	}
 }
 
@@ -340,7 +389,8 @@ int cli_main(int argc, char **argv)
 	}
 	/* Flags in front of the verb: `berth --api URL ps`. */
 	if (cli_parse_flags(argc - 1, argv + 1, F_COMMON | F_VERSION | F_MESSAGE | F_FOLLOW |
-			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE, true, &o, &next, &e)) {
+			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE | F_STRIP | F_BALANCE |
+			    F_ROUTER, true, &o, &next, &e)) {
 		fprintf(stderr, "berth: %s (run `berth help` for the list of verbs and flags)\n", e.msg);
 		return EXIT_USAGE;
 	}

@@ -245,9 +245,13 @@ static void on_signal(uv_signal_t *h, int sig)
 	}
 	s->stopping = true;
 	log_info("received %s: stopping instances", sig == SIGINT ? "SIGINT" : "SIGTERM");
-	api_free(s->api);
+	/* The reconciler first: it ends every progress stream with a "done" event saying the
+	 * server is shutting down, written while the API's connections are still open; closing
+	 * the API first would cut them and the clients would believe the change goes on. */
+	struct api *api = s->api;
 	s->api = NULL;
 	reconciler_shutdown(s->rc, on_stopped, s);
+	api_free(api);
 }
 
 static int server_run(struct server *s, struct err *e)

@@ -1,5 +1,5 @@
 /* test_cli: the CLI's pure logic: flag parsing, the argument languages of scale/config/
- * rollback/logs, NDJSON line splitting, table and value formatting, the API address and
+ * rollback/logs/routes (HOST[/PATH], --balance), NDJSON line splitting, table and value formatting, the API address and
  * path escaping, berth.yaml defaults, and the exit codes of usage errors. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +123,49 @@ static void test_flags_stop_at_verb(void **state)
 	assert_string_equal(cli_flag_name(0), "");
 }
 
+static void test_flags_routes_and_router(void **state)
+{
+	struct cli_opts o;
+	struct err e = ERR_INIT;
+	unsigned routes = F_COMMON | F_PROCESS | F_STRIP | F_BALANCE;
+	assert_int_equal(parse(&o, routes, &e, "add", "site.test/careers", "--app", "old",
+			       "--strip-prefix", "--balance", "least-conn", "--process=api", NULL), 0);
+	assert_true(o.strip_prefix);
+	assert_true(o.set & F_STRIP);
+	assert_string_equal(o.balance, "least-conn");
+	assert_string_equal(o.process, "api");
+	assert_false(o.router);
+	assert_int_equal(o.npos, 2);
+	assert_string_equal(o.pos[1], "site.test/careers");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, routes, &e, "--balance=round-robin", NULL), 0);
+	assert_string_equal(o.balance, "round-robin");
+	assert_false(o.strip_prefix);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, routes, &e, "--balance", NULL), -1);
+	assert_string_equal(e.msg, "flag --balance needs a value");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, routes, &e, "--strip-prefix=yes", NULL), -1);
+	assert_string_equal(e.msg, "flag --strip-prefix takes no value");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, routes, &e, "--router", NULL), -1);
+	assert_string_equal(e.msg, "flag --router does not apply to this verb");
+	cli_opts_free(&o);
+
+	unsigned logs = F_COMMON | F_FOLLOW | F_LINES | F_SINCE | F_PROCESS | F_ROUTER;
+	assert_int_equal(parse(&o, logs, &e, "--router", "-fn", "20", NULL), 0);
+	assert_true(o.router);
+	assert_true(o.follow);
+	assert_string_equal(o.lines, "20");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, logs, &e, "--strip-prefix", NULL), -1);
+	assert_string_equal(e.msg, "flag --strip-prefix does not apply to this verb");
+	cli_opts_free(&o);
+	assert_string_equal(cli_flag_name(F_STRIP), "strip-prefix");
+	assert_string_equal(cli_flag_name(F_BALANCE), "balance");
+	assert_string_equal(cli_flag_name(F_ROUTER), "router");
+}
+
 /* ---- argument languages ---- */
 
 static void test_scale_args(void **state)
@@ -236,6 +279,106 @@ static void test_version_and_count(void **state)
 	assert_int_equal(cli_parse_count(NULL, 10, &v), -1);
 	assert_int_equal(cli_parse_count("1e3", 10000, &v), -1);
 	assert_int_equal(cli_parse_count("99999999999999999999999999", INT64_MAX / 10, &v), -1);
+}
+
+static void route_ok(const char *arg, const char *host, const char *path)
+{
+	char *h = (char *)"x", *p = (char *)"x";
+	struct err e = ERR_INIT;
+	if (cli_parse_route_addr(arg, &h, &p, &e))
+		fail_msg("\"%s\" refused: %s", arg, e.msg);
+	assert_string_equal(h, host);
+	assert_string_equal(p, path);
+	free(h);
+	free(p);
+}
+
+static void route_bad(const char *arg, const char *msg)
+{
+	char *h = (char *)"x", *p = (char *)"x";
+	struct err e = ERR_INIT;
+	if (!cli_parse_route_addr(arg, &h, &p, &e))
+		fail_msg("\"%s\" accepted as %s %s", arg, h, p);
+	assert_null(h);
+	assert_null(p);
+	if (msg)
+		assert_string_equal(e.msg, msg);
+}
+
+static void test_route_addr(void **state)
+{
+	route_ok("site.test", "site.test", "/");
+	route_ok("site.test/", "site.test", "/");
+	route_ok("site.test/careers", "site.test", "/careers");
+	route_ok("site.test/careers/", "site.test", "/careers");
+	route_bad("site.test/careers//", NULL);   /* "//" is refused, as the server does */
+	route_ok("Site.TEST/Careers/Jobs", "site.test", "/Careers/Jobs");   /* only the host folds */
+	route_ok("shop.production.localhost", "shop.production.localhost", "/");
+	route_ok("my_host-1.example/a.b/..c/x-y_z~", "my_host-1.example", "/a.b/..c/x-y_z~");
+	route_ok("localhost/api/v1", "localhost", "/api/v1");
+	route_ok("site.test/a:b@c", "site.test", "/a:b@c");   /* split at the first '/' only */
+
+	route_bad("", "\"\": a route starts with its host, e.g. site.test/careers");
+	route_bad("/careers", "\"/careers\": a route starts with its host, e.g. site.test/careers");
+	route_bad("http://site.test/careers",
+		  "\"http://site.test/careers\": give HOST[/PATH] without a scheme, e.g. "
+		  "site.test/careers");
+	route_bad("site.test:8080",
+		  "\"site.test:8080\" has a port: a route matches the Host header without one");
+	route_bad("site.test:8080/x", "\"site.test:8080/x\": the host \"site.test:8080\" has a "
+		  "port: a route matches the Host header without one");
+	route_bad("site!test", "\"site!test\" is not a host name (letters, digits, '-', '.' and '_')");
+	route_bad("site..test/x", "\"site..test/x\": the host \"site..test\" is not a host name "
+		  "(an empty label between dots)");
+	route_bad(".site.test", NULL);
+	route_bad("-site.test", NULL);
+	route_bad("site.test.", NULL);
+	route_bad("*.site.test", NULL);
+	route_bad("site test", NULL);
+	route_bad("site.t\u00e9st", NULL);
+	route_bad("site.test/a b", "\"site.test/a b\": the path holds a space, a control character, "
+		  "'?', '#' or '%'");
+	route_bad("site.test/a?b", NULL);
+	route_bad("site.test/a#b", NULL);
+	route_bad("site.test/a%2fb", NULL);
+	route_bad("site.test/a\tb", NULL);
+	route_bad("site.test/a\x7f", NULL);
+	route_bad("site.test//a", "\"site.test//a\": the path holds an empty segment (\"//\")");
+	route_bad("site.test/a//b", NULL);
+	route_bad("site.test/../etc", "\"site.test/../etc\": the path holds a \".\" or \"..\" segment");
+	route_bad("site.test/a/./b", NULL);
+	route_bad("site.test/a/..", NULL);
+	route_bad("site.test/.", NULL);
+
+	/* Lengths: a 253-character host passes, 254 does not; a path of 1024 passes, 1025 not. */
+	char big[1400];
+	memset(big, 'a', 253);
+	big[253] = 0;
+	char *h, *p;
+	struct err e = ERR_INIT;
+	assert_int_equal(cli_parse_route_addr(big, &h, &p, &e), 0);
+	free(h);
+	free(p);
+	big[253] = 'a';
+	big[254] = 0;
+	route_bad(big, NULL);
+	memcpy(big, "h/", 2);
+	memset(big + 2, 'p', 1023);
+	big[1025] = 0;   /* path = "/" + 1023 = 1024 characters */
+	assert_int_equal(cli_parse_route_addr(big, &h, &p, &e), 0);
+	assert_int_equal(strlen(p), 1024);
+	free(h);
+	free(p);
+	big[1025] = 'p';
+	big[1026] = 0;
+	route_bad(big, NULL);
+
+	assert_true(cli_balance_valid("round-robin"));
+	assert_true(cli_balance_valid("least-conn"));
+	assert_false(cli_balance_valid("Round-Robin"));
+	assert_false(cli_balance_valid("random"));
+	assert_false(cli_balance_valid(""));
+	assert_false(cli_balance_valid(NULL));
 }
 
 /* ---- NDJSON splitting ---- */
@@ -820,6 +963,29 @@ static void test_exit_codes(void **state)
 	assert_int_equal(run_args("tokens", "create", "ci", NULL), EXIT_USAGE);
 	assert_int_equal(run_args("ps", "--app=Bad_Name", NULL), EXIT_USAGE);
 	assert_int_equal(run_args("deploy", "/nonexistent-dir", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("help", "routes", NULL), EXIT_OK);
+	assert_int_equal(run_args("routes", "add", "site.test/careers", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "--app", "old", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "a.test", "b.test", "--app", "old", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test:80", "--app", "old", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "old", "--balance",
+				  "random", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "old", "--process", "Web",
+				  NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "Old", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "remove", "site.test", "--app", "old", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_args("routes", "rm", "/x", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "list", "--strip-prefix", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "list", "extra", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "frob", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("logs", "--router", "--app", "web", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("logs", "--router", "--process", "web", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("logs", "--router", "--env", "staging", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("logs", "--router", "-n", "x", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("ps", "--router", "--app", "web", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("--strip-prefix", "ps", "--app", "web", NULL), EXIT_USAGE);
 	/* No app anywhere (the test runs where there is no berth.yaml app: key). */
 	char *cwd = getcwd(NULL, 0);
 	assert_int_equal(chdir("/"), 0);
@@ -828,6 +994,11 @@ static void test_exit_codes(void **state)
 	assert_int_equal(run_args("ps", "--app=web", NULL), EXIT_FAIL);
 	assert_int_equal(run_args("envs", NULL), EXIT_FAIL);
 	assert_int_equal(run_args("scale", "web=2", "--app", "web", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("routes", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("routes", "add", "Site.Test/careers/", "--app", "old",
+				  "--strip-prefix", "--balance", "least-conn", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("routes", "rm", "site.test/careers", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("logs", "--router", "-f", "--since", "10m", NULL), EXIT_FAIL);
 	assert_int_equal(chdir(cwd), 0);
 	free(cwd);
 }
@@ -838,9 +1009,11 @@ int main(void)
 		cmocka_unit_test(test_flags_long_short_and_positions),
 		cmocka_unit_test(test_flags_errors),
 		cmocka_unit_test(test_flags_stop_at_verb),
+		cmocka_unit_test(test_flags_routes_and_router),
 		cmocka_unit_test(test_scale_args),
 		cmocka_unit_test(test_config_args),
 		cmocka_unit_test(test_version_and_count),
+		cmocka_unit_test(test_route_addr),
 		cmocka_unit_test(test_ndjson_split),
 		cmocka_unit_test(test_ndjson_limits_and_stop),
 		cmocka_unit_test(test_table),

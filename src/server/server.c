@@ -14,6 +14,7 @@
 #include "endpoints/routes_sync.h"
 #include "metrics/metrics.h"
 #include "alerts/alerts.h"
+#include "dns/dns.h"
 #include "store/store.h"
 #include "supervise/cgroup.h"
 #include "util/buf.h"
@@ -38,6 +39,10 @@ struct server {
 	char *data;
 	char *api_host;
 	int api_port;
+	char *dns_host;
+	int dns_port;
+	bool dns_explicit;
+	struct dns_server *dns;
 	char *conf_path;
 	struct server_conf conf;
 	struct store *st;
@@ -60,6 +65,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: berth server [--data DIR] [--api HOST:PORT] [--config FILE] [--quiet]\n"
 		   "  --data DIR        state, logs, releases and volumes (default ./.berth)\n"
 		   "  --api HOST:PORT   API listen address (default 127.0.0.1:7070)\n"
+		   "  --dns HOST:PORT   DNS service discovery, UDP and TCP (default 127.0.0.1:8600; off: no DNS)\n"
 		   "  --config FILE     server config: resource profiles, limits (default DIR/server.yaml)\n"
 		   "  --quiet           log only warnings and errors\n");
 }
@@ -214,6 +220,39 @@ static int start_observers(struct server *s, struct err *e)
 	return 0;
 }
 
+static void collect_dns(void *arg, struct metrics_emitter *em)
+{
+	const struct dns_stats *st = dns_stats(arg);
+	for (int q = 0; q < DNS_STAT_NQTYPE; q++)
+		for (int r = 0; r < DNS_STAT_NRCODE; r++)
+			if (st->queries[q][r]) {
+				const char *labels[] = {dns_stat_qtype_name(q), dns_stat_rcode_name(r)};
+				metrics_emit(em, labels, (double)st->queries[q][r]);
+			}
+}
+
+/* DNS service discovery. A default address that is taken only disables DNS (with a
+ * warning); an address asked for with --dns must work. */
+static int start_dns(struct server *s, struct err *e)
+{
+	if (!s->dns_host)
+		return 0;
+	struct dns_opts o;
+	dns_opts_default(&o);
+	s->dns = dns_server_new(s->loop, s->eps, s->dns_host, s->dns_port, &o, e);
+	if (!s->dns) {
+		if (s->dns_explicit)
+			return err_prefix(e, "DNS on %s:%d", s->dns_host, s->dns_port);
+		log_warn("DNS disabled: %s (pass --dns HOST:PORT)", e->msg);
+		err_clear(e);
+		return 0;
+	}
+	metrics_family_set_collect(s->fams.dns_queries, collect_dns, s->dns);
+	log_info("DNS on %s:%d (udp+tcp): try dig @%s -p %d web.APP.service.production.consul", s->dns_host,
+		 dns_server_port(s->dns), s->dns_host, dns_server_port(s->dns));
+	return 0;
+}
+
 static void clean_tmp(struct server *s)
 {
 	char *tmp = xasprintf("%s/tmp", s->data);
@@ -250,6 +289,11 @@ static void on_signal(uv_signal_t *h, int sig)
 	 * the API first would cut them and the clients would believe the change goes on. */
 	struct api *api = s->api;
 	s->api = NULL;
+	if (s->dns) {
+		metrics_family_set_collect(s->fams.dns_queries, NULL, NULL);
+		dns_server_close(s->dns, NULL, NULL);
+		s->dns = NULL;
+	}
 	reconciler_shutdown(s->rc, on_stopped, s);
 	api_free(api);
 }
@@ -301,6 +345,8 @@ static int server_run(struct server *s, struct err *e)
 	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
 	if (start_observers(s, e) < 0)
 		return -1;
+	if (start_dns(s, e) < 0)
+		return -1;
 	if (reconciler_start(s->rc, e) < 0)
 		return -1;
 	struct api_config ac = {s->api_host, s->api_port, s->data, s->eps, s->metrics};
@@ -333,6 +379,8 @@ static void server_free(struct server *s)
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
 			;
 	}
+	if (s->dns)
+		dns_server_close(s->dns, NULL, NULL);
 	alerts_free(s->alerts);
 	if (s->loop)
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
@@ -349,6 +397,7 @@ static void server_free(struct server *s)
 		close(s->lock_fd);
 	free(s->data);
 	free(s->api_host);
+	free(s->dns_host);
 	free(s->conf_path);
 }
 
@@ -358,6 +407,8 @@ int server_main(int argc, char **argv)
 	s.data = xstrdup("./.berth");
 	s.api_host = xstrdup("127.0.0.1");
 	s.api_port = 7070;
+	s.dns_host = xstrdup("127.0.0.1");
+	s.dns_port = DNS_PORT_DEFAULT;
 	s.lock_fd = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -373,6 +424,15 @@ int server_main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--config") && v) {
 			s.conf_path = xstrdup(v);
+			i++;
+		} else if (!strcmp(a, "--dns") && v) {
+			free(s.dns_host);
+			s.dns_host = NULL;
+			s.dns_explicit = true;
+			if (strcmp(v, "off") && parse_hostport(v, &s.dns_host, &s.dns_port) < 0) {
+				fprintf(stderr, "berth server: --dns wants HOST:PORT or off, got \"%s\"\n", v);
+				return 2;
+			}
 			i++;
 		} else if (!strcmp(a, "--api") && v) {
 			free(s.api_host);

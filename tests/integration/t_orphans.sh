@@ -140,6 +140,29 @@ grep -q "stub deaf.1 did not stop within 1000 ms; sending SIGKILL" "$T/server.lo
 [ "$(b ps --app stub --json | json 'len(d["instances"])')" = 0 ] || fail "deaf still listed"
 pass "an instance ignoring SIGTERM survives the grace period, then is SIGKILLed (stop_grace 1s)"
 
+# --- an exec health check that leaves a background child behind: the check's leftovers are
+# killed with it, they do not pile up with every probe
+N=$((200000 + RANDOM))
+P="$T/probe"
+mkdir -p "$P"
+cat >"$P/berth.yaml" <<YAML
+app: probe
+processes:
+  w:
+    command: exec sleep 1000
+    health:
+      exec: "(sleep $N &); true"
+      interval: 100ms
+YAML
+(cd "$P" && b deploy) >"$T/d3.out" 2>&1 || { cat "$T/d3.out"; fail "deploy probe failed"; }
+# let about 20 probes run
+sleep 2
+n=$(pgrep -fx "sleep $N" | wc -l)
+[ "$n" -le 1 ] || { pkill -fx "sleep $N"; fail "$n children of exec health checks are left running (each probe leaves one)"; }
+b stop --app probe >"$T/stopp.out" 2>&1 || { cat "$T/stopp.out"; fail "stop probe failed"; }
+wait_for '[ "$(pgrep -fx "sleep $N" | wc -l)" = 0 ]' 20 || { pkill -fx "sleep $N"; fail "children of exec health checks outlive the stopped app"; }
+pass "an exec health check's background children are killed with the check"
+
 # --- and on server shutdown nothing is left
 stop_server
 pass "server shutdown leaves no process behind"

@@ -1,9 +1,11 @@
 /* dns/server: the DNS listeners on a libuv loop (UDP and TCP on the same port).
  *
- * UDP: recvmmsg batches into one buffer the server owns; each datagram is answered into a
- * fixed buffer and sent with uv_udp_try_send, so a query costs no allocation. Only when the
- * socket's send buffer is full is the answer copied and queued (at most MAX_UDP_QUEUED, then
- * answers are dropped and counted: the client retries, as it would after any lost datagram).
+ * UDP: libuv reads batches with recvmmsg into one buffer the server owns and hands over each
+ * datagram, then signals the end of the batch (UV_UDP_MMSG_FREE); each answer is built into
+ * a fixed slot and the batch goes out with one sendmmsg, so a query costs no allocation and
+ * about one system call per batch each way. Only when the socket's send buffer is full is an
+ * answer copied and queued through libuv (at most MAX_UDP_QUEUED, then answers are dropped and
+ * counted: the client retries, as it would after any lost datagram).
  * TCP (RFC 7766): 2-byte length-prefixed messages, several per connection, answered in
  * order; a connection idle for tcp_idle_ms is closed; reading pauses while more than
  * TCP_WRITE_HIGH bytes of answers wait to be written.
@@ -16,10 +18,12 @@
 #include "dns/dns.h"
 #include "util/buf.h"
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
-#define MMSG_CHUNKS 8
+#define MMSG_CHUNKS 20                 /* libuv reads at most 20 datagrams per recvmmsg */
 #define UDP_CHUNK (64 * 1024)          /* libuv's recvmmsg slot size */
 #define MAX_UDP_QUEUED 1024
 #define TCP_WRITE_HIGH (256 * 1024)
@@ -57,6 +61,15 @@ struct tcp_write {
 	uint8_t data[];
 };
 
+/* Answers waiting for one sendmmsg. */
+struct udp_batch {
+	struct mmsghdr msg[MMSG_CHUNKS];
+	struct iovec iov[MMSG_CHUNKS];
+	struct sockaddr_storage to[MMSG_CHUNKS];
+	uint8_t out[MMSG_CHUNKS][DNS_UDP_MAX_LIMIT];
+	unsigned n;
+};
+
 struct dns_server {
 	uv_loop_t *loop;
 	struct endpoints *table;
@@ -77,7 +90,7 @@ struct dns_server {
 	bool closing;
 	void (*close_cb)(void *);
 	void *close_arg;
-	uint8_t udp_out[DNS_UDP_MAX_LIMIT];
+	struct udp_batch batch;
 	uint8_t tcp_out[2 + DNS_TCP_MAX];
 };
 
@@ -202,21 +215,60 @@ static void udp_send(struct dns_server *s, const uint8_t *d, size_t n, const str
 	s->udp_queued++;
 }
 
-static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, const struct sockaddr *addr, unsigned flags)
+static void udp_flush(struct dns_server *s)
+{
+	struct udp_batch *b = &s->batch;
+	unsigned sent = 0;
+	int fd;
+	/* Straight to the socket unless libuv holds queued answers (then they go in order). */
+	if (!s->udp_queued && uv_fileno((uv_handle_t *)&s->udp, &fd) == 0) {
+		while (sent < b->n) {
+			int r = sendmmsg(fd, b->msg + sent, b->n - sent, 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			sent += (unsigned)r;
+		}
+	}
+	/* The rest (socket buffer full, an error for one destination) one by one. */
+	for (unsigned k = sent; k < b->n; k++)
+		udp_send(s, b->out[k], b->iov[k].iov_len, (const struct sockaddr *)&b->to[k]);
+	b->n = 0;
+}
+
+static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
 {
 	struct dns_server *s = h->data;
-	if (nread < 0 || !addr || s->closing)
-		return;          /* errors are per datagram (ICMP); nothing to read; end of a batch */
-	if (nread == 0 || (flags & UV_UDP_PARTIAL)) {
-		s->stats.dropped++;
+	struct udp_batch *b = &s->batch;
+	if (s->closing)
+		return;
+	if (!addr) {
+		udp_flush(s);   /* the end of a recvmmsg batch, or nothing more to read */
 		return;
 	}
-	struct dns_result r;
-	size_t n = dns_answer(s->snap, &s->o, (const uint8_t *)b->base, (size_t)nread, s->udp_out,
-			      sizeof s->udp_out, DNS_UDP, &r);
-	dns_stats_count(&s->stats, &r, DNS_UDP);
-	if (n)
-		udp_send(s, s->udp_out, n, addr);
+	if (nread < 0)
+		return;         /* errors are per datagram (ICMP) */
+	if (nread == 0 || (flags & UV_UDP_PARTIAL)) {
+		s->stats.dropped++;
+	} else {
+		struct dns_result r;
+		unsigned k = b->n;
+		size_t n = dns_answer(s->snap, &s->o, (const uint8_t *)buf->base, (size_t)nread, b->out[k],
+				      sizeof b->out[k], DNS_UDP, &r);
+		dns_stats_count(&s->stats, &r, DNS_UDP);
+		if (n) {
+			socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								    : sizeof(struct sockaddr_in);
+			memcpy(&b->to[k], addr, alen);
+			b->iov[k] = (struct iovec){b->out[k], n};
+			b->msg[k].msg_hdr = (struct msghdr){.msg_name = &b->to[k], .msg_namelen = alen,
+							    .msg_iov = &b->iov[k], .msg_iovlen = 1};
+			b->n++;
+		}
+	}
+	if (!(flags & UV_UDP_MMSG_CHUNK) || b->n == MMSG_CHUNKS)
+		udp_flush(s);
 }
 
 /* ---- TCP ---- */

@@ -250,7 +250,9 @@ void dns_msg_put32(struct dns_msg *m, uint32_t v)
 	dns_msg_put(m, b, 4);
 }
 
-/* Does the name at off in the message (our own, so pointers are sane) equal s? */
+/* Does the name at off in the message (our own, so pointers are sane) equal s, byte for byte?
+ * Exact, not case-insensitive: a pointer never changes the case of a name, so answers keep the
+ * asker's case in what echoes the question and berth's lower case in its own names. */
 static bool msg_name_eq(const struct dns_msg *m, size_t off, const uint8_t *s)
 {
 	for (unsigned hops = 0; hops < DNS_LABELS_MAX + 1;) {
@@ -264,9 +266,8 @@ static bool msg_name_eq(const struct dns_msg *m, size_t off, const uint8_t *s)
 			return false;
 		if (c == 0)
 			return true;
-		for (size_t i = 1; i <= c; i++)
-			if (lc(m->p[off + i]) != lc(s[i]))
-				return false;
+		if (memcmp(m->p + off + 1, s + 1, c))
+			return false;
 		off += 1 + (size_t)c;
 		s += 1 + (size_t)c;
 	}

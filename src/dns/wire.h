@@ -94,7 +94,7 @@ void dns_msg_put16(struct dns_msg *m, uint16_t v);
 void dns_msg_put32(struct dns_msg *m, uint32_t v);
 void dns_msg_put(struct dns_msg *m, const void *d, size_t n);
 /* A name in uncompressed wire form (trusted: built by the caller or parsed). compress:
- * replace its longest suffix already in the message by a pointer. Either way its new suffixes
+ * replace its longest suffix already in the message (same bytes, case included) by a pointer. Either way its new suffixes
  * are remembered for later names. */
 void dns_msg_put_name(struct dns_msg *m, const uint8_t *name, size_t len, bool compress);
 

@@ -295,6 +295,7 @@ static size_t feed(struct client *c, const char *d, size_t n)
 			size_t bn;
 			http_parse_body(c->parse, &bd, &bn);
 			proxy_body(q, bd, bn, used);
+			need_feed = 1;   /* the message's end may be pending with no more bytes */
 			break;
 		}
 		case HTTP_EV_DONE:

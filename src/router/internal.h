@@ -184,7 +184,7 @@ struct preq {
 	struct snaphold *hold;       /* snapshot the route comes from */
 	const struct route *route;
 	const struct ep_group *group;
-	struct endpoint *ep;         /* current target */
+	struct endpoint *ep;         /* current target (referenced when ep_ref) */
 	struct endpoint *tried[RT_MAX_TRIES];
 	unsigned ntried;
 	struct upconn *up;
@@ -218,6 +218,7 @@ struct preq {
 	unsigned answered : 1;       /* an early answer is complete; waiting for the head's end */
 	unsigned interim : 1;        /* the upstream head being passed is a 1xx (dropped) */
 	unsigned up_eof : 1;         /* tunnel: the upstream shut its side */
+	unsigned ep_ref : 1;         /* q->ep outlives the snapshot it came from: referenced */
 };
 
 /* The head of a request was read (takes hr). */

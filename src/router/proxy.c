@@ -54,6 +54,8 @@ static void req_end(struct preq *q, bool keep)
 	if (q->tunnel)
 		atomic_fetch_sub_explicit(&w->g_tunnels, 1, memory_order_relaxed);
 	stats_request(w, q);
+	if (q->ep_ref)
+		endpoint_unref(q->ep);
 	resp_parse_free(q->rp);
 	buf_free(&q->uphead);
 	http_req_free(q->hr);
@@ -257,11 +259,61 @@ static struct endpoint *pick(struct preq *q)
 
 static void send_request(struct preq *q);
 
+/* Before another endpoint is tried: if the thread adopted a newer snapshot meanwhile (a
+ * rolling deploy replaced the instance that refused us), route again with it, so the new
+ * instances can take the request. Nothing was sent yet, so nothing is lost. */
+static void reroute(struct preq *q)
+{
+	struct rthread *w = q->w;
+	if (q->hold == w->hold || !q->hr)
+		return;
+	struct snaphold *nh = rthread_hold(w);
+	const struct route *nr = ep_snapshot_route(nh->snap, q->host, strlen(q->host), q->hr->path,
+						   strlen(q->hr->path));
+	if (!nr || !nr->group || !nr->group->n) {
+		rthread_release(w, nh);
+		return;
+	}
+	if (q->ep && !q->ep_ref) {
+		endpoint_ref(q->ep);          /* it may leave with the old snapshot */
+		q->ep_ref = 1;
+	}
+	struct snaphold *old = q->hold;
+	const struct route *old_rt = q->route;
+	q->hold = nh;
+	q->route = nr;
+	q->group = nr->group;
+	struct buf keep = q->uphead;
+	q->uphead = (struct buf)BUF_INIT;
+	if (build_uphead(q)) {
+		buf_free(&q->uphead);
+		q->uphead = keep;
+		q->hold = old;
+		q->route = old_rt;
+		q->group = old_rt->group;
+		rthread_release(w, nh);
+		return;
+	}
+	buf_free(&keep);
+	rthread_release(w, old);
+}
+
+static void set_ep(struct preq *q, struct endpoint *e)
+{
+	if (q->ep_ref) {
+		endpoint_unref(q->ep);
+		q->ep_ref = 0;
+	}
+	q->ep = e;
+}
+
 static void attempt(struct preq *q, bool fresh)
 {
 	if (fresh || q->ntried)
 		stats_retry(q->w);
 	if (!fresh) {
+		if (q->ntried)
+			reroute(q);
 		struct endpoint *e = pick(q);
 		if (!e) {
 			q->upstream_failed = q->ntried > 0;
@@ -270,7 +322,13 @@ static void attempt(struct preq *q, bool fresh)
 			return;
 		}
 		q->tried[q->ntried++] = e;
-		q->ep = e;
+		set_ep(q, e);
+	}
+	/* counted from the choice on (connect included): a drain never misses a request
+	 * that is about to reach the instance */
+	if (!q->counted) {
+		atomic_fetch_add(&q->ep->inflight, 1);
+		q->counted = 1;
 	}
 	q->head_written = 0;
 	bool reused = false;
@@ -282,10 +340,6 @@ static void attempt(struct preq *q, bool fresh)
 static void send_request(struct preq *q)
 {
 	struct upconn *u = q->up;
-	if (!q->counted) {
-		atomic_fetch_add(&q->ep->inflight, 1);
-		q->counted = 1;
-	}
 	atomic_fetch_add(&q->ep->requests, 1);
 	if (!q->rp)
 		q->rp = resp_parse_new();
@@ -295,7 +349,10 @@ static void send_request(struct preq *q)
 	uv_buf_t b = uv_buf_init(q->uphead.p, (unsigned)q->uphead.len);
 	up_write(u, &b, 1);
 	q->head_written = 1;
-	up_timer(u, UT_RESPONSE, cfg_of(q)->response_ms);
+	/* the answer is awaited once the request is out; while the client still sends its
+	 * body, the client's body timer is the one that runs */
+	bool sent = q->body == BODY_NONE || q->body_done;
+	up_timer(u, sent ? UT_RESPONSE : UT_NONE, cfg_of(q)->response_ms);
 	if (q->body == BODY_NONE)
 		return;
 	if (q->body_done) {
@@ -394,8 +451,10 @@ void proxy_body(struct preq *q, const char *d, size_t n, size_t raw)
 		up_write(q->up, &b, 1);
 	}
 	q->body_sent = 1;
-	if (up_wq(q->up) >= RT_WQ_HIGH)
-		q->up_paused = 1;
+	if (up_wq(q->up) >= RT_WQ_HIGH) {
+		q->up_paused = 1;      /* the instance must take it within response_ms */
+		up_timer(q->up, UT_RESPONSE, cfg_of(q)->response_ms);
+	}
 }
 
 void proxy_body_done(struct preq *q, size_t raw)
@@ -406,9 +465,13 @@ void proxy_body_done(struct preq *q, size_t raw)
 		finish(q);
 		return;
 	}
-	if (q->body == BODY_CHUNKED && q->up && q->head_written) {
-		uv_buf_t z = uv_buf_init("0\r\n\r\n", 5);
-		up_write(q->up, &z, 1);
+	if (q->up && q->head_written) {
+		if (q->body == BODY_CHUNKED) {
+			uv_buf_t z = uv_buf_init("0\r\n\r\n", 5);
+			up_write(q->up, &z, 1);
+		}
+		if (!q->resp_started && !q->client_paused)
+			up_timer(q->up, UT_RESPONSE, cfg_of(q)->response_ms);
 	}
 }
 
@@ -633,8 +696,11 @@ void proxy_up_drained(struct preq *q)
 	if (!q->up_paused)
 		return;
 	q->up_paused = 0;
-	if (q->tunnel)
+	if (q->tunnel) {
 		client_update(q->c);
-	else
-		client_resume(q->c);
+		return;
+	}
+	if (!q->body_done && !q->resp_started && q->up)
+		up_timer(q->up, UT_NONE, 0);   /* back to waiting on the client's body */
+	client_resume(q->c);
 }

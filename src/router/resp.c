@@ -174,6 +174,8 @@ static int cb_headers_complete(llhttp_t *ll)
 	}
 	if (ll->http_major != 1)
 		return refuse(p, "HTTP version other than 1.x");
+	if (ll->status_code < 100 || ll->status_code > 999)
+		return refuse(p, "status code not of three digits");
 	if (ncl > 1 || (ncl && !digits_only(cl)))
 		return refuse(p, "malformed or repeated Content-Length");
 	if (nte && (nte > 1 || ncl || strcasecmp(te, "chunked")))

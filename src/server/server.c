@@ -15,6 +15,7 @@
 #include "metrics/metrics.h"
 #include "alerts/alerts.h"
 #include "dns/dns.h"
+#include "router/router.h"
 #include "store/store.h"
 #include "supervise/cgroup.h"
 #include "util/buf.h"
@@ -43,6 +44,11 @@ struct server {
 	int dns_port;
 	bool dns_explicit;
 	struct dns_server *dns;
+	char *router_host;
+	int router_port;
+	bool router_explicit;
+	struct router *router;
+	struct log_sink *access_log;
 	char *conf_path;
 	struct server_conf conf;
 	struct store *st;
@@ -65,6 +71,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: berth server [--data DIR] [--api HOST:PORT] [--config FILE] [--quiet]\n"
 		   "  --data DIR        state, logs, releases and volumes (default ./.berth)\n"
 		   "  --api HOST:PORT   API listen address (default 127.0.0.1:7070)\n"
+		   "  --router HOST:PORT  HTTP router (default 127.0.0.1:8080; off: no router)\n"
 		   "  --dns HOST:PORT   DNS service discovery, UDP and TCP (default 127.0.0.1:8600; off: no DNS)\n"
 		   "  --config FILE     server config: resource profiles, limits (default DIR/server.yaml)\n"
 		   "  --quiet           log only warnings and errors\n");
@@ -253,6 +260,71 @@ static int start_dns(struct server *s, struct err *e)
 	return 0;
 }
 
+static void on_access_log(void *arg, const char *lines, size_t n)
+{
+	struct server *s = arg;
+	logs_sink_write(s->access_log, 1, lines, n);
+}
+
+static const char *const status_class[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+static void collect_router(void *arg, struct metrics_emitter *em)
+{
+	struct server *s = arg;
+	struct router_stats st;
+	router_stats(s->router, &st);
+	for (size_t k = 0; k < st.nroutes; k++)
+		for (int c = 0; c < 5; c++)
+			if (st.routes[k].status[c]) {
+				const char *labels[] = {st.routes[k].route[0] ? st.routes[k].route : "unmatched", status_class[c]};
+				metrics_emit(em, labels, (double)st.routes[k].status[c]);
+			}
+	router_stats_release(&st);
+}
+
+static void collect_router_errors(void *arg, struct metrics_emitter *em)
+{
+	struct server *s = arg;
+	struct router_stats st;
+	router_stats(s->router, &st);
+	for (int k = 0; k < ROUTER_UPERR__N; k++)
+		if (st.upstream_errors[k]) {
+			const char *labels[] = {"all", router_uperr_name((enum router_uperr)k)};
+			metrics_emit(em, labels, (double)st.upstream_errors[k]);
+		}
+	router_stats_release(&st);
+}
+
+/* The HTTP router; like DNS, a taken default address only disables it. Its access log goes
+ * to the logs module as DATA/logs/_system/router/access.1.log (`berth logs --router`). */
+static int start_router(struct server *s, struct err *e)
+{
+	if (!s->router_host)
+		return 0;
+	s->access_log = logs_sink_open(s->logs, "_system", "router", "access", 1, 0, e);
+	if (!s->access_log)
+		return -1;
+	struct router_config rc = {
+		.host = s->router_host,
+		.port = s->router_port,
+		.access_log = on_access_log,
+		.access_log_arg = s,
+	};
+	s->router = router_new(s->loop, s->eps, &rc, e);
+	if (!s->router) {
+		if (s->router_explicit)
+			return err_prefix(e, "router on %s:%d", s->router_host, s->router_port);
+		log_warn("router disabled: %s (pass --router HOST:PORT)", e->msg);
+		err_clear(e);
+		return 0;
+	}
+	metrics_family_set_collect(s->fams.router_requests, collect_router, s);
+	metrics_family_set_collect(s->fams.router_upstream_errors, collect_router_errors, s);
+	log_info("router on http://%s:%d (try http://APP.localhost:%d/)", s->router_host, router_port(s->router),
+		 router_port(s->router));
+	return 0;
+}
+
 static void clean_tmp(struct server *s)
 {
 	char *tmp = xasprintf("%s/tmp", s->data);
@@ -271,6 +343,13 @@ static void clean_tmp(struct server *s)
 static void on_stopped(void *arg)
 {
 	struct server *s = arg;
+	/* The router served until every instance had drained; now it goes. */
+	if (s->router) {
+		metrics_family_set_collect(s->fams.router_requests, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_upstream_errors, NULL, NULL);
+		router_free(s->router);
+		s->router = NULL;
+	}
 	log_info("all instances stopped; bye");
 	uv_stop(s->loop);
 }
@@ -345,7 +424,7 @@ static int server_run(struct server *s, struct err *e)
 	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
 	if (start_observers(s, e) < 0)
 		return -1;
-	if (start_dns(s, e) < 0)
+	if (start_dns(s, e) < 0 || start_router(s, e) < 0)
 		return -1;
 	if (reconciler_start(s->rc, e) < 0)
 		return -1;
@@ -381,6 +460,8 @@ static void server_free(struct server *s)
 	}
 	if (s->dns)
 		dns_server_close(s->dns, NULL, NULL);
+	router_free(s->router);
+	logs_sink_close(s->access_log);
 	alerts_free(s->alerts);
 	if (s->loop)
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
@@ -398,6 +479,7 @@ static void server_free(struct server *s)
 	free(s->data);
 	free(s->api_host);
 	free(s->dns_host);
+	free(s->router_host);
 	free(s->conf_path);
 }
 
@@ -407,6 +489,8 @@ int server_main(int argc, char **argv)
 	s.data = xstrdup("./.berth");
 	s.api_host = xstrdup("127.0.0.1");
 	s.api_port = 7070;
+	s.router_host = xstrdup("127.0.0.1");
+	s.router_port = 8080;
 	s.dns_host = xstrdup("127.0.0.1");
 	s.dns_port = DNS_PORT_DEFAULT;
 	s.lock_fd = -1;
@@ -424,6 +508,15 @@ int server_main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--config") && v) {
 			s.conf_path = xstrdup(v);
+			i++;
+		} else if (!strcmp(a, "--router") && v) {
+			free(s.router_host);
+			s.router_host = NULL;
+			s.router_explicit = true;
+			if (strcmp(v, "off") && parse_hostport(v, &s.router_host, &s.router_port) < 0) {
+				fprintf(stderr, "berth server: --router wants HOST:PORT or off, got \"%s\"\n", v);
+				return 2;
+			}
 			i++;
 		} else if (!strcmp(a, "--dns") && v) {
 			free(s.dns_host);

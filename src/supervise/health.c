@@ -477,6 +477,11 @@ static void on_proc_exit(uv_process_t *h, int64_t status, int sig)
 	struct buf d = BUF_INIT;
 
 	p->proc_running = 0;
+	/* Whatever the check left in its process group goes with it: a probe runs every
+	 * interval, and leftovers would pile up. The group id cannot be reused while any
+	 * member lives, so this reaches only the check's own children. */
+	if (h->pid > 0)
+		kill(-h->pid, SIGKILL);
 	if (p->done) {
 		close_handle(p, (uv_handle_t *)h);
 		return;

@@ -350,10 +350,11 @@ static void schedule_probe(struct instance *i, int64_t delay)
 
 /* ---- process lifecycle ---- */
 
+/* The documented forms (docs/API.md, supervise.h): "exit status 1", "killed by signal 9". */
 static void describe_exit(char *out, size_t n, int64_t status, int sig)
 {
 	if (sig)
-		snprintf(out, n, "killed by signal %d (%s)", sig, strsignal(sig));
+		snprintf(out, n, "killed by signal %d", sig);
 	else
 		snprintf(out, n, "exit status %lld", (long long)status);
 }

@@ -69,7 +69,7 @@ grep -q "500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the error does not giv
 grep -q "last log lines" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: no 'last log lines' in the error"; }
 grep -q "| booting release 2" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's own log line is not in the error"; }
 grep -q "| first request /bad -> 500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's last request log line is not in the error"; }
-pass "failing health check: deploy exits non-zero with the reason and the instance's log lines"
+pass "failing health check: deploy exits non-zero with the reason and the instance's log lines; a deploy meanwhile is refused"
 
 b releases --app $APP --json >"$T/rel.json"
 [ "$(json '[r["status"] for r in d["releases"] if r["version"]==2][0]' <"$T/rel.json")" = failed ] || { cat "$T/rel.json"; fail "v2 not marked failed"; }

@@ -99,6 +99,8 @@ H1=$H
 kill -9 "${H1%% *}"
 all_gone "crash" $H1
 wait_for '[ "$(b ps --app orph --json | json "d[\"instances\"][0][\"restarts\"]")" -ge 1 ]' 50 || fail "crashed instance not restarted"
+LAST=$(b ps --app orph --json | json 'd["instances"][0]["last_exit"]')
+[ "$LAST" = "killed by signal 9" ] || fail "last_exit after kill -9 is '$LAST', want 'killed by signal 9' (docs/API.md)"
 fresh forker.1
 [ "$(owner_pids 2>/dev/null | wc -l)" = 4 ] || fail "after a crash and restart: $(owner_pids | wc -l) processes with the owner tag, want 4 (instance + 3 helpers; the ghost has no environment)"
 pass "crash: a killed instance's helpers are cleaned up before it is restarted"

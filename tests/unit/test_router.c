@@ -146,14 +146,16 @@ static void test_header_helpers(void **state)
 	}
 }
 
-/* Parse a response (piece = 0: all at once) and return its story. */
+/* Parse a response (piece = 0: all at once) and return its story; body bytes are merged
+ * up to the next event, so any piece size tells the same story. */
 static char *resp_story(const char *in, size_t piece, int head_req, int eof)
 {
 	struct resp_parse *p = resp_parse_new();
 	resp_parse_start(p, head_req);
 	struct buf out = BUF_INIT, pend = BUF_INIT;
 	size_t n = strlen(in), pos = 0;
-	int stop = 0;
+	int stop = 0, in_body = 0;
+#define EV_SEP() do { if (in_body) { buf_addc(&out, '|'); in_body = 0; } } while (0)
 	while (!stop && pos < n) {
 		size_t k = piece ? piece : n;
 		if (k > n - pos)
@@ -167,11 +169,12 @@ static char *resp_story(const char *in, size_t piece, int head_req, int eof)
 			if (ev == RESP_EV_NONE)
 				break;
 			if (ev == RESP_EV_HEAD) {
+				EV_SEP();
 				const struct resp_head *h = resp_parse_head(p);
 				buf_addf(&out, "HEAD %d n=%zu%s%s%s|", h->status, h->nheaders, h->chunked ? " chunked" : "",
 					 h->no_body ? " nobody" : "", h->upgrade ? " upgrade" : "");
 				if (h->upgrade) {
-					buf_addf(&out, "REST %zu|", pend.len - off);
+					buf_addf(&out, "REST %zu|", pend.len - off + (n - pos));
 					stop = 1;
 					break;
 				}
@@ -180,10 +183,12 @@ static char *resp_story(const char *in, size_t piece, int head_req, int eof)
 				size_t bn;
 				resp_parse_body(p, &d, &bn);
 				buf_add(&out, d, bn);
-				buf_addc(&out, '|');
+				in_body = 1;
 			} else if (ev == RESP_EV_DONE) {
+				EV_SEP();
 				buf_addf(&out, "DONE ka=%d|", resp_parse_keep_alive(p));
 			} else {
+				EV_SEP();
 				buf_addf(&out, "ERROR %s|", resp_parse_error(p));
 				stop = 1;
 				break;
@@ -192,9 +197,11 @@ static char *resp_story(const char *in, size_t piece, int head_req, int eof)
 		buf_consume(&pend, off);
 	}
 	if (eof && !stop) {
+		EV_SEP();
 		enum resp_event ev = resp_parse_eof(p);
 		buf_addf(&out, "EOF %s|", ev == RESP_EV_DONE ? "done" : "error");
 	}
+#undef EV_SEP
 	resp_parse_free(p);
 	buf_free(&pend);
 	return buf_detach(&out);
@@ -214,21 +221,18 @@ static void check_story(const char *in, int head_req, int eof, const char *want)
 static void test_resp_parse(void **state)
 {
 	check_story("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0, 0, "HEAD 200 n=1|hello|DONE ka=1|");
-	/* bodies come per piece; merge for the comparison by checking whole-at-once only */
-	char *s = resp_story("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX: y\r\n\r\n",
-			     0, 0, 0);
-	assert_string_equal(s, "HEAD 200 n=1 chunked|hello| world|DONE ka=1|");
-	free(s);
-	s = resp_story("HTTP/1.1 200 OK\r\n\r\nuntil-eof", 0, 0, 1);
-	assert_string_equal(s, "HEAD 200 n=0|until-eof|EOF done|");
-	free(s);
+	check_story("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX: y\r\n\r\n",
+		    0, 0, "HEAD 200 n=1 chunked|hello world|DONE ka=1|");
+	check_story("HTTP/1.1 200 OK\r\n\r\nuntil-eof", 0, 1, "HEAD 200 n=0|until-eof|EOF done|");
+	char *s;
 	check_story("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 1, 0, "HEAD 200 n=1 nobody|DONE ka=1|");
 	check_story("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0, 0, "HEAD 304 n=1 nobody|DONE ka=1|");
 	check_story("HTTP/1.1 204 No Content\r\n\r\n", 0, 0, "HEAD 204 n=0 nobody|DONE ka=1|");
 	check_story("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 0,
-		    "HEAD 100 n=0 nobody|DONE ka=1|HEAD 200 n=1|ok|DONE ka=1|");
+		    "HEAD 100 n=0 nobody|DONE ka=0|HEAD 200 n=1|ok|DONE ka=1|");
 	check_story("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nRAW", 0, 0,
 		    "HEAD 101 n=2 nobody upgrade|REST 3|");
+	check_story("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 0, 1, "HEAD 200 n=1|ab|EOF error|");
 	check_story("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 0, "HEAD 200 n=1|ok|DONE ka=0|");
 	check_story("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 0, 0,
 		    "HEAD 200 n=2|ok|DONE ka=0|");
@@ -529,6 +533,8 @@ static int handle(struct uconn *uc, struct ureq *r, int nreq)
 			;
 		return -1;
 	}
+	if (!strcmp(p, "/slowbody"))
+		sleep_ms((int)qnum(r->target, "ms=", 500));
 	long blen = read_body(uc, r, &sum, !strcmp(p, "/bodywait") ? &s->first_chunk : NULL);
 	if (blen < 0)
 		return -1;
@@ -568,6 +574,11 @@ static int handle(struct uconn *uc, struct ureq *r, int nreq)
 		else
 			snprintf(out, sizeof out, "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nst", st);
 		return send_str(fd, out);
+	}
+	if (!strcmp(p, "/closeidle")) {
+		send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+		sleep_ms(30);
+		return -1;
 	}
 	if (!strcmp(p, "/100")) {
 		if (send_str(fd, "HTTP/1.1 100 Continue\r\n\r\n"))
@@ -1003,6 +1014,19 @@ static int seen_has(const struct cresp *r, const char *name)
 	return 0;
 }
 
+/* ASan keeps freed memory in quarantine and pads every allocation: RSS figures measured
+ * under it say nothing about the router, so the memory bounds are checked without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 static long rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -1147,7 +1171,7 @@ static void test_error_pages(void **state)
 	assert_int_equal(get1("nope.example", "/", "Accept: application/json\r\n", &r), 0);
 	assert_int_equal(r.status, 404);
 	assert_string_equal(rhdr(&r, "Content-Type", v, sizeof v), "application/json");
-	char want[256];
+	char want[512];
 	rhdr(&r, "X-Request-Id", v, sizeof v);
 	snprintf(want, sizeof want, "{\"error\": \"no app is served at this address\", \"status\": 404, \"request_id\": \"%s\"}\n", v);
 	assert_string_equal(buf_str(&r.body), want);
@@ -1456,6 +1480,7 @@ static void test_large_response(void **state)
 			size_t hl = (size_t)(e - c.in.p) + 4;
 			for (size_t i = hl; i < c.in.len; i++, got++)
 				assert_true(c.in.p[i] == pattern_byte((size_t)got));
+			buf_reset(&c.in);
 			in_body = 1;
 			continue;
 		}
@@ -1467,8 +1492,10 @@ static void test_large_response(void **state)
 	long rss1 = rss_kib();
 	printf("[ RSS      ] 50 MiB streamed in %lld ms: RSS %+ld KiB while paused, %+ld KiB after\n",
 	       (long long)(now_ms() - t0), rss_paused - rss0, rss1 - rss0);
-	assert_true(rss_paused - rss0 < 8 * 1024);
-	assert_true(rss1 - rss0 < 8 * 1024);
+	if (!UNDER_ASAN) {
+		assert_true(rss_paused - rss0 < 8 * 1024);
+		assert_true(rss1 - rss0 < 8 * 1024);
+	}
 	/* the connection is still good */
 	struct cresp r;
 	cc_send(&c, "GET /echo HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
@@ -1606,7 +1633,14 @@ static void test_connect_retry(void **state)
 		cresp_free(&r);
 	}
 	struct router_stats st;
-	router_stats(rt, &st);
+	int64_t t0 = now_ms();
+	for (;;) {
+		router_stats(rt, &st);
+		if (st.requests == 10 || now_ms() - t0 > 2000)
+			break;
+		router_stats_release(&st);
+		sleep_ms(2);
+	}
 	assert_true(st.upstream_errors[ROUTER_UPERR_CONNECT] >= 4);
 	assert_true(st.retries >= 4);
 	assert_int_equal(st.status[1], 10);
@@ -1635,7 +1669,7 @@ static void test_no_retry_after_body(void **state)
 	cc_close(&c);
 	assert_int_equal(atomic_load(&a->reqs) + atomic_load(&b->reqs), 1);
 	/* a stale pooled connection (the instance dropped it) is retried once on a fresh one */
-	endpoints_remove(eps, "production", "app", "web.2", 2);
+	endpoints_remove(eps, "production", "app", "web.2", 1);
 	endpoint_unref(eb);
 	sync_router();
 	cc_open(&c, rport);
@@ -1841,11 +1875,15 @@ static void test_smuggling(void **state)
 	assert_int_equal(r.status, 431);
 	cresp_free(&r);
 	cc_close(&c);
-	/* none of those reached the instance; the router still serves */
-	assert_int_equal(atomic_load(&a->reqs), reqs0 + 1);
+	/* none of those reached the instance (but the cut body); the router still serves */
 	assert_int_equal(get1("app.localhost", "/echo", NULL, &r), 0);
 	assert_int_equal(r.status, 200);
 	cresp_free(&r);
+	int64_t t0 = now_ms();
+	while (atomic_load(&a->reqs) < reqs0 + 2 && now_ms() - t0 < 2000)
+		sleep_ms(2);
+	sleep_ms(50);
+	assert_int_equal(atomic_load(&a->reqs), reqs0 + 2);
 	wait_inflight_zero(ea);
 	upsrv_stop(a);
 	stop();
@@ -1931,9 +1969,12 @@ static void test_least_conn_and_swap(void **state)
 	while (atomic_load(&ea->inflight) + atomic_load(&eb->inflight) != 1 && now_ms() - t0 < 2000)
 		sleep_ms(1);
 	const char *busy = atomic_load(&ea->inflight) ? "A" : "B";
+	struct endpoint *idle_ep = atomic_load(&ea->inflight) ? eb : ea;
 	for (int i = 0; i < 6; i++) {
 		struct cresp r;
 		char s[16];
+		/* the last answer's inflight may still be counted on the other router thread */
+		wait_inflight_zero(idle_ep);
 		assert_int_equal(get1("lc.example", "/echo", NULL, &r), 0);
 		assert_string_not_equal(srv_of(&r, s, sizeof s), busy);
 		cresp_free(&r);
@@ -1952,7 +1993,7 @@ static void test_least_conn_and_swap(void **state)
 	while (atomic_load(&ea->inflight) + atomic_load(&eb->inflight) != 1 && now_ms() - t0 < 2000)
 		sleep_ms(1);
 	struct endpoint *ra = endpoints_remove(eps, "production", "app", "web.1", 1);
-	struct endpoint *rb = endpoints_remove(eps, "production", "app", "web.2", 2);
+	struct endpoint *rb = endpoints_remove(eps, "production", "app", "web.2", 1);
 	struct endpoint *ec = put("app", "web.3", 3, c2->port);
 	assert_false(endpoints_drained(eps, atomic_load(&ra->inflight) ? ra : rb));
 	for (int i = 0; i < 4; i++) {
@@ -1972,16 +2013,193 @@ static void test_least_conn_and_swap(void **state)
 		assert_true(now_ms() - t0 < 3000);
 		sleep_ms(2);
 	}
-	struct router_stats st;
-	router_stats(rt, &st);
-	assert_int_equal(st.upstream_idle, 0 + st.upstream_idle);   /* gauges readable */
-	router_stats_release(&st);
 	endpoint_unref(ra);
 	endpoint_unref(rb);
 	wait_inflight_zero(ec);
 	upsrv_stop(a);
 	upsrv_stop(b);
 	upsrv_stop(c2);
+	stop();
+}
+
+static uint64_t stat_idle(void)
+{
+	struct router_stats st;
+	router_stats(rt, &st);
+	uint64_t n = st.upstream_idle;
+	router_stats_release(&st);
+	return n;
+}
+
+static void wait_idle(uint64_t want)
+{
+	int64_t t0 = now_ms();
+	while (stat_idle() != want) {
+		if (now_ms() - t0 > 3000)
+			fail_msg("idle upstream connections: %llu, want %llu", (unsigned long long)stat_idle(),
+				 (unsigned long long)want);
+		sleep_ms(2);
+	}
+}
+
+static void test_upstream_pool(void **state)
+{
+	struct router_config cfg = {.upstream_idle_ms = 300, .threads = 1, .pool_max_idle = 2};
+	start(&cfg);
+	struct upsrv *a = upsrv_start("A");
+	struct endpoint *ea = put("app", "web.1", 1, a->port);
+	struct cresp r;
+	assert_int_equal(get1("app.localhost", "/echo", NULL, &r), 0);
+	assert_int_equal(conn_of(&r), 1);
+	cresp_free(&r);
+	wait_idle(1);
+	assert_int_equal(get1("app.localhost", "/echo", NULL, &r), 0);
+	assert_int_equal(conn_of(&r), 1);        /* reused across client connections */
+	cresp_free(&r);
+	/* idle for longer than upstream_idle_ms: closed, the next request opens another */
+	sleep_ms(500);
+	wait_idle(0);
+	assert_int_equal(get1("app.localhost", "/echo", NULL, &r), 0);
+	assert_int_equal(conn_of(&r), 2);
+	cresp_free(&r);
+	/* three at once: three connections, two of them kept (pool_max_idle) */
+	struct cc cs[3];
+	for (int i = 0; i < 3; i++) {
+		cc_open(&cs[i], rport);
+		cc_send(&cs[i], "GET /slow?ms=150 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cc_resp(&cs[i], &r, 0), 0);
+		assert_int_equal(r.status, 200);
+		cresp_free(&r);
+		cc_close(&cs[i]);
+	}
+	wait_idle(2);
+	/* the instance leaves the table: its idle connections are closed at once */
+	wait_inflight_zero(ea);
+	struct endpoint *gone = endpoints_remove(eps, "production", "app", "web.1", 1);
+	sync_router();
+	wait_idle(0);
+	endpoint_unref(gone);
+	/* an instance that closes an idle connection: noticed at once, never reused */
+	struct endpoint *eb = put("app", "web.2", 2, a->port);
+	int conns = atomic_load(&a->conns);
+	assert_int_equal(get1("app.localhost", "/closeidle", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	cresp_free(&r);
+	assert_int_equal(atomic_load(&a->conns), conns + 1);
+	sleep_ms(100);
+	wait_idle(0);
+	assert_int_equal(get1("app.localhost", "/echo", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(conn_of(&r), conns + 2);
+	cresp_free(&r);
+	wait_inflight_zero(eb);
+	upsrv_stop(a);
+	stop();
+}
+
+struct upload {
+	int fd;
+	long n;
+	int rc;
+};
+
+static void *upload_main(void *arg)
+{
+	struct upload *u = arg;
+	static char block[65536];
+	memset(block, 'u', sizeof block);
+	char h[256];
+	snprintf(h, sizeof h, "POST /slowbody?ms=800 HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: %ld\r\n\r\n", u->n);
+	u->rc = send_all(u->fd, h, strlen(h));
+	for (long off = 0; !u->rc && off < u->n; off += (long)sizeof block) {
+		size_t k = sizeof block;
+		if ((long)k > u->n - off)
+			k = (size_t)(u->n - off);
+		u->rc = send_all(u->fd, block, k);
+	}
+	return NULL;
+}
+
+/* A client uploads faster than the instance reads: the router stops reading the client
+ * instead of buffering the body. */
+static void test_upload_backpressure(void **state)
+{
+	start(NULL);
+	struct upsrv *a = upsrv_start("A");
+	struct endpoint *ea = put("app", "web.1", 1, a->port);
+	struct cc c;
+	cc_open(&c, rport);
+	struct timeval tv = {20, 0};
+	setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	struct upload up = {c.fd, 40L * 1024 * 1024, 0};
+	long rss0 = rss_kib();
+	pthread_t th;
+	pthread_create(&th, NULL, upload_main, &up);
+	sleep_ms(500);     /* the instance is not reading yet */
+	long rss_mid = rss_kib();
+	pthread_join(th, NULL);
+	assert_int_equal(up.rc, 0);
+	struct cresp r;
+	assert_int_equal(cc_resp(&c, &r, 0), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(buf_str(&r.body), "body=41943040 "));
+	cresp_free(&r);
+	printf("[ RSS      ] 40 MiB upload to a slow reader: RSS %+ld KiB while it waited\n", rss_mid - rss0);
+	if (!UNDER_ASAN)
+		assert_true(rss_mid - rss0 < 8 * 1024);
+	cc_close(&c);
+	wait_inflight_zero(ea);
+	upsrv_stop(a);
+	stop();
+}
+
+/* A request whose connect is still under way when a deploy replaces the instance is
+ * retried on the new instance (routed again with the newest snapshot). */
+static void test_reroute_on_retry(void **state)
+{
+	struct router_config cfg = {.connect_ms = 400, .threads = 1};
+	start(&cfg);
+	int port;
+	int lfd = listen_any(&port, 0);
+	int fill[4];
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+	}
+	sleep_ms(50);
+	struct endpoint *old = put("app", "web.1", 1, port);
+	struct cc c;
+	cc_open(&c, rport);
+	cc_send(&c, "GET /echo HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+	int64_t t0 = now_ms();
+	while (atomic_load(&old->inflight) != 1 && now_ms() - t0 < 2000)
+		sleep_ms(1);
+	assert_int_equal(atomic_load(&old->inflight), 1);   /* counted while connecting */
+	struct upsrv *b = upsrv_start("B");
+	struct endpoint *gone = endpoints_remove(eps, "production", "app", "web.1", 1);
+	struct endpoint *nb = put("app", "web.2", 2, b->port);
+	assert_false(endpoints_drained(eps, gone));
+	struct cresp r;
+	char s[16];
+	assert_int_equal(cc_resp(&c, &r, 0), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(srv_of(&r, s, sizeof s), "B");
+	cresp_free(&r);
+	cc_close(&c);
+	t0 = now_ms();
+	while (!endpoints_drained(eps, gone) && now_ms() - t0 < 2000)
+		sleep_ms(1);
+	assert_true(endpoints_drained(eps, gone));
+	endpoint_unref(gone);
+	wait_inflight_zero(nb);
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+	upsrv_stop(b);
 	stop();
 }
 
@@ -2091,9 +2309,10 @@ static void test_idle_memory(void **state)
 	assert_int_equal(st.client_conns, N);
 	router_stats_release(&st);
 	double per = (double)(rss1 - rss0) * 1024.0 / N;
-	printf("[ RSS      ] %d idle keep-alive connections: RSS %+ld KiB, %.0f bytes per connection\n", N,
-	       rss1 - rss0, per);
-	assert_true(per < 4096);
+	printf("[ RSS      ] %d idle keep-alive connections: RSS %+ld KiB, %.0f bytes per connection%s\n", N,
+	       rss1 - rss0, per, UNDER_ASAN ? " (ASan build: not checked)" : "");
+	if (!UNDER_ASAN)
+		assert_true(per < 4096);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
 	wait_inflight_zero(ea);
@@ -2150,6 +2369,8 @@ static void test_router_lifecycle(void **state)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (getenv("ROUTER_TEST"))   /* run one scenario: ROUTER_TEST=test_websocket */
+		cmocka_set_test_filter(getenv("ROUTER_TEST"));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header_helpers),
 		cmocka_unit_test(test_resp_parse),
@@ -2170,6 +2391,9 @@ int main(void)
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_client_abort),
 		cmocka_unit_test(test_least_conn_and_swap),
+		cmocka_unit_test(test_reroute_on_retry),
+		cmocka_unit_test(test_upstream_pool),
+		cmocka_unit_test(test_upload_backpressure),
 		cmocka_unit_test(test_access_log_and_stats),
 		cmocka_unit_test(test_idle_memory),
 	};

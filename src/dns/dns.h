@@ -62,9 +62,10 @@ struct dns_result {
 
 /* Answer one query from the snapshot (NULL: no instances at all). q/n: the query as received
  * (without the TCP length prefix). The response is written to out (cap bytes; give at least
- * DNS_UDP_MAX_LIMIT for UDP, DNS_TCP_MAX for TCP) and is never longer than what the transport
- * allows: UDP 512 without EDNS, else the client's size clamped to [512, o->udp_max]; TCP 65535.
- * Returns the response length, 0 when nothing must be sent. res may be NULL. No allocation. */
+ * DNS_UDP_MAX_LIMIT for UDP, DNS_TCP_MAX for TCP; under 512 nothing is answered) and is never
+ * longer than what the transport allows: UDP 512 without EDNS, else the client's size clamped
+ * to [512, o->udp_max]; TCP 65535. o NULL: defaults. Returns the response length, 0 when
+ * nothing must be sent. res may be NULL. No allocation. */
 size_t dns_answer(const struct ep_snapshot *snap, const struct dns_opts *o, const uint8_t *q, size_t n,
 		  uint8_t *out, size_t cap, enum dns_transport t, struct dns_result *res);
 

@@ -6,6 +6,7 @@ run), and adds its rows to the run's results file (JSON). `report` prints the ta
 the dated section of bench/RESULTS.md.
 
     bench.py rss | deploy | scale | logs     measure (needs the BENCH_* environment of run.sh)
+                                             (router, idle and dns are in bench_net.py)
     bench.py final                           note the server's memory and CPU at the end
     bench.py fail WHAT                       note a figure that could not be measured
     bench.py report RESULTS.md               print the table, rewrite/append the dated section
@@ -278,14 +279,23 @@ def procs_with_env(key, value):
 PEERS = []
 
 
-def peer_spawn(argv, port=None, cwd=None, stdout=subprocess.DEVNULL, stdin=None):
+def peer_spawn(argv, port=None, cwd=None, stdout=subprocess.DEVNULL, stdin=None, stderr=subprocess.DEVNULL):
+    """Starts a peer in its own session (its process group is killed at the end). The group
+    is also noted in BENCH_TMP/peer-groups for run.sh's cleanup: nginx overwrites its
+    environment with its process title, so the BERTH_BENCH tag cannot find it."""
     e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "BERTH_BENCH": env("BENCH_TAG")}
     if port:
         e["PORT"] = str(port)
     p = subprocess.Popen(argv, cwd=cwd, env=e, stdin=stdin, stdout=stdout,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+                         stderr=stderr, start_new_session=True)
     PEERS.append(p)
+    note_group(p.pid)
     return p
+
+
+def note_group(pgid):
+    with open(os.path.join(env("BENCH_TMP"), "peer-groups"), "a") as f:
+        f.write(f"{pgid}\n")
 
 
 def peer_stop_all():
@@ -420,13 +430,11 @@ def deploy_series(res, app, files, command, label, count):
         pre.append((ev_ts(evs, "start") - t0) * 1000)
         post.append((t0 + wall - ev_ts(evs, "healthy")) * 1000)
     berth("stop", "--app", app, "--json")
-    # the peers: the same command started as berth starts it (sh -c), without and with the shim
+    # the peer: the same command started as berth starts it (sh -c)
     peers = [peer_start_ms(["/bin/sh", "-c", command], d) for _ in range(count)]
-    shim = [peer_start_ms([env("BERTH_BIN"), "_exec", "--", "/bin/sh", "-c", command], d)
-            for _ in range(count)]
     res["raw"][f"deploy-{app}"] = {"cli_ms": walls, "rollout_ms": rollouts, "healthy_after_ms": healthy,
                                    "cli_start_to_spawn_ms": pre, "healthy_to_cli_exit_ms": post,
-                                   "peer_start_ms": peers, "peer_via_shim_ms": shim}
+                                   "peer_start_ms": peers}
     ref = "k8s p99 ≤ 5 s; kamal-proxy polls 1 s; Dokku waits 10 s (published)"
     peer = f"app alone: {fmt_ms(median(peers))} / {fmt_ms(p90(peers))}"
     add_row(res, "deploy", f"deploy → healthy, {label}: CLI wall, median / p90",
@@ -437,8 +445,8 @@ def deploy_series(res, app, files, command, label, count):
     res["notes"].append(
         f"deploy ({label}, {count} deploys, medians): CLI start → new instance spawned "
         f"{median(pre):.0f} ms (pack, upload, unpack, release commit); spawned → healthy "
-        f"{median(healthy):.0f} ms (the app alone needs {median(peers):.0f} ms to answer, "
-        f"{median(shim):.0f} ms when started through `berth _exec` and `sh -c` as berth starts it); "
+        f"{median(healthy):.0f} ms (the app alone, started with `sh -c` as berth starts it, needs "
+        f"{median(peers):.0f} ms to answer); "
         f"healthy → CLI exit {median(post):.0f} ms (stop old instance, record outcome, stream end).")
 
 
@@ -455,12 +463,11 @@ def cmd_deploy(res):
 
 # ---- scale: 0 -> N -> 0 ----
 
-def peer_scale(command, d, n, shim=False):
-    """n listeners started directly as berth starts them (sh -c, and with shim=True through
-    `berth _exec`), polled (TCP connect, every 1 ms) until all accept; then SIGTERM to all,
-    waited for. Returns (up ms, down ms)."""
+def peer_scale(command, d, n):
+    """n listeners started directly as berth starts them (sh -c), polled (TCP connect, every
+    1 ms) until all accept; then SIGTERM to all, waited for. Returns (up ms, down ms)."""
     ports = [free_port() for _ in range(n)]
-    argv = ([env("BERTH_BIN"), "_exec", "--"] if shim else []) + ["/bin/sh", "-c", command]
+    argv = ["/bin/sh", "-c", command]
     t0 = time.perf_counter()
     procs = [peer_spawn(argv, port=p, cwd=d) for p in ports]
     waiting = set(ports)
@@ -505,7 +512,7 @@ def cmd_scale(res):
                                      "stop_grace: 5s"])})
     berth("deploy", d, "--app", "scale", "--json")
     ups, downs, gones, spawn_phase, last_to_done, peers_up, peers_down = [], [], [], [], [], [], []
-    early, peers_shim = [], []
+    early = []
     for _ in range(rounds):
         _, wall, out = berth("scale", f"web={n}", "--app", "scale", "--json")
         evs = events(out)
@@ -531,11 +538,9 @@ def cmd_scale(res):
         pu, pd = peer_scale(command, d, n)
         peers_up.append(pu)
         peers_down.append(pd)
-        peers_shim.append(peer_scale(command, d, n, shim=True)[0])
     res["raw"]["scale"] = {"n": n, "up_ms": ups, "down_ms": downs, "down_all_gone_ms": gones,
                            "alive_when_down_returned": early, "spawn_phase_ms": spawn_phase,
                            "last_spawn_to_done_ms": last_to_done, "peer_up_ms": peers_up,
-                           "peer_up_via_shim_ms": peers_shim,
                            "peer_down_ms": peers_down}
     add_row(res, "scale", f"scale 0 → {n}, CLI wall, median of {rounds}",
             fmt_s_or_ms(median(ups)), f"started directly: {fmt_s_or_ms(median(peers_up))}",
@@ -548,8 +553,7 @@ def cmd_scale(res):
             f"scale 0 → {n} (medians): the server spawned the {n} instances over {median(spawn_phase):.0f} ms "
             f"(first → last start event, {median(spawn_phase) / max(n - 1, 1):.1f} ms each, one at a time on "
             f"its loop), then {median(last_to_done):.0f} ms until the last was healthy. The same {n} "
-            f"started directly take {median(peers_up):.0f} ms, {median(peers_shim):.0f} ms when each goes "
-            f"through `berth _exec` as under berth.")
+            f"started directly (`sh -c`, as berth starts them) take {median(peers_up):.0f} ms.")
     if any(early):
         res["notes"].append(
             f"scale {n} → 0: the command returned while {median(early):.0f} of the {n} processes were still "
@@ -782,13 +786,17 @@ def cmd_report(res, path):
         print("  * " + n)
     for f in failed:
         print("  ! " + f)
-    key = f"{date} {m['cpu']} {m['cores']} {m['ram']} {m['kernel']}"
+    # one section per day, machine, berth revision and set of benchmarks: a rerun rewrites it
+    benches = " ".join(res.get("benchmarks", []))
+    key = f"{date} {m['cpu']} {m['cores']} {m['ram']} {m['kernel']} {m['revision']} [{benches}]"
     p = res.get("params", {})
+    tools = res.get("versions", {})
     body = [f"<!-- bench-run: {key} -->", f"## {title}", "",
-            f"Apps run with {m['python']}; cgroups: {m['cgroups'] or 'unknown'}; "
+            f"Benchmarks: {benches or 'none'}. Apps run with {m['python']}; cgroups: {m['cgroups'] or 'unknown'}; "
             f"load average (1 min): {m['load']}; parameters: "
-            + ", ".join(f"{k}={v}" for k, v in sorted(p.items())) + ".", "",
-            table(res["rows"], md=True), ""]
+            + ", ".join(f"{k}={v}" for k, v in sorted(p.items())) + "."
+            + ("" if not tools else " Peers and tools: " + ", ".join(f"{k} {v}" for k, v in sorted(tools.items())) + "."),
+            "", table(res["rows"], md=True), ""]
     body += [f"- {n}" for n in res["notes"]]
     body += [f"- **not measured**: {f}" for f in failed]
     body += ["<!-- /bench-run -->"]
@@ -798,8 +806,8 @@ def cmd_report(res, path):
             text = f.read()
     else:
         text = ("# berth benchmark results\n\nWritten by `bench/run.sh` (see README.md for what each "
-                "figure means): one section\nper date and machine; a rerun on the same day and machine "
-                "rewrites its section.\n\n")
+                "figure means): one section\nper date, machine, berth revision and set of benchmarks; "
+                "a rerun of the same rewrites its section.\n\n")
     pat = re.compile(r"<!-- bench-run: " + re.escape(key) + r" -->.*?<!-- /bench-run -->\n?", re.S)
     if pat.search(text):
         text = pat.sub(lambda _: section, text, count=1)
@@ -818,27 +826,20 @@ def cmd_final(res):
                         f"CPU {proc_cpu_s(pid):.1f} s.")
 
 
-def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("rss", "deploy", "scale", "logs", "final", "report", "fail"):
-        print("usage: bench.py rss|deploy|scale|logs|final | report RESULTS.md | fail WHAT", file=sys.stderr)
-        return 2
-    what = sys.argv[1]
+def measure(what, func, params):
+    """Runs one measuring subcommand against the run's results file: records its settings
+    (params: name -> default) and its name, saves whatever it added even when it fails, and
+    stops its peers. Returns the exit status (0, 1 not measured, 3 berth misbehaved)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         res = results_load()
-        if what == "report":
-            cmd_report(res, sys.argv[2])
-            return 0
-        if what == "fail":
-            res.setdefault("failed", []).append(" ".join(sys.argv[2:]))
-            results_save(res)
-            return 0
-        params = res.setdefault("params", {})
-        for k, default in PARAMS.get(what, {}).items():
-            params[k] = env_int(k, default)
+        p = res.setdefault("params", {})
+        for k, default in params.items():
+            p[k] = env_int(k, default)
+        if what != "final" and what not in res.setdefault("benchmarks", []):
+            res["benchmarks"].append(what)
         try:
-            {"rss": cmd_rss, "deploy": cmd_deploy, "scale": cmd_scale, "logs": cmd_logs,
-             "final": cmd_final}[what](res)
+            func(res)
         finally:
             results_save(res)
     except BenchError as e:
@@ -853,6 +854,27 @@ def main():
     finally:
         peer_stop_all()
     return 0
+
+
+def main():
+    cmds = {"rss": cmd_rss, "deploy": cmd_deploy, "scale": cmd_scale, "logs": cmd_logs, "final": cmd_final}
+    if len(sys.argv) < 2 or sys.argv[1] not in (*cmds, "report", "fail"):
+        print("usage: bench.py rss|deploy|scale|logs|final | report RESULTS.md | fail WHAT", file=sys.stderr)
+        return 2
+    what = sys.argv[1]
+    try:
+        if what == "report":
+            cmd_report(results_load(), sys.argv[2])
+            return 0
+        if what == "fail":
+            res = results_load()
+            res.setdefault("failed", []).append(" ".join(sys.argv[2:]))
+            results_save(res)
+            return 0
+    except BenchError as e:
+        print(f"bench {what}: {e}", file=sys.stderr)
+        return 1
+    return measure(what, cmds[what], PARAMS.get(what, {}))
 
 
 if __name__ == "__main__":

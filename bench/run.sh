@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# bench/run.sh: berth's benchmarks (`make bench`). Starts its own `berth server` on a free port
-# with a throwaway data dir, measures deploy -> healthy, 0 -> 50 -> 0 scaling, server memory
-# with 100 instances and log ingest (each next to its peer, measured in the same run: see
-# bench/README.md), prints a table, and appends (or, same day and machine, rewrites) a dated
-# section of bench/RESULTS.md. Every process it started is gone when it exits, however it exits.
+# bench/run.sh: berth's benchmarks (`make bench`). Starts its own `berth server` (API, router
+# and DNS on free ports) with a throwaway data dir, measures deploy -> healthy, 0 -> 50 -> 0
+# scaling, server memory with 100 instances, log ingest, router throughput and latency against
+# nginx, router memory per idle connection, and DNS queries/s against knot (each next to its
+# peer, measured in the same run: see bench/README.md), prints a table, and appends (or, same
+# day, machine, revision and benchmarks, rewrites) a dated section of bench/RESULTS.md. Every
+# process it started is gone when it exits, however it exits.
 #
 # Settings (environment): BERTH_BIN (default ./berth), BENCH_PYTHON (interpreter of the test
 # apps, default /usr/bin/python3), CC, DEPLOYS=20, SCALE_N=50, SCALE_ROUNDS=3, RSS_N=100,
-# LOG_LINES=2000000, LOG_ROUNDS=3, BENCH_ONLY="rss deploy scale logs" (a subset),
-# RESULTS=bench/RESULTS.md, NO_RESULTS=1 (print only), BENCH_KEEP=1 (keep the temp dir).
+# LOG_LINES=2000000, LOG_ROUNDS=3, ROUTER_SECONDS=10, ROUTER_ROUNDS=3, ROUTER_CONNS=64,
+# WRK_THREADS (default: CPUs), IDLE_CONNS=10000, DNS_SECONDS=10, DNS_ROUNDS=3, DNS_CLIENTS=4,
+# BENCH_ONLY="rss deploy scale logs router idle dns" (a subset; commas or spaces),
+# RESULTS=bench/RESULTS.md, NO_RESULTS=1 (print only), BENCH_KEEP=1 (keep the temp dir),
+# BENCH_REVISION (the revision BERTH_BIN was built from; default: git describe of this tree).
+# The router, idle and dns benchmarks need nginx, wrk, knot, dnsperf and dig (bench/setup.sh).
 # Exit status: 0 all measured; 1 something could not be measured or berth misbehaved (the
 # table and RESULTS.md still show what was measured); 2 bad set-up.
 set -uo pipefail
@@ -17,7 +23,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BERTH=${BERTH_BIN:-$ROOT/berth}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
-ONLY=${BENCH_ONLY:-rss deploy scale logs}
+ALL="rss deploy scale logs router idle dns"
+ONLY=$(echo "${BENCH_ONLY:-$ALL}" | tr ',' ' ')
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1200}
 
 die() { echo "bench: $*" >&2; exit 2; }
@@ -25,8 +32,9 @@ say() { echo "bench: $*" >&2; }
 
 # ---- prerequisites ----
 [ -x "$BERTH" ] || die "no berth binary at $BERTH (build it first: make -j2)"
-# the revision the binary was (presumably) built from; "-dirty": with uncommitted changes
-BENCH_REVISION=$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+# the revision the binary was (presumably) built from; "-dirty": with uncommitted changes.
+# Set BENCH_REVISION when BERTH_BIN was built from another tree (e.g. a `git archive` of HEAD).
+BENCH_REVISION=${BENCH_REVISION:-$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}
 if [ -z "${BENCH_PYTHON:-}" ]; then
   # Debian's interpreter, not a version-manager shim (pyenv's adds ~200 ms to every start)
   if [ -x /usr/bin/python3 ]; then BENCH_PYTHON=/usr/bin/python3; else BENCH_PYTHON=$(command -v python3 || true); fi
@@ -36,8 +44,21 @@ CC=${CC:-cc}
 command -v "$CC" >/dev/null || die "no C compiler ($CC) for the log generator (apt-get install gcc)"
 for tool in timeout cat setsid; do command -v "$tool" >/dev/null || die "$tool not found (coreutils/util-linux)"; done
 for b in $ONLY; do
-  case $b in rss|deploy|scale|logs) ;; *) die "BENCH_ONLY: unknown benchmark '$b' (rss deploy scale logs)";; esac
+  case $b in
+    rss|deploy|scale|logs) ;;
+    router|idle) need="nginx wrk" ;;&
+    dns) need="knotd dnsperf dig" ;;&
+    router|idle|dns)
+      for tool in $need; do
+        command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || die "$tool not found (run bench/setup.sh)"
+      done ;;
+    *) die "BENCH_ONLY: unknown benchmark '$b' ($ALL)";;
+  esac
 done
+# the router benchmarks hold 10,000 connections: as many descriptors as allowed
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+# processes started from here on have a start time >= this (clock ticks since boot)
+RUN_START=$(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20)
 
 # ---- temp dir, cleanup ----
 T=$(mktemp -d /tmp/berth-bench.XXXXXX) || die "mktemp failed"
@@ -53,6 +74,17 @@ kill_marked() { # kill -9 every process whose environment holds $1=$2
     [ "$p" = "$$" ] && continue
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx -F "$1=$2" && kill -9 "$p" 2>/dev/null
   done
+}
+
+kill_groups() { # kill -9 the peers' process groups (noted by bench.py) started by this run
+  [ -s "$T/peer-groups" ] || return 0
+  local p st
+  for p in /proc/[0-9]*; do
+    st=$(sed 's/.*) //' "$p/stat" 2>/dev/null) || continue
+    set -- $st   # $3: process group, $20: start time
+    [ "${20:-0}" -ge "$RUN_START" ] && grep -qx -F "$3" "$T/peer-groups" && kill -9 "${p#/proc/}" 2>/dev/null
+  done
+  return 0
 }
 
 cleanup() {
@@ -74,6 +106,7 @@ cleanup() {
   fi
   [ -n "$OWNER" ] && kill_marked BERTH_OWNER "$OWNER"   # instances the server left behind
   kill_marked BERTH_BENCH "$TAG"                        # peers a killed bench.py left behind
+  kill_groups                                           # ... and those that hide their environment
   if [ "${BENCH_KEEP:-}" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
   exit "$rc"
 }
@@ -96,8 +129,9 @@ mkdir -p "$DATA"
 # Big rotation for the log benchmark: 2M lines of ~90 B on disk are ~180 MB; 64M x (10+1)
 # keeps every line so that nothing lost can be told from something rotated away.
 printf 'log_rotate: 64M\nlog_keep: 10\n' >"$DATA/server.yaml"
-API_PORT=$(free_port) || die "no free port"
-"$BERTH" server --data "$DATA" --api "127.0.0.1:$API_PORT" >"$T/server.log" 2>&1 &
+API_PORT=$(free_port) && ROUTER_PORT=$(free_port) && DNS_PORT=$(free_port) || die "no free port"
+"$BERTH" server --data "$DATA" --api "127.0.0.1:$API_PORT" --router "127.0.0.1:$ROUTER_PORT" \
+  --dns "127.0.0.1:$DNS_PORT" >"$T/server.log" 2>&1 &
 SRV_PID=$!
 export BERTH_API="http://127.0.0.1:$API_PORT"
 for _ in $(seq 1 200); do
@@ -112,6 +146,7 @@ OWNER=$("$BENCH_PYTHON" -c 'import hashlib,os,sys;print(hashlib.sha256(os.path.r
 
 export BERTH_BIN="$BERTH" BENCH_TMP="$T" BENCH_DATA="$DATA" BENCH_SERVER_PID="$SRV_PID" BENCH_TAG="$TAG"
 export BENCH_PYTHON BENCH_LOGGEN="$T/loggen" BENCH_RESULTS="$T/results.json"
+export BENCH_ROUTER_PORT="$ROUTER_PORT" BENCH_DNS_PORT="$DNS_PORT"
 BENCH_PYTHON_VERSION=$("$BENCH_PYTHON" -c 'import sys;print("Python %d.%d.%d" % sys.version_info[:3])')
 BENCH_CGROUPS=$(sed -n 's/.*info cgroups: //p' "$T/server.log" | head -1)
 BENCH_LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
@@ -119,15 +154,16 @@ export BENCH_REVISION BENCH_PYTHON_VERSION BENCH_CGROUPS BENCH_LOAD_START
 if awk -v l="$BENCH_LOAD_START" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
   say "warning: load average $BENCH_LOAD_START on $(nproc) cores: other work will slow the figures down (noted in the results)"
 fi
-say "server pid $SRV_PID on $BERTH_API, data in $DATA, apps run with $BENCH_PYTHON_VERSION"
+say "server pid $SRV_PID on $BERTH_API (router :$ROUTER_PORT, DNS :$DNS_PORT), data in $DATA, apps run with $BENCH_PYTHON_VERSION"
 
 # ---- measure: memory first, so that the server's peak (VmHWM) is that of the 100 instances ----
 status=0
-for b in rss deploy scale logs; do
+for b in $ALL; do
   case " $ONLY " in *" $b "*) ;; *) continue;; esac
+  case $b in router|idle|dns) script=bench_net.py ;; *) script=bench.py ;; esac
   say "measuring: $b"
   # in the background, so that a signal to this script is handled at once (by cleanup)
-  timeout -k 10 "$STEP_TIMEOUT" "$BENCH_PYTHON" "$HERE/bench.py" "$b" 2>"$T/err.$b" &
+  timeout -k 10 "$STEP_TIMEOUT" "$BENCH_PYTHON" "$HERE/$script" "$b" 2>"$T/err.$b" &
   STEP_PID=$!
   wait "$STEP_PID"
   rc=$?

@@ -97,6 +97,22 @@ static void deploy_work(uv_work_t *w)
 	free(final);
 }
 
+/* Error messages name server-side temp paths; a user knows them as "the upload". */
+static void hide_path(struct err *e, const char *path, const char *as)
+{
+	if (!path || !*path)
+		return;
+	char *hit;
+	size_t pl = strlen(path), al = strlen(as);
+	while ((hit = strstr(e->msg, path))) {
+		size_t tail = strlen(hit + pl);
+		if (al > pl && (size_t)(hit - e->msg) + al + tail >= sizeof e->msg)
+			break;
+		memmove(hit + al, hit + pl, tail + 1);
+		memcpy(hit, as, al);
+	}
+}
+
 static void deploy_free(struct deploy *d)
 {
 	if (d->upload) {
@@ -131,6 +147,9 @@ static void deploy_after(uv_work_t *w, int status)
 	http_req_on_abort(c->req, NULL, NULL);
 	struct err e = ERR_INIT;
 	if (d->e.msg[0] || !d->have_manifest) {
+		hide_path(&d->e, d->tmp_dir, "the uploaded directory");
+		hide_path(&d->e, d->upload, "the upload");
+		hide_path(&d->e, d->app_dir, "the release directory");
 		api_fail(c->req, &d->e);
 		deploy_free(d);
 		return;

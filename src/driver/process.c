@@ -137,7 +137,9 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	/* With cgroups, the shell that will run the command first writes its own pid into the
 	 * instance's cgroup.procs files, so the command and everything it ever forks are in the
 	 * group from the first instruction; then it evals the command in place (an `exec` in
-	 * the command still replaces it). No extra exec, no helper binary to load. */
+	 * the command still replaces it). No extra exec, no helper binary to load. The command
+	 * comes last, after the files; it then sees what `/bin/sh -c COMMAND` would give it:
+	 * $0 = /bin/sh, no positional parameters, no variables of ours. */
 	char **files = NULL;
 	int nf = spec->cgroup ? cgroup_procs_files(spec->cgroup, &files) : 0;
 	if (spec->cgroup && nf <= 0) {
@@ -153,11 +155,13 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	argv[ac++] = "/bin/sh";
 	argv[ac++] = "-c";
 	if (nf > 0) {
-		argv[ac++] = "for f do echo $$ >\"$f\" || { echo \"berth: cannot join cgroup $f\" >&2; exit 127; }; "
-			     "done; set --; eval \"$0\"";
-		argv[ac++] = (char *)spec->command;
+		argv[ac++] = "for __berth_f do [ $# -gt 1 ] || break; echo $$ >\"$__berth_f\" || "
+			     "{ echo \"berth: cannot join cgroup $__berth_f\" >&2; exit 127; }; shift; done; "
+			     "unset __berth_f; eval \"set --; $1\"";
+		argv[ac++] = "/bin/sh";
 		for (int k = 0; k < nf; k++)
 			argv[ac++] = files[k];
+		argv[ac++] = (char *)spec->command;
 	} else {
 		argv[ac++] = (char *)spec->command;
 	}

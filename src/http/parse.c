@@ -7,7 +7,10 @@
  * size limits (head, header count, target length). llhttp (never lenient) then parses the
  * same bytes for structure: Content-Length, chunked coding, keep-alive. When a head is
  * complete, berth's own framing decisions are made (CL+TE, duplicates, Host, Expect,
- * target form) and the request is built in one arena.
+ * target form) and the request is built in one arena. In chunked bodies we also check
+ * that each chunk's data is followed by exactly CRLF: llhttp 8 takes any two bytes there
+ * ("5\r\nhelloXX0\r\n\r\n" would pass), which a peer that reads them differently could
+ * use to smuggle a request.
  *
  * Owns the llhttp parser and the head being built; never touches a socket or a file. */
 #include "http/parse.h"
@@ -222,6 +225,10 @@ struct http_parse {
 	int keep_alive, chunked, has_cl;
 	uint64_t cl, max, seen;
 	size_t ext;               /* chunk extension bytes of the current chunk */
+	uint64_t chunk_left;      /* data bytes of the current chunk not seen yet */
+	int tail_active;          /* a chunk's data ended: its CRLF is being checked */
+	int tail_seen;            /* bytes of that CRLF checked so far */
+	const char *tail_from;    /* where the CRLF starts in the current run (NULL: at its start) */
 	const char *span;         /* body bytes found by the last llhttp run */
 	size_t span_len;
 	/* what the last llhttp run ran into */
@@ -388,6 +395,8 @@ static int head_finish(struct http_parse *p)
 	p->cl = rx->content_length;
 	p->max = HTTP_DEFAULT_BODY_MAX;
 	p->seen = 0;
+	p->chunk_left = 0;
+	p->tail_active = p->tail_seen = 0;
 	return 0;
 }
 
@@ -422,6 +431,14 @@ static int cb_body(llhttp_t *ll, const char *at, size_t n)
 		p->status = 413;
 		return -1;
 	}
+	if (p->chunked) {
+		p->chunk_left = n < p->chunk_left ? p->chunk_left - n : 0;
+		if (!p->chunk_left) {
+			p->tail_active = 1;
+			p->tail_seen = 0;
+			p->tail_from = at + n;
+		}
+	}
 	return 0;
 }
 
@@ -433,6 +450,7 @@ static int cb_chunk_header(llhttp_t *ll)
 		return -1;
 	}
 	p->ext = 0;
+	p->chunk_left = ll->content_length;
 	if (ll->content_length == 0) {
 		p->last = 1;     /* the trailer section follows: pause so the scanner sees it */
 		return HPE_PAUSED;
@@ -519,6 +537,25 @@ static size_t fail(struct http_parse *p, enum http_parse_event *ev, int *status,
 	*ev = HTTP_EV_ERROR;
 	*status = st;
 	return off;
+}
+
+/* The bytes llhttp consumed after a chunk's data (d[0..c) of the last run, from
+ * tail_from on) must be "\r\n", and exactly that once the chunk is complete. */
+static int chunk_tail_check(struct http_parse *p, const char *d, size_t c)
+{
+	const char *from = p->tail_from ? p->tail_from : d;
+	for (; from < d + c; from++) {
+		if (p->tail_seen >= 2 || *from != "\r\n"[p->tail_seen])
+			return -1;
+		p->tail_seen++;
+	}
+	p->tail_from = NULL;
+	if (p->cc) {
+		if (p->tail_seen != 2)
+			return -1;
+		p->tail_active = 0;
+	}
+	return 0;
 }
 
 /* A request ended: get ready for the next one (or for none). */
@@ -610,9 +647,12 @@ size_t http_parse_feed(struct http_parse *p, const char *data, size_t n, enum ht
 			p->span = NULL;
 			p->span_len = 0;
 			p->cc = p->mc = p->last = 0;
+			p->tail_from = NULL;
 			c = run(p, d, m, &e);
 			if (e != HPE_OK && e != HPE_PAUSED)
 				return fail(p, ev, status, off, p->status ? p->status : 400);
+			if (p->tail_active && chunk_tail_check(p, d, c))
+				return fail(p, ev, status, off, 400);
 			off += c;
 			if (p->mc) {
 				message_end(p);

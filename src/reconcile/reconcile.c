@@ -371,6 +371,15 @@ static void edit_outcome(struct app_rt *rt, json_t *doc, struct store_txn *t, vo
 			set_release_status(o->rc, rt, t, live, "superseded", NULL);
 	} else {
 		set_release_status(o->rc, rt, t, o->version, "failed", o->reason);
+		/* The app's config is what the live release runs with, not what failed. */
+		struct err e = ERR_INIT;
+		char *key = live ? model_release_key(rt->env, rt->app, live) : NULL;
+		json_t *rel = key ? model_get(o->rc->st, key, NULL, &e) : NULL;
+		json_t *cfg = json_object_get(rel, "config");
+		if (json_is_object(cfg))
+			json_object_set(doc, "config", cfg);
+		json_decref(rel);
+		free(key);
 	}
 }
 

@@ -32,9 +32,9 @@ size_t client_wq(const struct client *c)
 void client_peer_ip(const struct client *c, char *out, size_t n)
 {
 	out[0] = 0;
-	if (c->peer.ss_family == AF_INET6)
+	if (c->peer.sin6_family == AF_INET6)
 		uv_ip6_name((const struct sockaddr_in6 *)&c->peer, out, n);
-	else if (c->peer.ss_family == AF_INET)
+	else if (c->peer.sin6_family == AF_INET)
 		uv_ip4_name((const struct sockaddr_in *)&c->peer, out, n);
 	if (!out[0])
 		snprintf(out, n, "unknown");
@@ -44,9 +44,9 @@ void client_peer_str(const struct client *c, char *out, size_t n)
 {
 	char ip[INET6_ADDRSTRLEN + 1];
 	client_peer_ip(c, ip, sizeof ip);
-	if (c->peer.ss_family == AF_INET6)
-		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(((const struct sockaddr_in6 *)&c->peer)->sin6_port));
-	else if (c->peer.ss_family == AF_INET)
+	if (c->peer.sin6_family == AF_INET6)
+		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(c->peer.sin6_port));
+	else if (c->peer.sin6_family == AF_INET)
 		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(((const struct sockaddr_in *)&c->peer)->sin_port));
 	else
 		snprintf(out, n, "%s", ip);

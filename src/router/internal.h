@@ -140,7 +140,7 @@ struct client {
 	uint64_t head_bytes;         /* bytes of the head being read */
 	enum cstate st;
 	enum ctimer tmode;
-	struct sockaddr_storage peer;
+	struct sockaddr_in6 peer;    /* or a sockaddr_in: the smaller fits in it */
 	unsigned reading : 1;
 	unsigned eof : 1;            /* the client shut its side (tunnel) */
 	unsigned broken : 1;         /* a write failed: close at the deferred timer */
@@ -184,7 +184,7 @@ struct preq {
 	struct snaphold *hold;       /* snapshot the route comes from */
 	const struct route *route;
 	const struct ep_group *group;
-	struct endpoint *ep;         /* current target (referenced when ep_ref) */
+	struct endpoint *ep;         /* current target (the last of tried) */
 	struct endpoint *tried[RT_MAX_TRIES];
 	unsigned ntried;
 	struct upconn *up;
@@ -218,7 +218,7 @@ struct preq {
 	unsigned answered : 1;       /* an early answer is complete; waiting for the head's end */
 	unsigned interim : 1;        /* the upstream head being passed is a 1xx (dropped) */
 	unsigned up_eof : 1;         /* tunnel: the upstream shut its side */
-	unsigned ep_ref : 1;         /* q->ep outlives the snapshot it came from: referenced */
+	unsigned tried_ref : 1;      /* tried[] outlive the snapshot they came from: referenced */
 };
 
 /* The head of a request was read (takes hr). */
@@ -233,8 +233,8 @@ void proxy_client_error(struct preq *q, int status);
 void proxy_client_gone(struct preq *q);
 /* The client's write queue drained below RT_WQ_LOW. */
 void proxy_client_drained(struct preq *q);
-/* Answer the request with an error page now (nothing was sent yet). */
-void proxy_error(struct preq *q, int status, const char *what);
+/* Answer the request with an error page now (or cut the answer if it began). */
+void proxy_error(struct preq *q, int status);
 /* Answer a request that has no preq yet (framing error on the head). */
 void proxy_refuse(struct client *c, int status, uint64_t bytes_in);
 

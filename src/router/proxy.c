@@ -54,8 +54,9 @@ static void req_end(struct preq *q, bool keep)
 	if (q->tunnel)
 		atomic_fetch_sub_explicit(&w->g_tunnels, 1, memory_order_relaxed);
 	stats_request(w, q);
-	if (q->ep_ref)
-		endpoint_unref(q->ep);
+	if (q->tried_ref)
+		for (unsigned i = 0; i < q->ntried; i++)
+			endpoint_unref(q->tried[i]);
 	resp_parse_free(q->rp);
 	buf_free(&q->uphead);
 	http_req_free(q->hr);
@@ -98,7 +99,7 @@ bool proxy_can_feed(const struct preq *q)
 
 /* ---- error answers ---- */
 
-void proxy_error(struct preq *q, int status, const char *what)
+void proxy_error(struct preq *q, int status)
 {
 	struct client *c = q->c;
 	if (q->resp_started) {
@@ -127,7 +128,6 @@ void proxy_error(struct preq *q, int status, const char *what)
 	buf_free(&h);
 	buf_free(&body);
 	q->keep_alive = keep;
-	(void)what;
 	finish(q);
 }
 
@@ -137,7 +137,7 @@ void proxy_refuse(struct client *c, int status, uint64_t bytes_in)
 	rthread_reqid(c->w, q->id);
 	q->keep_alive = 0;
 	q->body_done = 1;
-	proxy_error(q, status, "framing");
+	proxy_error(q, status);
 }
 
 void proxy_client_error(struct preq *q, int status)
@@ -147,7 +147,7 @@ void proxy_client_error(struct preq *q, int status)
 		client_close_now(q->c);
 		return;
 	}
-	proxy_error(q, status, "client");
+	proxy_error(q, status);
 }
 
 void proxy_client_gone(struct preq *q)
@@ -274,9 +274,11 @@ static void reroute(struct preq *q)
 		rthread_release(w, nh);
 		return;
 	}
-	if (q->ep && !q->ep_ref) {
-		endpoint_ref(q->ep);          /* it may leave with the old snapshot */
-		q->ep_ref = 1;
+	if (!q->tried_ref) {
+		/* the endpoints tried may leave with the old snapshot: keep them */
+		for (unsigned i = 0; i < q->ntried; i++)
+			endpoint_ref(q->tried[i]);
+		q->tried_ref = 1;
 	}
 	struct snaphold *old = q->hold;
 	const struct route *old_rt = q->route;
@@ -298,15 +300,6 @@ static void reroute(struct preq *q)
 	rthread_release(w, old);
 }
 
-static void set_ep(struct preq *q, struct endpoint *e)
-{
-	if (q->ep_ref) {
-		endpoint_unref(q->ep);
-		q->ep_ref = 0;
-	}
-	q->ep = e;
-}
-
 static void attempt(struct preq *q, bool fresh)
 {
 	if (fresh || q->ntried)
@@ -317,12 +310,13 @@ static void attempt(struct preq *q, bool fresh)
 		struct endpoint *e = pick(q);
 		if (!e) {
 			q->upstream_failed = q->ntried > 0;
-			proxy_error(q, q->ntried == 0 ? 503 : q->uperr == ROUTER_UPERR_CONNECT_TIMEOUT ? 504 : 502,
-				    "no endpoint left");
+			proxy_error(q, q->ntried == 0 ? 503 : q->uperr == ROUTER_UPERR_CONNECT_TIMEOUT ? 504 : 502);
 			return;
 		}
 		q->tried[q->ntried++] = e;
-		set_ep(q, e);
+		if (q->tried_ref)
+			endpoint_ref(e);
+		q->ep = e;
 	}
 	/* counted from the choice on (connect included): a drain never misses a request
 	 * that is about to reach the instance */
@@ -400,34 +394,34 @@ void proxy_head(struct client *c, struct http_req *hr, uint64_t head_bytes)
 	}
 	if (!host || !host_ok(host, hl)) {
 		q->keep_alive = 0;
-		proxy_error(q, 400, "bad host");
+		proxy_error(q, 400);
 		return;
 	}
 	memcpy(q->host, host, hl);
 	q->host[hl] = 0;
 	if (q->ws && q->body != BODY_NONE) {
 		q->keep_alive = 0;
-		proxy_error(q, 400, "upgrade with a body");
+		proxy_error(q, 400);
 		return;
 	}
 	if (cfg->max_body && rx->has_length && rx->content_length > cfg->max_body) {
 		q->keep_alive = 0;
-		proxy_error(q, 413, "body too large");
+		proxy_error(q, 413);
 		return;
 	}
 	q->route = ep_snapshot_route(q->hold->snap, q->host, hl, hr->path, strlen(hr->path));
 	if (!q->route) {
-		proxy_error(q, 404, "no route");
+		proxy_error(q, 404);
 		return;
 	}
 	q->group = q->route->group;
 	if (!q->group || !q->group->n) {
-		proxy_error(q, 503, "no healthy endpoint");
+		proxy_error(q, 503);
 		return;
 	}
 	if (build_uphead(q)) {
 		q->keep_alive = 0;
-		proxy_error(q, 400, "target");
+		proxy_error(q, 400);
 		return;
 	}
 	attempt(q, false);
@@ -601,7 +595,7 @@ static void upstream_failure(struct preq *q, enum router_uperr kind)
 		return;
 	}
 	q->upstream_failed = 1;
-	proxy_error(q, kind == ROUTER_UPERR_TIMEOUT ? 504 : 502, router_uperr_name(kind));
+	proxy_error(q, kind == ROUTER_UPERR_TIMEOUT ? 504 : 502);
 }
 
 void proxy_up_connected(struct preq *q, int status)

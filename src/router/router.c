@@ -15,6 +15,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,12 @@ static void on_wake(uv_async_t *a)
 static void thread_main(void *arg)
 {
 	struct rthread *w = arg;
+	/* a write to a peer that left must fail with EPIPE here, not kill the daemon: SIGPIPE
+	 * raised by a write goes to the writing thread, where it stays blocked */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	int rc = uv_loop_init(&w->loop);
 	if (rc) {
 		w->start_rc = rc;

@@ -57,12 +57,13 @@ struct router_config {
 struct router;
 
 /* Start the router on host:port reading endpoints from eps (which must outlive it).
- * Returns NULL with e filled ("router: listen on 127.0.0.1:8080: address in use"). */
+ * Returns NULL with e filled ("router: listen on 127.0.0.1:8080: Address already in use");
+ * like router_free, a failure leaves one handle closing on main, freed when it next runs. */
 struct router *router_new(uv_loop_t *main, struct endpoints *eps, const struct router_config *cfg,
 			  struct err *e);
 /* Stop listening, close every connection (requests in flight are aborted and their
  * endpoints' inflight released), join the threads, hand the last access-log lines to the
- * callback, free. Accepts NULL. The endpoints table keeps the readers (it has no way to
+ * callback, free (one handle closes on main: run the loop once more). Accepts NULL. The endpoints table keeps the readers (it has no way to
  * remove one): they stay registered as having adopted every version, so they never hold
  * up a drain, and their callbacks do nothing. */
 void router_free(struct router *r);

@@ -125,7 +125,9 @@ void stats_request(struct rthread *w, const struct preq *q)
 	uint64_t us = (uv_hrtime() - q->t0_ns) / 1000;
 	bool aborted = q->aborted && !q->resp_started;
 	int status = aborted ? 499 : q->status;
-	format_line(w, q, status, us, &w->line);
+	bool logging = router_cfg(w->r)->access_log != NULL;
+	if (logging)
+		format_line(w, q, status, us, &w->line);
 	char key[600];
 	if (q->route)
 		snprintf(key, sizeof key, "%s%s", q->route->host, q->route->path);
@@ -150,7 +152,9 @@ void stats_request(struct rthread *w, const struct preq *q)
 	t->lat[b]++;
 	t->lat_sum_us += us;
 	bool wake = false;
-	if (w->log.len + w->line.len > RT_LOG_MAX) {
+	if (!logging) {
+		/* nobody reads the lines */
+	} else if (w->log.len + w->line.len > RT_LOG_MAX) {
 		w->log_dropped++;
 	} else {
 		wake = w->log.len == 0;

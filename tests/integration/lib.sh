@@ -191,3 +191,185 @@ stop_server() {
   fi
   wait_for '[ -z "$(owner_pids)" ]' 20 || fail "processes left after the server stopped: $(owner_pids | tr '\n' ' ')"
 }
+
+# ---- kill -9 / restart helpers (t_kill9, t_restart): an app with a python web (2 instances,
+# http check) and a shell worker, whose processes carry $MARK in their command lines.
+# Globals: APP, MARK, D (the app dir), T. Call k9_init once after start_server.
+k9_init() {
+  mkdir -p "$D"
+  cat > "$D/app.py" <<'PY'
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("release %s\n" % os.environ.get("BERTH_RELEASE")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+PY
+}
+# k9_manifest SLOW: SLOW=1 makes web take 2 s before it listens (so a rollout is slow)
+k9_manifest() {
+  local pre=""
+  [ "$1" = 1 ] && pre="sleep 2; "
+  cat > "$D/berth.yaml" <<YAML
+app: $APP
+processes:
+  web:
+    command: ${pre}exec python3 app.py $MARK-web
+    instances: 2
+    health: {http: /, deadline: 20s}
+  worker:
+    command: exec sh -c 'while :; do sleep 0.2; done' $MARK-worker
+YAML
+  echo "$RANDOM $RANDOM" >"$D/version.txt"   # new code each time
+}
+
+k9_nweb() { procs_exact "$MARK-web" | wc -l; }
+k9_nworker() { procs_exact "$MARK-worker" | wc -l; }
+
+# k9_check WHAT: after a restart the live release runs exactly its formation, every
+# release has a final status, versions are unique, exactly one is active.
+k9_check() {
+  local what=$1 form
+  form=$(b scale --app $APP) || fail "$what: scale (show formation) failed"
+  NWEB=$(sed -n 's/.*web=\([0-9]*\).*/\1/p' <<<"$form"); NWORKER=$(sed -n 's/.*worker=\([0-9]*\).*/\1/p' <<<"$form")
+  NALL=$((NWEB + NWORKER))
+  wait_for '[ "$(count_state $APP running)" = $NALL ] && [ "$(b ps --app $APP --json | json "len(d[\"instances\"])")" = $NALL ]' 150 \
+    || { b ps --app $APP; fail "$what: the live release is not back to $form running"; }
+  b releases --app $APP --json >"$T/rel.json" || fail "$what: releases failed"
+  python3 - "$T/rel.json" <<'PY' || fail "$what: releases inconsistent: $(cat "$T/rel.json")"
+import json, sys
+rs = json.load(open(sys.argv[1]))["releases"]
+vs = [r["version"] for r in rs]
+assert len(vs) == len(set(vs)), "duplicate versions %s" % vs
+assert vs == sorted(vs, reverse=True), "not newest first: %s" % vs
+assert vs == list(range(len(vs), 0, -1)), "versions have holes: %s" % vs
+for r in rs:
+    assert r["status"] in ("active", "superseded", "failed"), "v%d has status %r" % (r["version"], r["status"])
+    if r["status"] == "failed":
+        assert r["reason"], "v%d failed without a reason" % r["version"]
+assert sum(r["status"] == "active" for r in rs) == 1, "not exactly one active release"
+PY
+  LIVE=$(json '[r["version"] for r in d["releases"] if r["status"]=="active"][0]' <"$T/rel.json")
+  [ "$(b ps --app $APP --json | json '" ".join(sorted(set(str(i["release"]) for i in d["instances"])))')" = "$LIVE" ] \
+    || { b ps --app $APP; fail "$what: instances are not all of the live release v$LIVE"; }
+  # give a wrongly started duplicate the chance to show up before counting
+  sleep 0.5
+  [ "$(k9_nweb)" = "$NWEB" ] || fail "$what: $(k9_nweb) web processes, want $NWEB: $(procs_exact "$MARK-web" | tr '\n' ' ')"
+  [ "$(k9_nworker)" = "$NWORKER" ] || fail "$what: $(k9_nworker) worker processes, want $NWORKER"
+  local inst_pids
+  inst_pids=$(b ps --app $APP --json | json '" ".join(sorted(str(i["pid"]) for i in d["instances"]))')
+  [ "$(procs_exact "$MARK" | sort | tr '\n' ' ' | sed 's/ $//')" = "$inst_pids" ] \
+    || fail "$what: processes with the marker ($(procs_exact "$MARK" | tr '\n' ' ')) are not the instances ($inst_pids)"
+  if [ -d "$DATA/tmp" ] && [ -n "$(ls -A "$DATA/tmp")" ]; then fail "$what: upload leftovers in DATA/tmp: $(ls -A "$DATA/tmp")"; fi
+}
+
+# k9_kill_restart WHAT: kill -9 the server, check its instances outlived it, restart, check the
+# sweep got every one of them
+k9_kill_restart() {
+  local what=$1 old
+  old=$(owner_pids 2>/dev/null | tr '\n' ' ')
+  kill9_server
+  RESTARTS=$((${RESTARTS:-0} + 1))
+  restart_server
+  for p in $old; do
+    pid_alive "$p" && [ "$(tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -x "BERTH_OWNER=$OWNER")" ] \
+      && fail "$what: process $p of the dead server still runs after the restart ($(tr '\0' ' ' </proc/$p/cmdline))"
+  done
+  return 0
+}
+
+# ---- helpers for the router / DNS / metrics tests (t_router, t_dns, t_zero_downtime, ...) ----
+
+# start_server_net [extra args]: start_server with the HTTP router and DNS on free ports of
+# their own; exports RPORT and DPORT and waits until the router accepts connections
+start_server_net() {
+  RPORT=${RPORT:-$(free_port)}
+  DPORT=${DPORT:-$(free_port)}
+  export RPORT DPORT
+  start_server --router "127.0.0.1:$RPORT" --dns "127.0.0.1:$DPORT" "$@"
+  wait_for 'curl -s -o /dev/null -m 2 "http://127.0.0.1:$RPORT/"' 100 || fail "router on port $RPORT does not answer"
+}
+
+# rcurl HOST PATH [curl args...]: a request through the router with that Host header
+rcurl() {
+  local h=$1 p=$2; shift 2
+  curl -s -m 10 -H "Host: $h" "$@" "http://127.0.0.1:$RPORT$p"
+}
+
+# rcode HOST PATH [curl args...]: only the status code of a request through the router
+rcode() {
+  local h=$1 p=$2; shift 2
+  curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: $h" "$@" "http://127.0.0.1:$RPORT$p"
+}
+
+# rdig [dig args...]: dig against this test's DNS server (one try, 2 s)
+rdig() { dig @127.0.0.1 -p "$DPORT" +time=2 +tries=1 "$@"; }
+
+# dns_status DIG-OUTPUT: the status word of a dig answer (NOERROR, NXDOMAIN, ...)
+dns_status() { sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$1" | head -1; }
+
+# make_echo_app NAME [DIR]: an app whose web process answers every request with JSON:
+# {"name","env","release","instance","method","path","headers":[[k,v]...],"body","chunked"}.
+# It speaks HTTP/1.1 keep-alive and reads chunked request bodies (with X-Chunk-Trace: FILE it
+# appends each chunk's size to FILE as the chunk arrives). ?sleep=MS delays the answer. With the
+# config var ECHO_LOG set, it prints "REQ METHOD PATH" for every request it gets.
+# Sets APP_DIR.
+make_echo_app() {
+  APP_DIR=${2:-$T/app-$1}
+  mkdir -p "$APP_DIR"
+  cat >"$APP_DIR/echo.py" <<'PY'
+import http.server, json, os, re, sys, time
+NAME = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data, trace = b"", self.headers.get("X-Chunk-Trace")
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data, True
+                data += self.rfile.read(size)
+                self.rfile.readline()
+                if trace:  # the test watches this file to see the body arrive chunk by chunk
+                    with open(trace, "a") as f:
+                        f.write("%d\n" % size)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n), False
+    def any(self):
+        if os.environ.get("ECHO_LOG"):  # every request the app sees, in its log
+            print("REQ", self.command, self.path, flush=True)
+        data, chunked = self.body()
+        slow = re.search(r"[?&]sleep=([0-9]+)", self.path)
+        if slow:
+            time.sleep(int(slow.group(1)) / 1000)
+        out = json.dumps({"name": NAME, "env": os.environ.get("BERTH_ENV"), "release": os.environ.get("BERTH_RELEASE"),
+                          "instance": os.environ.get("BERTH_INSTANCE"), "method": self.command,
+                          "path": self.path, "headers": [[k, v] for k, v in self.headers.items()],
+                          "body": data.decode("latin-1"), "chunked": chunked}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.send_header("Keep-Alive", "timeout=30")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = any
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+PY
+  cat >"$APP_DIR/Procfile" <<PROC
+web: exec python3 echo.py $1
+PROC
+}

@@ -92,7 +92,7 @@ processes:
   free:
     command: exec sleep 1003
   store:
-    command: 'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; exec sleep 1004'
+    command: 'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; echo "shell: 0=$0 #=$# f=${__berth_f-none}"; exec sleep 1004'
     volumes: {data: , cache: CACHE_DIR}
 YAML
 (cd "$D" && b deploy) >"$T/d1.out" 2>&1 || { cat "$T/d1.out"; fail "deploy with profiles failed"; }
@@ -136,7 +136,7 @@ else
 app: pv
 processes:
   store:
-    command: 'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; exec sleep 1004'
+    command: 'echo "$BERTH_RELEASE" >>"$BERTH_VOLUME_DATA/boots"; echo cached >"$CACHE_DIR/c"; echo "shell: 0=$0 #=$# f=${__berth_f-none}"; exec sleep 1004'
     volumes: {data: , cache: CACHE_DIR}
 YAML
   (cd "$D" && b deploy) >"$T/d1.out" 2>&1 || { cat "$T/d1.out"; fail "deploy failed"; }
@@ -145,6 +145,10 @@ fi
 VOLS="$DATA/volumes/production/$APP"
 [ "$(cat "$VOLS/data/boots")" = 1 ] || fail "the instance did not write into its data volume"
 [ "$(cat "$VOLS/cache/c")" = cached ] || fail "mapping-form volume (CACHE_DIR) not passed"
+# the command runs as under `/bin/sh -c COMMAND` (however berth puts it in its cgroup)
+wait_for 'b logs --app $APP --process store -n 5 | grep -q "shell: "' 30 || fail "store printed nothing"
+b logs --app $APP --process store -n 5 | grep -q "shell: 0=/bin/sh #=0 f=none$" \
+  || fail "the command does not see \$0=/bin/sh and no arguments: $(b logs --app $APP --process store -n 5 | grep 'shell: ')"
 b volumes --app $APP >"$T/vol.txt" || fail "volumes failed"
 grep -q data "$T/vol.txt" && grep -q cache "$T/vol.txt" || { cat "$T/vol.txt"; fail "volumes does not list data and cache"; }
 b volumes --app $APP --json >"$T/vol.json"

@@ -1962,6 +1962,8 @@ static void test_least_conn_and_swap(void **state)
 	}
 	assert_true(na >= 4 && nb >= 4);
 	/* least-connections: with a request hanging on one, the others go to the other */
+	wait_inflight_zero(ea);
+	wait_inflight_zero(eb);
 	struct cc hang;
 	cc_open(&hang, rport);
 	cc_send(&hang, "GET /hang HTTP/1.1\r\nHost: lc.example\r\n\r\n");
@@ -2360,6 +2362,29 @@ static void test_router_lifecycle(void **state)
 	endpoint_unref(gone);
 	router_free(r2);
 	router_free(NULL);
+	/* IPv6: the client address is logged and forwarded without brackets in X-Forwarded-For */
+	struct router_config c6 = {.host = "::1", .threads = 1, .access_log = on_access};
+	struct router *r6 = router_new(&loop, eps, &c6, &e);
+	if (r6) {
+		int fd = socket(AF_INET6, SOCK_STREAM, 0);
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)router_port(r6)),
+					  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		assert_int_equal(connect(fd, (struct sockaddr *)&a6, sizeof a6), 0);
+		struct cc c = {fd, BUF_INIT};
+		struct timeval tv = {5, 0};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		cc_send(&c, "GET / HTTP/1.1\r\nHost: nowhere.example\r\n\r\n");
+		struct cresp r;
+		assert_int_equal(cc_resp(&c, &r, 0), 0);
+		assert_int_equal(r.status, 404);
+		cresp_free(&r);
+		cc_close(&c);
+		router_free(r6);
+		assert_non_null(strstr(buf_str(&access_log), "client=[::1]:"));
+		buf_free(&access_log);
+	} else {
+		printf("[ NOTE     ] no IPv6 loopback here: %s\n", e.msg);
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	endpoints_free(eps);
 	eps = NULL;

@@ -34,7 +34,7 @@ $(BUILD)/%.o: %.c
 # llhttp is Node's parser, compiled from Debian's node-llhttp sources (strict mode, no lenient flags).
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -I$(LLHTTP_INC) $(CFLAGS) $(SAN) -w -c -o $@ $<
+	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(CFLAGS) $(SAN) -w -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)

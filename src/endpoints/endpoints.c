@@ -22,6 +22,8 @@ struct endpoints {
 	size_t nroutes;
 	struct ep_snapshot *cur;
 	uint64_t version;
+	char **web_apps;              /* "env\0app" pairs declared to have a web process */
+	size_t nweb_apps;
 	struct reader readers[MAX_READERS];
 	int nreaders;
 };
@@ -231,21 +233,32 @@ static void publish(struct endpoints *t)
 	s->routes = xcalloc(cap, sizeof *s->routes);
 	for (size_t k = 0; k < t->nroutes; k++)
 		route_copy(&s->routes[s->nroutes++], &t->routes[k]);
-	for (size_t k = 0; k < s->ngroups; k++) {
-		const struct ep_group *g = &s->groups[k];
-		if (strcmp(g->process, "web"))
-			continue;
-		char *hosts[2] = {xasprintf("%s.%s.localhost", g->app, g->env),
-				  !strcmp(g->env, "production") ? xasprintf("%s.localhost", g->app) : NULL};
+	size_t nweb = 0;
+	const char **web = xcalloc(2 * (s->ngroups + t->nweb_apps) + 2, sizeof *web);
+	for (size_t k = 0; k < s->ngroups; k++)
+		if (!strcmp(s->groups[k].process, "web")) {
+			web[2 * nweb] = s->groups[k].env;
+			web[2 * nweb++ + 1] = s->groups[k].app;
+		}
+	for (size_t k = 0; k < t->nweb_apps; k++) {
+		web[2 * nweb] = t->web_apps[k];
+		web[2 * nweb++ + 1] = t->web_apps[k] + strlen(t->web_apps[k]) + 1;
+	}
+	s->routes = xrealloc(s->routes, (s->nroutes + 2 * nweb + 1) * sizeof *s->routes);
+	for (size_t k = 0; k < nweb; k++) {
+		const char *env = web[2 * k], *app = web[2 * k + 1];
+		char *hosts[2] = {xasprintf("%s.%s.localhost", app, env),
+				  !strcmp(env, "production") ? xasprintf("%s.localhost", app) : NULL};
 		for (int h = 0; h < 2; h++) {
 			if (hosts[h] && !has_route(s->routes, s->nroutes, hosts[h], "/")) {
-				struct route d = {.host = hosts[h], .path = "/", .env = (char *)g->env,
-						  .app = (char *)g->app, .process = "web", .is_default = true};
+				struct route d = {.host = hosts[h], .path = "/", .env = (char *)env,
+						  .app = (char *)app, .process = "web", .is_default = true};
 				route_copy(&s->routes[s->nroutes++], &d);
 			}
 			free(hosts[h]);
 		}
 	}
+	free(web);
 	if (s->nroutes)
 		qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
 	for (size_t k = 0; k < s->nroutes; k++)
@@ -275,6 +288,9 @@ void endpoints_free(struct endpoints *t)
 	for (size_t k = 0; k < t->nroutes; k++)
 		route_free_fields(&t->routes[k]);
 	free(t->routes);
+	for (size_t k = 0; k < t->nweb_apps; k++)
+		free(t->web_apps[k]);
+	free(t->web_apps);
 	ep_snapshot_unref(t->cur);
 	free(t);
 }
@@ -362,6 +378,30 @@ bool endpoints_drained(struct endpoints *t, struct endpoint *e)
 		if (atomic_load(&t->readers[r].adopted) < e->removed_version)
 			return false;
 	return atomic_load(&e->inflight) == 0;
+}
+
+void endpoints_declare_app(struct endpoints *t, const char *env, const char *app, bool web)
+{
+	size_t el = strlen(env), al = strlen(app);
+	for (size_t k = 0; k < t->nweb_apps; k++) {
+		const char *e = t->web_apps[k];
+		if (!strcmp(e, env) && !strcmp(e + strlen(e) + 1, app)) {
+			if (web)
+				return;
+			free(t->web_apps[k]);
+			t->web_apps[k] = t->web_apps[--t->nweb_apps];
+			publish(t);
+			return;
+		}
+	}
+	if (!web)
+		return;
+	char *pair = xmalloc(el + al + 2);
+	memcpy(pair, env, el + 1);
+	memcpy(pair + el + 1, app, al + 1);
+	t->web_apps = xrealloc(t->web_apps, (t->nweb_apps + 1) * sizeof *t->web_apps);
+	t->web_apps[t->nweb_apps++] = pair;
+	publish(t);
 }
 
 void endpoints_set_routes(struct endpoints *t, const struct route *routes, size_t n)

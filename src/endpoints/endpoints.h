@@ -111,6 +111,10 @@ bool endpoints_drained(struct endpoints *t, struct endpoint *e);
  * automatically: APP.ENV.localhost, and APP.localhost for production. Publishes. */
 void endpoints_set_routes(struct endpoints *t, const struct route *routes, size_t n);
 
+/* Tell the table whether (env, app) has a web process in its desired release, so its default
+ * routes exist (and answer 503) even while no instance is healthy. Publishes on change. */
+void endpoints_declare_app(struct endpoints *t, const char *env, const char *app, bool web);
+
 /* The current snapshot (main loop; borrowed). */
 struct ep_snapshot *endpoints_current(struct endpoints *t);
 #endif

@@ -12,6 +12,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "metrics/metrics.h"
+#include "endpoints/endpoints.h"
 #include "alerts/alerts.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ struct reconciler {
 	struct store *st;
 	struct logs *logs;
 	struct supervisor *sv;
+	struct endpoints *eps;
 	const struct server_conf *conf;
 	char *data_dir;
 	struct app_rt *apps;
@@ -469,6 +471,11 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 			}
 		}
 	}
+	if (rc->eps) {
+		/* Default routes exist while the desired release has a web process, healthy or not. */
+		const struct process_spec *web = r ? manifest_process(&r->m, "web") : NULL;
+		endpoints_declare_app(rc->eps, rt->env, rt->app, web && web->port);
+	}
 	struct instance **insts;
 	size_t ni = supervisor_list(rc->sv, rt->env, rt->app, &insts);
 	struct plan_inst *pi = xcalloc(ni ? ni : 1, sizeof *pi);
@@ -811,6 +818,7 @@ struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driv
 	rc->logs = logs;
 	rc->conf = conf;
 	rc->data_dir = xstrdup(data_dir);
+	rc->eps = eps;
 	rc->sv = supervisor_new(loop, drv, logs, eps, owner_tag, on_sv_event, rc);
 	uv_timer_init(loop, &rc->kick);
 	uv_timer_init(loop, &rc->tick);

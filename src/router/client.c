@@ -276,6 +276,8 @@ static size_t feed(struct client *c, const char *d, size_t n)
 		size_t used = http_parse_feed(c->parse, d + off, n - off, &ev, &status);
 		off += used;
 		need_feed = 0;
+		if (!q && !c->head_t0 && used)
+			c->head_t0 = uv_hrtime();     /* a request's first byte: its clock starts */
 		switch (ev) {
 		case HTTP_EV_NONE:
 			if (q)

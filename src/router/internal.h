@@ -70,6 +70,8 @@ struct pool {
 struct route_stat {
 	char *key;
 	uint64_t status[5], aborted;
+	uint64_t uperr[ROUTER_UPERR__N];
+	uint64_t lat[ROUTER_LAT_BUCKETS + 1], lat_sum_us;
 };
 
 struct tstats {                  /* under rthread.mu */
@@ -138,6 +140,7 @@ struct client {
 	size_t inpos;
 	struct preq *req;            /* the request being answered */
 	uint64_t head_bytes;         /* bytes of the head being read */
+	uint64_t head_t0;            /* uv_hrtime of its first byte */
 	enum cstate st;
 	enum ctimer tmode;
 	struct sockaddr_in6 peer;    /* or a sockaddr_in: the smaller fits in it */
@@ -192,7 +195,7 @@ struct preq {
 	struct buf uphead;           /* the head sent upstream (kept for a retry) */
 	char host[256];              /* Host (or absolute-form authority), as received */
 	char id[RT_REQID_MAX + 1];
-	uint64_t t0_ns;              /* uv_hrtime at the end of the head */
+	uint64_t t0_ns;              /* uv_hrtime of the request's first byte */
 	int64_t t0_us;               /* wall clock then */
 	uint64_t bytes_in, bytes_out;
 	int status;                  /* answered status (0: none yet) */
@@ -320,7 +323,7 @@ const char *errpage_message(int status);   /* the JSON "error" text */
 
 /* ---- stats and the access log (stats.c) ---- */
 void stats_request(struct rthread *w, const struct preq *q);   /* one finished request */
-void stats_uperr(struct rthread *w, enum router_uperr k);
+void stats_uperr(struct rthread *w, const struct preq *q, enum router_uperr k);
 void stats_retry(struct rthread *w);
 void stats_aggregate(struct router *r, struct router_stats *st);
 void tstats_free(struct tstats *t);

@@ -83,8 +83,10 @@ static struct preq *req_new(struct client *c, struct http_req *hr, uint64_t head
 	q->w = c->w;
 	q->hr = hr;
 	q->hold = rthread_hold(c->w);
-	q->t0_ns = uv_hrtime();
-	q->t0_us = time_now_us();
+	uint64_t now = uv_hrtime();
+	q->t0_ns = c->head_t0 && c->head_t0 <= now ? c->head_t0 : now;
+	q->t0_us = time_now_us() - (int64_t)((now - q->t0_ns) / 1000);
+	c->head_t0 = 0;
 	q->bytes_in = head_bytes;
 	c->req = q;
 	return q;
@@ -574,7 +576,7 @@ static void upstream_failure(struct preq *q, enum router_uperr kind)
 {
 	struct upconn *u = q->up;
 	bool reused = u && u->reused, got = u && u->got_byte;
-	stats_uperr(q->w, kind);
+	stats_uperr(q->w, q, kind);
 	q->uperr = kind;
 	release_ep(q);
 	drop_up(q, false);

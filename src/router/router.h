@@ -85,15 +85,20 @@ enum router_uperr {
 };
 const char *router_uperr_name(enum router_uperr k);   /* "connect", "connect_timeout", ... */
 
-/* Latency histogram: upper bounds in microseconds of the finite buckets; one more bucket
- * counts the rest (+Inf). Counts are per bucket (not cumulative). */
-#define ROUTER_LAT_BUCKETS 12
+/* Latency histogram (time from a request's first byte to the end of its answer): upper
+ * bounds in microseconds of the finite buckets (0.5 ms ... 30 s, the same as the metrics
+ * module's router buckets); one more bucket counts the rest (+Inf). Counts are per bucket
+ * (not cumulative). */
+#define ROUTER_LAT_BUCKETS 15
 extern const uint64_t router_latency_bounds_us[ROUTER_LAT_BUCKETS];
 
 struct router_route_stats {
 	char *route;                 /* "host/path" ("example.com/careers"); "" for unrouted */
 	uint64_t status[5];          /* answers by class: [0] 1xx ... [4] 5xx */
 	uint64_t aborted;            /* client left before the answer began */
+	uint64_t upstream_errors[ROUTER_UPERR__N];
+	uint64_t latency[ROUTER_LAT_BUCKETS + 1];
+	uint64_t latency_sum_us;
 };
 
 struct router_stats {

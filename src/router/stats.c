@@ -9,7 +9,8 @@
 #include <string.h>
 
 const uint64_t router_latency_bounds_us[ROUTER_LAT_BUCKETS] = {
-	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 10000000,
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 30000000,
 };
 
 const char *router_uperr_name(enum router_uperr k)
@@ -120,6 +121,14 @@ static void format_line(struct rthread *w, const struct preq *q, int status, uin
 	buf_addc(b, '\n');
 }
 
+static void route_key(const struct preq *q, char *key, size_t n)
+{
+	if (q->route)
+		snprintf(key, n, "%s%s", q->route->host, q->route->path);
+	else
+		key[0] = 0;
+}
+
 void stats_request(struct rthread *w, const struct preq *q)
 {
 	uint64_t us = (uv_hrtime() - q->t0_ns) / 1000;
@@ -129,10 +138,7 @@ void stats_request(struct rthread *w, const struct preq *q)
 	if (logging)
 		format_line(w, q, status, us, &w->line);
 	char key[600];
-	if (q->route)
-		snprintf(key, sizeof key, "%s%s", q->route->host, q->route->path);
-	else
-		key[0] = 0;
+	route_key(q, key, sizeof key);
 	int cls = status / 100 - 1;
 
 	uv_mutex_lock(&w->mu);
@@ -151,6 +157,8 @@ void stats_request(struct rthread *w, const struct preq *q)
 		b++;
 	t->lat[b]++;
 	t->lat_sum_us += us;
+	rs->lat[b]++;
+	rs->lat_sum_us += us;
 	bool wake = false;
 	if (!logging) {
 		/* nobody reads the lines */
@@ -165,10 +173,13 @@ void stats_request(struct rthread *w, const struct preq *q)
 		router_log_ready(w->r);
 }
 
-void stats_uperr(struct rthread *w, enum router_uperr k)
+void stats_uperr(struct rthread *w, const struct preq *q, enum router_uperr k)
 {
+	char key[600];
+	route_key(q, key, sizeof key);
 	uv_mutex_lock(&w->mu);
 	w->st.uperr[k]++;
+	route_slot(&w->st, key)->uperr[k]++;
 	uv_mutex_unlock(&w->mu);
 }
 
@@ -219,6 +230,11 @@ static void merge(struct router_stats *st, const struct tstats *t, size_t *cap)
 		for (int c = 0; c < 5; c++)
 			o->status[c] += rs->status[c];
 		o->aborted += rs->aborted;
+		for (int k = 0; k < ROUTER_UPERR__N; k++)
+			o->upstream_errors[k] += rs->uperr[k];
+		for (int b = 0; b <= ROUTER_LAT_BUCKETS; b++)
+			o->latency[b] += rs->lat[b];
+		o->latency_sum_us += rs->lat_sum_us;
 	}
 }
 

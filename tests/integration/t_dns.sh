@@ -88,11 +88,17 @@ for name in example.com localhost shop.service.consul.example.org; do
   assert_eq "$(dns_status "$(rdig "$name" A)")" REFUSED "A $name"
 done
 assert_eq "$(rdig consul SOA +short | awk '{print $1, $2}')" "ns.consul. hostmaster.consul." "SOA consul."
+# an empty non-terminal exists (names below it do): NODATA, not NXDOMAIN
+OUT=$(rdig service.production.consul A)
+assert_eq "$(dns_status "$OUT") $(grep -o 'ANSWER: [0-9]*' <<<"$OUT")" "NOERROR ANSWER: 0" "service.production.consul (empty non-terminal)"
 pass "NXDOMAIN with the SOA, NODATA for AAAA/TXT, REFUSED outside consul./berth."
 
 # ---- case-insensitive names, TCP
 assert_eq "$(srv_ports WEB.Shop.SERVICE.Production.CONSUL)" "$WEB_PORTS" "SRV in mixed case"
 assert_eq "$(rdig Web.SHOP.production.Berth A +short)" 127.0.0.1 "A in mixed case (.berth)"
+# the answer keeps the asker's spelling (resolvers randomising case, 0x20, check it)
+assert_eq "$(rdig WEB.Shop.SERVICE.Production.CONSUL A +noall +answer | awk '{print $1, $5}')" \
+  "WEB.Shop.SERVICE.Production.CONSUL. 127.0.0.1" "owner name of an answer to a mixed-case query"
 OUT=$(rdig +tcp web.shop.service.production.consul SRV)
 assert_has "$OUT" "(TCP)" "dig +tcp"
 assert_eq "$(dns_status "$OUT")" NOERROR "SRV over TCP"

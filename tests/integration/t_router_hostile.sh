@@ -127,12 +127,14 @@ assert_lacks "$(log_text $APP production -n 1000)" "/smuggled" "requests the app
 assert_lacks "$(b logs --router -n 1000)" 'target="/smuggled"' "router access log"
 pass "no smuggled request reached the app"
 
-# ---- a slow client (one byte a second) is cut off by the 10 s header timeout, while
-# others are served
+# ---- a slow client (one byte a second) is cut off by the 10 s header timeout (there is no
+# flag to shorten it; this part takes about 10 s), a client that connects and sends nothing is
+# closed too, and others are served meanwhile
 python3 - "$RPORT" >"$T/slow.out" 2>&1 <<'PY' &
 import socket, sys, time
 port = int(sys.argv[1])
 head = b"GET /slow HTTP/1.1\r\nHost: hs.localhost\r\nX-Pad: " + b"p" * 30 + b"\r\n\r\n"   # 60+ s at 1 byte/s
+silent = socket.create_connection(("127.0.0.1", port), timeout=5)   # connects, sends nothing
 s = socket.create_connection(("127.0.0.1", port), timeout=5)
 sent, answer = 0, b""
 for i, c in enumerate(head):
@@ -163,6 +165,14 @@ for i, c in enumerate(head):
             pass
         break
 print("sent %d of %d; answer %r" % (sent, len(head), answer.split(b"\r\n")[0]))
+# the silent connection is older than the slow one: by now its 10 s are over too
+silent.settimeout(15)
+try:
+    print("silent connection:", "closed" if silent.recv(4096) == b"" else "answered")
+except ConnectionResetError:
+    print("silent connection: closed")
+except socket.timeout:
+    print("silent connection: still open")
 PY
 SLOW=$!
 BG_PIDS+=($SLOW)
@@ -171,11 +181,12 @@ for i in 1 2 3 4 5; do assert_eq "$(rcode hs.localhost /during-slow)" 200 "a req
 wait $SLOW
 OUT=$(cat "$T/slow.out")
 echo "slow client: $OUT"
+assert_has "$OUT" "silent connection: closed" "a connection that never sends a byte"
 N=$(sed -n 's/^sent \([0-9]*\) of \([0-9]*\).*/\1 \2/p' <<<"$OUT")
 [ -n "$N" ] && [ "${N% *}" -lt "${N#* }" ] || fail "the slow client was not cut off: $OUT"
 case "$OUT" in *"answer b''"* | *"408"*) ;; *) fail "slow client got neither a 408 nor a plain close: $OUT" ;; esac
 assert_eq "$(rcode hs.localhost /after-slow)" 200 "a request after the slow client"
-pass "a client sending its head one byte per second is cut off; others are served meanwhile"
+pass "a client sending its head one byte per second is cut off (and one sending nothing closed); others are served meanwhile"
 
 # ---- malformed DNS packets over UDP and TCP
 cat >"$T/dnsbad.py" <<'PY'

@@ -815,6 +815,37 @@ static void test_server_conf_defaults(void **state)
 	server_conf_free(&c);
 }
 
+static void test_server_conf_alerts(void **state)
+{
+	struct dirfx *f = *state;
+	struct server_conf c;
+	struct err e = ERR_INIT;
+	put(f, "server.yaml",
+	    "alerts:\n"
+	    "  name: prod-1\n"
+	    "  webhooks: [https://hooks.example.com/T0/B1/secret]\n"
+	    "  rate_limit: 30s\n"
+	    "  envs:\n"
+	    "    staging: {webhooks: [http://127.0.0.1:9/hook]}\n");
+	char *path = xasprintf("%s/server.yaml", f->dir);
+	assert_int_equal(server_conf_load(path, &c, &e), 0);
+	assert_string_equal(c.alert_name, "prod-1");
+	assert_int_equal(c.nalert_webhooks, 1);
+	assert_int_equal(c.alert_rate_limit_ms, 30000);
+	assert_int_equal(c.nalert_envs, 1);
+	assert_string_equal(c.alert_envs[0].env, "staging");
+	assert_int_equal(c.alert_envs[0].nwebhooks, 1);
+	server_conf_free(&c);
+	put(f, "server.yaml", "alerts:\n  webhooks: [ftp://x/y]\n");
+	assert_int_equal(server_conf_load(path, &c, &e), -1);
+	assert_non_null(strstr(e.msg, "server.yaml:2:"));
+	assert_non_null(strstr(e.msg, "http:// or https://"));
+	put(f, "server.yaml", "alerts:\n  hooks: []\n");
+	assert_int_equal(server_conf_load(path, &c, &e), -1);
+	assert_non_null(strstr(e.msg, "unknown key \"hooks\""));
+	free(path);
+}
+
 static void test_server_conf_file(void **state)
 {
 	struct dirfx *f = *state;
@@ -882,7 +913,7 @@ static void test_server_conf_file(void **state)
 		 "got \"big\""},
 		{"log_keep: -1\n", ":1:11: log_keep: expected a non-negative integer, got \"-1\""},
 		{"upload: 1G\n", ":1:1: unknown key \"upload\" at top level (expected one of profiles, "
-		 "upload_limit, log_rotate, log_keep)"},
+		 "upload_limit, log_rotate, log_keep, alerts)"},
 		{"profiles: [\n", ":2:1: YAML syntax error: did not find expected node content (while "
 		 "parsing a flow node that starts on line 2)"},
 	};
@@ -962,6 +993,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_dir, dir_setup, dir_teardown),
 		cmocka_unit_test(test_server_conf_defaults),
 		cmocka_unit_test_setup_teardown(test_server_conf_file, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_server_conf_alerts, dir_setup, dir_teardown),
 		cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -777,6 +777,9 @@ def cmd_report(res, path):
     date = datetime.date.today().isoformat()
     title = (f"{date} — {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, Linux {m['kernel']}"
              f"{', ' + m['os'] if m['os'] else ''}, berth {m['revision']}")
+    benches = " ".join(res.get("benchmarks", []))
+    if benches != "rss deploy scale logs router idle dns":
+        title += f" ({benches or 'nothing measured'})"
     failed = res.get("failed", [])
     print()
     print(title)
@@ -787,7 +790,6 @@ def cmd_report(res, path):
     for f in failed:
         print("  ! " + f)
     # one section per day, machine, berth revision and set of benchmarks: a rerun rewrites it
-    benches = " ".join(res.get("benchmarks", []))
     key = f"{date} {m['cpu']} {m['cores']} {m['ram']} {m['kernel']} {m['revision']} [{benches}]"
     p = res.get("params", {})
     tools = res.get("versions", {})

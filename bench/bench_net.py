@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 
-import bench as B
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.py
+import bench as B  # noqa: E402
 
 PARAMS = {
     "router": {"ROUTER_SECONDS": 10, "ROUTER_ROUNDS": 3, "ROUTER_CONNS": 64},

@@ -229,7 +229,7 @@ static int on_head(void *arg, struct http_req *r, struct http_body_plan *plan)
 		const char *cl = http_req_header(r, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > plan->max) {
 			char msg[200];
-			snprintf(msg, sizeof msg, "the upload is %s bytes, over the server's upload_limit of %lld bytes "
+			snprintf(msg, sizeof msg, "upload too large: %s bytes, over the server's upload_limit of %lld bytes "
 				 "(server.yaml)", cl, (long long)a->conf->upload_limit_bytes);
 			http_respond_error(r, 413, msg);
 			return -1;

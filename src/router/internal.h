@@ -31,6 +31,9 @@
 #define RT_LINGER_MS 2000            /* reading and dropping input after a closing answer */
 #define RT_MAX_TRIES 8               /* endpoints tried for one request (connect failures) */
 #define RT_LOG_MAX (4 * 1024 * 1024) /* access-log bytes a thread keeps for the main loop */
+#define RT_LOG_BATCH (32 * 1024)     /* ... the main loop is woken when a batch is this big */
+#define RT_LOG_DELAY_MS 100          /* ... or this long after its first line */
+#define RT_OUT_MAX 8                 /* pieces of answer gathered into one write */
 #define RT_REQID_MAX 128
 
 struct router;
@@ -89,6 +92,7 @@ struct rthread {
 	uv_loop_t loop;
 	uv_tcp_t listener;
 	uv_async_t wake;
+	uv_timer_t log_timer;        /* hands a small access-log batch over after RT_LOG_DELAY_MS */
 	int lfd;                     /* listening socket until the thread takes it */
 	int start_rc;                /* 0 or a uv error, set before ready is posted */
 	uv_sem_t ready;
@@ -116,6 +120,15 @@ struct rthread {
 	char date[40];               /* IMF-fixdate of date_sec */
 	int64_t date_sec;
 	struct buf line;             /* scratch for an access-log line */
+	int log_pending;             /* lines wait for log_timer */
+	/* an answer's pieces gathered during one upstream read, written with one writev
+	 * (proxy.c): bytes of our own in `own`, the others point into the read buffer */
+	struct {
+		struct client *c;
+		struct buf own;
+		struct { const char *p; size_t off, len; } v[RT_OUT_MAX];
+		unsigned n;
+	} out;
 	char rbuf[RT_READ_BUF];
 };
 
@@ -335,6 +348,7 @@ int router_nthreads(const struct router *r);
 struct rthread *router_thread(struct router *r, int i);
 struct endpoints *router_eps(const struct router *r);
 void router_log_ready(struct router *r);     /* a thread has lines: wake the main loop */
+void rthread_log_added(struct rthread *w, size_t batch);   /* after a line went into w->log */
 void rthread_reqid(struct rthread *w, char out[33]);
 void rt_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);   /* the thread's read buffer */
 const char *rthread_date(struct rthread *w);

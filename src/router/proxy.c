@@ -13,7 +13,10 @@
  * after it began, the client connection is cut so the client sees a truncated answer.
  *
  * Every path out of a request goes through req_end(), which releases the endpoint's
- * inflight count exactly once (the `counted` flag), so draining never waits on a leak. */
+ * inflight count exactly once (the `counted` flag), so draining never waits on a leak.
+ * What one upstream read yields for the client (head, body, chunk framing, the end) is
+ * gathered and leaves in one writev (the thread's `out`, flushed before the read returns):
+ * a small answer costs one write, not three. */
 #include "router/internal.h"
 #include "util/timeutil.h"
 #include <limits.h>
@@ -509,20 +512,67 @@ void proxy_copy_headers(struct buf *b, const struct http_header *hs, size_t n, b
 	}
 }
 
+/* ---- the answer's pieces, gathered during one upstream read into one writev ---- */
+
+static void out_flush(struct preq *q)
+{
+	struct rthread *w = q->w;
+	if (!w->out.n)
+		return;
+	uv_buf_t b[RT_OUT_MAX];
+	for (unsigned i = 0; i < w->out.n; i++)
+		b[i] = uv_buf_init(w->out.v[i].p ? (char *)w->out.v[i].p : w->out.own.p + w->out.v[i].off,
+				   (unsigned)w->out.v[i].len);
+	client_write(w->out.c, b, w->out.n);
+	w->out.n = 0;
+	buf_reset(&w->out.own);
+	check_client_pause(q);
+}
+
+static void out_discard(struct rthread *w)
+{
+	w->out.n = 0;
+	buf_reset(&w->out.own);
+}
+
+/* Room for one more piece (flushing the gathered ones if needed). */
+static void out_room(struct preq *q)
+{
+	struct rthread *w = q->w;
+	if (w->out.n == RT_OUT_MAX || (w->out.n && w->out.c != q->c))
+		out_flush(q);
+	w->out.c = q->c;
+}
+
+/* p: bytes valid until the read callback returns; NULL: w->out.own from off on. */
+static void out_piece(struct preq *q, const char *p, size_t off, size_t len)
+{
+	struct rthread *w = q->w;
+	out_room(q);
+	if (!len)
+		return;
+	w->out.v[w->out.n].p = p;
+	w->out.v[w->out.n].off = off;
+	w->out.v[w->out.n].len = len;
+	w->out.n++;
+}
+
 static void response_head(struct preq *q, const struct resp_head *h)
 {
 	struct http_reqx *rx = (struct http_reqx *)q->hr;
-	struct buf b = BUF_INIT;
+	out_room(q);
+	struct buf *ob = &q->w->out.own;
+	size_t off = ob->len;
 	q->status = h->status;
 	q->resp_started = 1;
 	buf_free(&q->uphead);
 	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE);
 	q->resp_nobody = h->no_body;
-	buf_addf(&b, "HTTP/1.1 %d %s\r\n", h->status, *h->reason ? h->reason : http_status_text(h->status));
-	proxy_copy_headers(&b, h->headers, h->nheaders, false);
+	buf_addf(ob, "HTTP/1.1 %d %s\r\n", h->status, *h->reason ? h->reason : http_status_text(h->status));
+	proxy_copy_headers(ob, h->headers, h->nheaders, false);
 	if (!h->no_body && !h->has_length) {
 		if (rx->http_minor == 1) {
-			buf_adds(&b, "Transfer-Encoding: chunked\r\n");
+			buf_adds(ob, "Transfer-Encoding: chunked\r\n");
 			q->resp_chunked = 1;
 		} else {
 			q->resp_close = 1;     /* HTTP/1.0: the end of the connection ends the body */
@@ -530,16 +580,13 @@ static void response_head(struct preq *q, const struct resp_head *h)
 		}
 	}
 	if (!keep)
-		buf_adds(&b, "Connection: close\r\n");
+		buf_adds(ob, "Connection: close\r\n");
 	else if (!rx->http_minor)
-		buf_adds(&b, "Connection: keep-alive\r\n");
-	buf_adds(&b, "\r\n");
+		buf_adds(ob, "Connection: keep-alive\r\n");
+	buf_adds(ob, "\r\n");
 	q->keep_alive = keep;
-	uv_buf_t ub = uv_buf_init(b.p, (unsigned)b.len);
-	client_write(q->c, &ub, 1);
-	q->bytes_out += b.len;
-	buf_free(&b);
-	check_client_pause(q);
+	out_piece(q, NULL, off, ob->len - off);
+	q->bytes_out += ob->len - off;
 }
 
 static void response_body(struct preq *q, const char *d, size_t n)
@@ -547,25 +594,26 @@ static void response_body(struct preq *q, const char *d, size_t n)
 	if (q->resp_chunked) {
 		char hx[24];
 		int hn = snprintf(hx, sizeof hx, "%zx\r\n", n);
-		uv_buf_t b[3] = {uv_buf_init(hx, (unsigned)hn), uv_buf_init((char *)d, (unsigned)n),
-				 uv_buf_init("\r\n", 2)};
-		client_write(q->c, b, 3);
+		out_room(q);
+		size_t off = q->w->out.own.len;
+		buf_add(&q->w->out.own, hx, (size_t)hn);
+		out_piece(q, NULL, off, (size_t)hn);
+		out_piece(q, d, 0, n);
+		out_piece(q, "\r\n", 0, 2);
 		q->bytes_out += (size_t)hn + n + 2;
 	} else {
-		uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
-		client_write(q->c, &b, 1);
+		out_piece(q, d, 0, n);
 		q->bytes_out += n;
 	}
-	check_client_pause(q);
 }
 
 static void response_done(struct preq *q, bool leftover)
 {
 	if (q->resp_chunked) {
-		uv_buf_t z = uv_buf_init("0\r\n\r\n", 5);
-		client_write(q->c, &z, 1);
+		out_piece(q, "0\r\n\r\n", 0, 5);
 		q->bytes_out += 5;
 	}
+	out_flush(q);
 	bool reusable = resp_parse_keep_alive(q->rp) && !leftover && q->body_done;
 	release_ep(q);
 	drop_up(q, reusable);
@@ -574,6 +622,7 @@ static void response_done(struct preq *q, bool leftover)
 
 static void upstream_failure(struct preq *q, enum router_uperr kind)
 {
+	out_discard(q->w);   /* pieces of an answer that is cut anyway */
 	struct upconn *u = q->up;
 	bool reused = u && u->reused, got = u && u->got_byte;
 	stats_uperr(q->w, q, kind);
@@ -622,6 +671,7 @@ void proxy_up_data(struct preq *q, const char *d, size_t n)
 		off += used;
 		switch (ev) {
 		case RESP_EV_NONE:
+			out_flush(q);
 			return;
 		case RESP_EV_HEAD: {
 			const struct resp_head *h = resp_parse_head(q->rp);
@@ -630,6 +680,7 @@ void proxy_up_data(struct preq *q, const char *d, size_t n)
 					upstream_failure(q, ROUTER_UPERR_BAD_RESPONSE);
 					return;
 				}
+				out_flush(q);
 				tunnel_start(q, h, d + off, n - off);
 				return;
 			}

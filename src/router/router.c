@@ -7,7 +7,8 @@
  * new snapshot, parks it in the thread's mailbox and wakes the thread; the thread swaps it
  * in, drops the old one once no request uses it, and reports the version it adopted.
  * Access-log lines come back the other way: threads batch them under their mutex and wake
- * the main loop, which hands them to config->access_log.
+ * the main loop (at 32 KiB, or 100 ms after a batch's first line), which hands them to
+ * config->access_log.
  *
  * Owns the threads, their loops and sockets, the config copy and the error-page cache. */
 #include "router/internal.h"
@@ -172,6 +173,7 @@ static void thread_stop(struct rthread *w)
 	client_close_all(w);
 	up_close_all(w);
 	uv_close((uv_handle_t *)&w->wake, on_handle_closed);
+	uv_close((uv_handle_t *)&w->log_timer, on_handle_closed);   /* router_free flushes */
 }
 
 static void on_wake(uv_async_t *a)
@@ -208,6 +210,8 @@ static void thread_main(void *arg)
 	w->loop.data = w;
 	uv_async_init(&w->loop, &w->wake, on_wake);
 	w->wake.data = w;
+	uv_timer_init(&w->loop, &w->log_timer);
+	w->log_timer.data = w;
 	uv_tcp_init(&w->loop, &w->listener);
 	w->listener.data = w;
 	rc = uv_tcp_open(&w->listener, w->lfd);
@@ -225,6 +229,7 @@ static void thread_main(void *arg)
 	if (rc) {
 		uv_close((uv_handle_t *)&w->listener, on_handle_closed);
 		uv_close((uv_handle_t *)&w->wake, on_handle_closed);
+		uv_close((uv_handle_t *)&w->log_timer, on_handle_closed);
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&w->loop);
 		uv_sem_post(&w->ready);
@@ -285,6 +290,29 @@ static void on_log_async(uv_async_t *a)
 void router_log_ready(struct router *r)
 {
 	uv_async_send(r->log_async);
+}
+
+/* Waking the main loop for every line would cost a context switch per request: a batch
+ * goes over when it is RT_LOG_BATCH big, or RT_LOG_DELAY_MS after its first line. */
+static void on_log_timer(uv_timer_t *t)
+{
+	struct rthread *w = t->data;
+	w->log_pending = 0;
+	router_log_ready(w->r);
+}
+
+void rthread_log_added(struct rthread *w, size_t batch)
+{
+	if (batch >= RT_LOG_BATCH) {
+		if (w->log_pending) {
+			uv_timer_stop(&w->log_timer);
+			w->log_pending = 0;
+		}
+		router_log_ready(w->r);
+	} else if (!w->log_pending && !w->stopping) {
+		w->log_pending = 1;
+		uv_timer_start(&w->log_timer, on_log_timer, RT_LOG_DELAY_MS, 0);
+	}
 }
 
 static int make_listener(const char *host, int *port, int *fdout, struct err *e)
@@ -379,6 +407,7 @@ static void free_threads(struct router *r)
 		ep_snapshot_unref(w->pending);
 		buf_free(&w->log);
 		buf_free(&w->line);
+		buf_free(&w->out.own);
 		tstats_free(&w->st);
 		uv_mutex_destroy(&w->mu);
 		uv_sem_destroy(&w->ready);

@@ -159,18 +159,18 @@ void stats_request(struct rthread *w, const struct preq *q)
 	t->lat_sum_us += us;
 	rs->lat[b]++;
 	rs->lat_sum_us += us;
-	bool wake = false;
+	size_t batch = 0;
 	if (!logging) {
 		/* nobody reads the lines */
 	} else if (w->log.len + w->line.len > RT_LOG_MAX) {
 		w->log_dropped++;
 	} else {
-		wake = w->log.len == 0;
 		buf_add(&w->log, w->line.p, w->line.len);
+		batch = w->log.len;
 	}
 	uv_mutex_unlock(&w->mu);
-	if (wake)
-		router_log_ready(w->r);
+	if (batch)
+		rthread_log_added(w, batch);
 }
 
 void stats_uperr(struct rthread *w, const struct preq *q, enum router_uperr k)

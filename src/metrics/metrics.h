@@ -93,10 +93,15 @@ double metrics_series_value(const struct metric_series *s, double *sum);
 
 /* Collected families: fn runs on the rendering thread for each scrape and calls
  * metrics_emit for its samples. Emitting the same label set again adds to its value, so a
- * collector may emit 1 per instance to count instances by state. Not for histograms. */
+ * collector may emit 1 per instance to count instances by state. Histograms use
+ * metrics_emit_histogram. */
 typedef void (*metrics_collect_fn)(void *arg, struct metrics_emitter *em);
 void metrics_family_set_collect(struct metric_family *f, metrics_collect_fn fn, void *arg);
 void metrics_emit(struct metrics_emitter *em, const char *const *values, double v);
+/* For a collected histogram family: counts per bucket (not cumulative; n = the family's
+ * buckets + 1 for +Inf) and the sum of the observations. Equal label sets add up. */
+void metrics_emit_histogram(struct metrics_emitter *em, const char *const *values, const uint64_t *counts,
+			    size_t n, double sum);
 
 /* Append the whole exposition to out (main thread). Families in registration order, series
  * in creation order; a family without samples is left out. */

@@ -212,8 +212,6 @@ struct metric_family *metrics_family(struct metrics *m, const char *name)
 
 void metrics_family_set_collect(struct metric_family *f, metrics_collect_fn fn, void *arg)
 {
-	if (f->type == METRIC_HISTOGRAM)
-		return;
 	f->collect = fn;
 	f->collect_arg = arg;
 }

@@ -128,7 +128,8 @@ static void render_series(struct buf *out, const struct metric_family *f, struct
 struct emitted {
 	uint64_t hash;
 	char **values;
-	double v;
+	double v;             /* counters and gauges; a histogram's sum */
+	uint64_t *counts;     /* histograms: per bucket, not cumulative, nbuckets + 1 */
 };
 
 struct metrics_emitter {
@@ -152,7 +153,8 @@ static void emitter_rehash(struct metrics_emitter *em, size_t size)
 	}
 }
 
-void metrics_emit(struct metrics_emitter *em, const char *const *values, double v)
+/* The item of a label set, created on first use; NULL when the family is full. */
+static struct emitted *emitted_get(struct metrics_emitter *em, const char *const *values)
 {
 	struct metric_family *f = em->f;
 	char tmp[METRICS_MAX_LABELS][METRICS_VALUE_MAX + 1];
@@ -168,14 +170,12 @@ void metrics_emit(struct metrics_emitter *em, const char *const *values, double 
 		size_t k = 0;
 		while (k < f->nlabels && strcmp(it->values[k], vals[k]) == 0)
 			k++;
-		if (k == f->nlabels) {
-			it->v += v;
-			return;
-		}
+		if (k == f->nlabels)
+			return it;
 	}
 	if (em->n >= f->max_series) {
 		atomic_fetch_add_explicit(&f->dropped, 1, memory_order_relaxed);
-		return;
+		return NULL;
 	}
 	if (em->n == em->cap) {
 		em->cap = em->cap ? em->cap * 2 : 16;
@@ -183,13 +183,38 @@ void metrics_emit(struct metrics_emitter *em, const char *const *values, double 
 	}
 	struct emitted *it = &em->items[em->n];
 	it->hash = h;
-	it->v = v;
+	it->v = 0;
+	it->counts = f->type == METRIC_HISTOGRAM ? xcalloc(f->nbuckets + 1, sizeof *it->counts) : NULL;
 	it->values = xcalloc(f->nlabels ? f->nlabels : 1, sizeof *it->values);
 	for (size_t k = 0; k < f->nlabels; k++)
 		it->values[k] = xstrdup(vals[k]);
 	em->table[i] = ++em->n;
 	if (em->n * 2 > em->mask + 1)
 		emitter_rehash(em, (em->mask + 1) * 2);
+	return &em->items[em->n - 1];
+}
+
+void metrics_emit(struct metrics_emitter *em, const char *const *values, double v)
+{
+	if (em->f->type == METRIC_HISTOGRAM)
+		return;
+	struct emitted *it = emitted_get(em, values);
+	if (it)
+		it->v += v;
+}
+
+void metrics_emit_histogram(struct metrics_emitter *em, const char *const *values, const uint64_t *counts,
+			    size_t n, double sum)
+{
+	struct metric_family *f = em->f;
+	if (f->type != METRIC_HISTOGRAM || n != f->nbuckets + 1)
+		return;
+	struct emitted *it = emitted_get(em, values);
+	if (!it)
+		return;
+	for (size_t k = 0; k < n; k++)
+		it->counts[k] += counts[k];
+	it->v += sum;
 }
 
 static void render_collected(struct buf *out, struct metric_family *f)
@@ -197,15 +222,37 @@ static void render_collected(struct buf *out, struct metric_family *f)
 	struct metrics_emitter em = {.f = f};
 	emitter_rehash(&em, 32);
 	f->collect(f->collect_arg, &em);
+	struct buf le = BUF_INIT;
 	for (size_t k = 0; k < em.n; k++) {
 		struct emitted *it = &em.items[k];
-		sample_start(out, f, "", it->values, NULL, NULL);
-		metrics_fmt_double(out, it->v);
-		buf_addc(out, '\n');
+		if (f->type == METRIC_HISTOGRAM) {
+			uint64_t cum = 0;
+			for (size_t i = 0; i <= f->nbuckets; i++) {
+				cum += it->counts[i];
+				buf_reset(&le);
+				if (i < f->nbuckets)
+					metrics_fmt_double(&le, f->buckets[i]);
+				else
+					buf_adds(&le, "+Inf");
+				sample_start(out, f, "_bucket", it->values, "le", buf_str(&le));
+				buf_addf(out, "%" PRIu64 "\n", cum);
+			}
+			sample_start(out, f, "_sum", it->values, NULL, NULL);
+			metrics_fmt_double(out, it->v);
+			buf_addc(out, '\n');
+			sample_start(out, f, "_count", it->values, NULL, NULL);
+			buf_addf(out, "%" PRIu64 "\n", cum);
+		} else {
+			sample_start(out, f, "", it->values, NULL, NULL);
+			metrics_fmt_double(out, it->v);
+			buf_addc(out, '\n');
+		}
 		for (size_t i = 0; i < f->nlabels; i++)
 			free(it->values[i]);
 		free(it->values);
+		free(it->counts);
 	}
+	buf_free(&le);
 	free(em.items);
 	free(em.table);
 }

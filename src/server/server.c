@@ -287,11 +287,26 @@ static void collect_router_errors(void *arg, struct metrics_emitter *em)
 	struct server *s = arg;
 	struct router_stats st;
 	router_stats(s->router, &st);
-	for (int k = 0; k < ROUTER_UPERR__N; k++)
-		if (st.upstream_errors[k]) {
-			const char *labels[] = {"all", router_uperr_name((enum router_uperr)k)};
-			metrics_emit(em, labels, (double)st.upstream_errors[k]);
-		}
+	for (size_t r = 0; r < st.nroutes; r++)
+		for (int k = 0; k < ROUTER_UPERR__N; k++)
+			if (st.routes[r].upstream_errors[k]) {
+				const char *labels[] = {st.routes[r].route[0] ? st.routes[r].route : "unmatched",
+							router_uperr_name((enum router_uperr)k)};
+				metrics_emit(em, labels, (double)st.routes[r].upstream_errors[k]);
+			}
+	router_stats_release(&st);
+}
+
+static void collect_router_latency(void *arg, struct metrics_emitter *em)
+{
+	struct server *s = arg;
+	struct router_stats st;
+	router_stats(s->router, &st);
+	for (size_t r = 0; r < st.nroutes; r++) {
+		const char *labels[] = {st.routes[r].route[0] ? st.routes[r].route : "unmatched"};
+		metrics_emit_histogram(em, labels, st.routes[r].latency, ROUTER_LAT_BUCKETS + 1,
+				       (double)st.routes[r].latency_sum_us / 1e6);
+	}
 	router_stats_release(&st);
 }
 
@@ -320,6 +335,7 @@ static int start_router(struct server *s, struct err *e)
 	}
 	metrics_family_set_collect(s->fams.router_requests, collect_router, s);
 	metrics_family_set_collect(s->fams.router_upstream_errors, collect_router_errors, s);
+	metrics_family_set_collect(s->fams.router_duration, collect_router_latency, s);
 	log_info("router on http://%s:%d (try http://APP.localhost:%d/)", s->router_host, router_port(s->router),
 		 router_port(s->router));
 	return 0;
@@ -347,6 +363,7 @@ static void on_stopped(void *arg)
 	if (s->router) {
 		metrics_family_set_collect(s->fams.router_requests, NULL, NULL);
 		metrics_family_set_collect(s->fams.router_upstream_errors, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_duration, NULL, NULL);
 		router_free(s->router);
 		s->router = NULL;
 	}

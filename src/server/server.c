@@ -211,6 +211,11 @@ static int start_observers(struct server *s, struct err *e)
 		.nurls = s->conf.nalert_webhooks,
 		.rate_limit_ms = s->conf.alert_rate_limit_ms > 0 ? s->conf.alert_rate_limit_ms : -1,
 	};
+	if (!s->conf.nalert_webhooks && !s->conf.nalert_envs) {
+		/* No webhook: no delivery thread, and libcurl/TLS never get loaded. */
+		reconciler_observe(s->rc, &s->fams, NULL);
+		return 0;
+	}
 	s->alerts = alerts_new(s->loop, &ac, e);
 	if (!s->alerts)
 		return err_prefix(e, "alerts");

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define RING_BYTES 8192          /* recent output kept for failure reports */
-#define DRAIN_POLL_MS 10
+#define DRAIN_POLL_MS 2
 #define STABLE_MS 10000          /* up this long: the crash counter starts again */
 #define FIRST_PROBE_MS 5
 #define MAX_STARTUP_PROBE_MS 500

@@ -40,16 +40,45 @@ void client_peer_ip(const struct client *c, char *out, size_t n)
 		snprintf(out, n, "unknown");
 }
 
+/* Append s to out[*len..n) as snprintf would (truncated, NUL-terminated). */
+static void put_str(char *out, size_t n, size_t *len, const char *s)
+{
+	size_t k = strnlen(s, n - 1 - *len);
+	memcpy(out + *len, s, k);
+	*len += k;
+	out[*len] = 0;
+}
+
 void client_peer_str(const struct client *c, char *out, size_t n)
 {
 	char ip[INET6_ADDRSTRLEN + 1];
+	if (!n)
+		return;
 	client_peer_ip(c, ip, sizeof ip);
-	if (c->peer.sin6_family == AF_INET6)
-		snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(c->peer.sin6_port));
-	else if (c->peer.sin6_family == AF_INET)
-		snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(((const struct sockaddr_in *)&c->peer)->sin_port));
-	else
-		snprintf(out, n, "%s", ip);
+	size_t len = 0;
+	out[0] = 0;
+	unsigned port;
+	if (c->peer.sin6_family == AF_INET6) {
+		put_str(out, n, &len, "[");
+		put_str(out, n, &len, ip);
+		put_str(out, n, &len, "]:");
+		port = ntohs(c->peer.sin6_port);
+	} else if (c->peer.sin6_family == AF_INET) {
+		put_str(out, n, &len, ip);
+		put_str(out, n, &len, ":");
+		port = ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
+	} else {
+		put_str(out, n, &len, ip);
+		return;
+	}
+	char d[8];
+	size_t i = sizeof d - 1;
+	d[i] = 0;
+	do {
+		d[--i] = (char)('0' + port % 10);
+		port /= 10;
+	} while (port);
+	put_str(out, n, &len, d + i);
 }
 
 /* ---- closing ---- */

@@ -120,6 +120,12 @@ struct rthread {
 	char date[40];               /* IMF-fixdate of date_sec */
 	int64_t date_sec;
 	struct buf line;             /* scratch for an access-log line */
+	/* the last request's struct and answer parser, reused by the next request (proxy.c):
+	 * no allocation per request for them; owned by the thread, freed with it */
+	struct preq *spare_req;
+	struct resp_parse *spare_rp;
+	char ts_prefix[32];          /* "YYYY-MM-DDTHH:MM:SS." of ts_sec (access-log lines) */
+	int64_t ts_sec;
 	int log_pending;             /* lines wait for log_timer */
 	/* an answer's pieces gathered during one upstream read, written with one writev
 	 * (proxy.c): bytes of our own in `own`, the others point into the read buffer */
@@ -357,6 +363,10 @@ struct snaphold *rthread_hold(struct rthread *w);
 void rthread_release(struct rthread *w, struct snaphold *h);
 
 /* ---- wire.c ---- */
+/* Append v in decimal (the hot path's printf-free "%d"/"%llu"). */
+void rt_add_int(struct buf *b, long long v);
+void rt_add_u64(struct buf *b, uint64_t v);
+
 /* Write bufs to s: directly when the queue is empty, a copy of the rest queued; done(s,
  * status) runs when a queued copy is written. 0 or a uv error. */
 int wire_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void (*done)(uv_stream_t *, int));

@@ -60,12 +60,18 @@ static void req_end(struct preq *q, bool keep)
 	if (q->tried_ref)
 		for (unsigned i = 0; i < q->ntried; i++)
 			endpoint_unref(q->tried[i]);
-	resp_parse_free(q->rp);
+	if (q->rp && !w->spare_rp)
+		w->spare_rp = q->rp;
+	else
+		resp_parse_free(q->rp);
 	buf_free(&q->uphead);
 	http_req_free(q->hr);
 	rthread_release(w, q->hold);
 	c->req = NULL;
-	free(q);
+	if (!w->spare_req)
+		w->spare_req = q;
+	else
+		free(q);
 	client_req_ended(c, keep);
 }
 
@@ -81,7 +87,13 @@ static void finish(struct preq *q)
 
 static struct preq *req_new(struct client *c, struct http_req *hr, uint64_t head_bytes)
 {
-	struct preq *q = xcalloc(1, sizeof *q);
+	struct preq *q = c->w->spare_req;
+	if (q) {
+		c->w->spare_req = NULL;
+		memset(q, 0, sizeof *q);
+	} else {
+		q = xcalloc(1, sizeof *q);
+	}
 	q->c = c;
 	q->w = c->w;
 	q->hr = hr;
@@ -213,12 +225,25 @@ static int build_uphead(struct preq *q)
 	}
 	char ip[64];
 	client_peer_ip(q->c, ip, sizeof ip);
-	buf_addf(b, "X-Forwarded-For: %s%s%s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\nX-Request-Id: %s\r\n",
-		 buf_str(&xff), xff.len ? ", " : "", ip, cfg_of(q)->proto, q->host, q->id);
+	buf_adds(b, "X-Forwarded-For: ");
+	if (xff.len) {
+		buf_add(b, xff.p, xff.len);
+		buf_adds(b, ", ");
+	}
+	buf_adds(b, ip);
+	buf_adds(b, "\r\nX-Forwarded-Proto: ");
+	buf_adds(b, cfg_of(q)->proto);
+	buf_adds(b, "\r\nX-Forwarded-Host: ");
+	buf_adds(b, q->host);
+	buf_adds(b, "\r\nX-Request-Id: ");
+	buf_adds(b, q->id);
+	buf_adds(b, "\r\n");
 	buf_free(&xff);
-	if (q->body == BODY_LENGTH)
-		buf_addf(b, "Content-Length: %llu\r\n", (unsigned long long)rx->content_length);
-	else if (q->body == BODY_CHUNKED)
+	if (q->body == BODY_LENGTH) {
+		buf_adds(b, "Content-Length: ");
+		rt_add_u64(b, rx->content_length);
+		buf_adds(b, "\r\n");
+	} else if (q->body == BODY_CHUNKED)
 		buf_adds(b, "Transfer-Encoding: chunked\r\n");
 	else if (rx->has_length)
 		buf_adds(b, "Content-Length: 0\r\n");
@@ -340,8 +365,10 @@ static void send_request(struct preq *q)
 {
 	struct upconn *u = q->up;
 	atomic_fetch_add(&q->ep->requests, 1);
-	if (!q->rp)
-		q->rp = resp_parse_new();
+	if (!q->rp) {
+		q->rp = q->w->spare_rp ? q->w->spare_rp : resp_parse_new();
+		q->w->spare_rp = NULL;
+	}
 	resp_parse_start(q->rp, !strcmp(q->hr->method, "HEAD"));
 	q->interim = 0;
 	u->got_byte = 0;
@@ -568,7 +595,11 @@ static void response_head(struct preq *q, const struct resp_head *h)
 	buf_free(&q->uphead);
 	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE);
 	q->resp_nobody = h->no_body;
-	buf_addf(ob, "HTTP/1.1 %d %s\r\n", h->status, *h->reason ? h->reason : http_status_text(h->status));
+	buf_adds(ob, "HTTP/1.1 ");
+	rt_add_int(ob, h->status);
+	buf_addc(ob, ' ');
+	buf_adds(ob, *h->reason ? h->reason : http_status_text(h->status));
+	buf_adds(ob, "\r\n");
 	proxy_copy_headers(ob, h->headers, h->nheaders, false);
 	if (!h->no_body && !h->has_length) {
 		if (rx->http_minor == 1) {

@@ -408,6 +408,8 @@ static void free_threads(struct router *r)
 		buf_free(&w->log);
 		buf_free(&w->line);
 		buf_free(&w->out.own);
+		free(w->spare_req);
+		resp_parse_free(w->spare_rp);
 		tstats_free(&w->st);
 		uv_mutex_destroy(&w->mu);
 		uv_sem_destroy(&w->ready);

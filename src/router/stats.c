@@ -68,11 +68,10 @@ void tstats_free(struct tstats *t)
 	memset(t, 0, sizeof *t);
 }
 
-/* Append s as a double-quoted logfmt value. */
-static void add_quoted(struct buf *b, const char *s)
+/* Append s escaped for a double-quoted logfmt value (without the quotes). */
+static void add_escaped(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	buf_addc(b, '"');
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\') {
@@ -85,37 +84,96 @@ static void add_quoted(struct buf *b, const char *s)
 			buf_addc(b, (char)c);
 		}
 	}
+}
+
+/* Append s as a double-quoted logfmt value. */
+static void add_quoted(struct buf *b, const char *s)
+{
 	buf_addc(b, '"');
+	add_escaped(b, s);
+	buf_addc(b, '"');
+}
+
+/* Append the RFC 3339 time of us (as time_format_rfc3339 writes it); the part down to the
+ * second is formatted once a second. */
+static void add_time(struct rthread *w, struct buf *b, int64_t us)
+{
+	if (us < 0) {
+		char ts[40];
+		buf_adds(b, time_format_rfc3339(us, ts, sizeof ts));
+		return;
+	}
+	int64_t sec = us / 1000000;
+	if (sec != w->ts_sec || !w->ts_prefix[0]) {
+		char ts[40];
+		time_format_rfc3339(sec * 1000000, ts, sizeof ts);
+		size_t n = strcspn(ts, ".");
+		if (ts[n] != '.' || n + 2 > sizeof w->ts_prefix) {
+			buf_adds(b, time_format_rfc3339(us, ts, sizeof ts));
+			return;
+		}
+		memcpy(w->ts_prefix, ts, n + 1);
+		w->ts_prefix[n + 1] = 0;
+		w->ts_sec = sec;
+	}
+	buf_adds(b, w->ts_prefix);
+	char frac[8];
+	int f = (int)(us % 1000000);
+	for (int i = 5; i >= 0; i--, f /= 10)
+		frac[i] = (char)('0' + f % 10);
+	frac[6] = 'Z';
+	buf_add(b, frac, 7);
 }
 
 static void format_line(struct rthread *w, const struct preq *q, int status, uint64_t us, struct buf *b)
 {
-	char ts[40], peer[80];
+	char peer[80];
 	buf_reset(b);
-	time_format_rfc3339(q->t0_us, ts, sizeof ts);
+	add_time(w, b, q->t0_us);
 	client_peer_str(q->c, peer, sizeof peer);
-	buf_addf(b, "%s client=%s method=%s target=", ts, peer, q->hr ? q->hr->method : "-");
+	buf_adds(b, " client=");
+	buf_adds(b, peer);
+	buf_adds(b, " method=");
+	buf_adds(b, q->hr ? q->hr->method : "-");
+	buf_adds(b, " target=");
 	add_quoted(b, q->hr ? q->hr->target : "-");
 	buf_adds(b, " host=");
 	add_quoted(b, q->host);
 	if (q->route) {
-		buf_adds(b, " route=");
-		struct buf rk = BUF_INIT;
-		buf_addf(&rk, "%s%s", q->route->host, q->route->path);
-		add_quoted(b, rk.p);
-		buf_free(&rk);
-		buf_addf(b, " app=%s/%s", q->route->env, q->route->app);
+		buf_adds(b, " route=\"");
+		add_escaped(b, q->route->host);
+		add_escaped(b, q->route->path);
+		buf_adds(b, "\" app=");
+		buf_adds(b, q->route->env);
+		buf_addc(b, '/');
+		buf_adds(b, q->route->app);
 	} else {
 		buf_adds(b, " route=- app=-");
 	}
-	if (q->ep)
-		buf_addf(b, " upstream=%s addr=%s:%d", q->ep->instance, q->ep->host, q->ep->port);
-	else
+	if (q->ep) {
+		buf_adds(b, " upstream=");
+		buf_adds(b, q->ep->instance);
+		buf_adds(b, " addr=");
+		buf_adds(b, q->ep->host);
+		buf_addc(b, ':');
+		rt_add_int(b, q->ep->port);
+	} else {
 		buf_adds(b, " upstream=- addr=-");
-	buf_addf(b, " status=%d in=%llu out=%llu us=%llu id=%s", status, (unsigned long long)q->bytes_in,
-		 (unsigned long long)q->bytes_out, (unsigned long long)us, q->id);
-	if (q->upstream_failed)
-		buf_addf(b, " error=%s", router_uperr_name(q->uperr));
+	}
+	buf_adds(b, " status=");
+	rt_add_int(b, status);
+	buf_adds(b, " in=");
+	rt_add_u64(b, q->bytes_in);
+	buf_adds(b, " out=");
+	rt_add_u64(b, q->bytes_out);
+	buf_adds(b, " us=");
+	rt_add_u64(b, us);
+	buf_adds(b, " id=");
+	buf_adds(b, q->id);
+	if (q->upstream_failed) {
+		buf_adds(b, " error=");
+		buf_adds(b, router_uperr_name(q->uperr));
+	}
 	if (q->tunnel)
 		buf_adds(b, " tunnel=1");
 	buf_addc(b, '\n');
@@ -123,10 +181,15 @@ static void format_line(struct rthread *w, const struct preq *q, int status, uin
 
 static void route_key(const struct preq *q, char *key, size_t n)
 {
-	if (q->route)
-		snprintf(key, n, "%s%s", q->route->host, q->route->path);
-	else
-		key[0] = 0;
+	/* what snprintf(key, n, "%s%s", host, path) gives, without its cost */
+	key[0] = 0;
+	if (!q->route || !n)
+		return;
+	size_t hl = strnlen(q->route->host, n - 1);
+	memcpy(key, q->route->host, hl);
+	size_t pl = strnlen(q->route->path, n - 1 - hl);
+	memcpy(key + hl, q->route->path, pl);
+	key[hl + pl] = 0;
 }
 
 void stats_request(struct rthread *w, const struct preq *q)

@@ -2,7 +2,8 @@
  * uv_try_write (no copy, no allocation); only what the socket did not take is copied into
  * one block and queued with uv_write, so callers may pass pointers into buffers they reuse
  * at once (the thread's read buffer). Bytes queued are visible as the stream's
- * write_queue_size, which is what back-pressure looks at. */
+ * write_queue_size, which is what back-pressure looks at. Also the printf-free number
+ * formatting of the per-request path (rt_add_u64, rt_add_int). */
 #include "router/internal.h"
 #include <stdlib.h>
 #include <string.h>
@@ -60,4 +61,25 @@ int wire_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void (*done)(uv_
 		return rc;
 	}
 	return 0;
+}
+
+void rt_add_u64(struct buf *b, uint64_t v)
+{
+	char d[24];
+	size_t i = sizeof d;
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_add(b, d + i, sizeof d - i);
+}
+
+void rt_add_int(struct buf *b, long long v)
+{
+	if (v < 0) {
+		buf_addc(b, '-');
+		rt_add_u64(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		rt_add_u64(b, (uint64_t)v);
+	}
 }

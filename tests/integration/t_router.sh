@@ -211,7 +211,7 @@ assert_has "$L" "/careers/logged" "access-log target"
 L=$(grep 'it-log-78' "$T/rlog.out")
 assert_has "$L" "status=404" "access-log of the 404"
 assert_has "$L" 'host="nowhere.test"' "access-log of the 404"
-assert_eq "$(b logs --router -n 2 --json | python3 -c 'import json,sys; ds=[json.loads(l) for l in sys.stdin]; print(len(ds), all(d["process"]=="access" for d in ds), any("it-log-78" in d["line"] for d in ds))')" "2 True True" "logs --router --json"
+assert_eq "$(b logs --router -n 5 --json | python3 -c 'import json,sys; ds=[json.loads(l) for l in sys.stdin]; print(len(ds), all(d["process"]=="access" for d in ds), any("it-log-78" in d["line"] for d in ds))')" "5 True True" "logs --router --json"
 rc=0; b logs --router --app old >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "logs --router --app is a usage error"
 pass "logs --router shows access-log lines with route, upstream and status"

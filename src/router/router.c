@@ -27,13 +27,13 @@
 #include <unistd.h>
 
 /* One per (router, thread): the endpoints reader's argument. The endpoints table cannot
- * forget a reader, so stubs outlive their router, parked in a list the main loop owns. */
-struct reader_stub {
-	struct reader_stub *next;
+ * forget a reader, so reader slots outlive their router, parked in a list the main loop owns. */
+struct reader_slot {
+	struct reader_slot *next;
 	struct rthread *w;       /* NULL once the router is gone */
 	int id;
 };
-static struct reader_stub *dead_stubs;
+static struct reader_slot *parked_slots;
 
 struct router {
 	uv_loop_t *main;
@@ -42,7 +42,7 @@ struct router {
 	struct errpages *errpages;
 	int nthreads;
 	struct rthread **threads;
-	struct reader_stub **stubs;
+	struct reader_slot **slots;
 	uv_async_t *log_async;
 	struct buf logtmp;
 	int port;
@@ -252,7 +252,7 @@ static void thread_main(void *arg)
 
 static void on_snapshot(void *arg, struct ep_snapshot *snap)
 {
-	struct reader_stub *st = arg;
+	struct reader_slot *st = arg;
 	struct rthread *w = st->w;
 	if (!w)
 		return;
@@ -426,7 +426,7 @@ static void on_async_closed(uv_handle_t *h)
 static void router_release(struct router *r)
 {
 	free_threads(r);
-	free(r->stubs);
+	free(r->slots);
 	errpages_free(r->errpages);
 	buf_free(&r->logtmp);
 	free(r->cfg.host);
@@ -451,7 +451,7 @@ struct router *router_new(uv_loop_t *main, struct endpoints *eps, const struct r
 	r->log_async->data = r;
 	r->nthreads = r->cfg.threads;
 	r->threads = xcalloc((size_t)r->nthreads, sizeof *r->threads);
-	r->stubs = xcalloc((size_t)r->nthreads, sizeof *r->stubs);
+	r->slots = xcalloc((size_t)r->nthreads, sizeof *r->slots);
 
 	int port = r->cfg.port;
 	for (int i = 0; i < r->nthreads; i++) {
@@ -492,21 +492,21 @@ struct router *router_new(uv_loop_t *main, struct endpoints *eps, const struct r
 		}
 	}
 	for (int i = 0; i < r->nthreads; i++) {
-		struct reader_stub *st = xcalloc(1, sizeof *st);
+		struct reader_slot *st = xcalloc(1, sizeof *st);
 		st->w = r->threads[i];
 		st->id = -1;
-		r->stubs[i] = st;
+		r->slots[i] = st;
 		int id = endpoints_add_reader(eps, on_snapshot, st);
 		st->id = id;
 		if (id < 0) {
 			err_set(e, ERR_INTERNAL, "router: the endpoints table has no room for %d more readers",
 				r->nthreads - i);
 			for (int k = 0; k <= i; k++) {
-				r->stubs[k]->w = NULL;
-				r->stubs[k]->next = dead_stubs;
-				dead_stubs = r->stubs[k];
-				if (r->stubs[k]->id >= 0)
-					endpoints_adopted(eps, r->stubs[k]->id, UINT64_MAX);
+				r->slots[k]->w = NULL;
+				r->slots[k]->next = parked_slots;
+				parked_slots = r->slots[k];
+				if (r->slots[k]->id >= 0)
+					endpoints_adopted(eps, r->slots[k]->id, UINT64_MAX);
 			}
 			stop_threads(r, r->nthreads);
 			router_release(r);
@@ -528,14 +528,14 @@ void router_free(struct router *r)
 	stop_threads(r, r->nthreads);
 	flush_logs(r);
 	for (int i = 0; i < r->nthreads; i++) {
-		struct reader_stub *st = r->stubs[i];
+		struct reader_slot *st = r->slots[i];
 		if (!st)
 			continue;
 		st->w = NULL;
 		if (st->id >= 0)
 			endpoints_adopted(r->eps, st->id, UINT64_MAX);
-		st->next = dead_stubs;
-		dead_stubs = st;
+		st->next = parked_slots;
+		parked_slots = st;
 	}
 	router_release(r);
 }

@@ -205,10 +205,6 @@ out:
 
 enum pstate { P_IDLE, P_HEAD, P_BODY_START, P_BODY, P_TRAILER, P_CLOSED, P_ERROR };
 
-struct hoff {
-	size_t name, value;   /* offsets in the arena */
-};
-
 struct http_parse {
 	llhttp_t ll;
 	enum pstate state;
@@ -216,7 +212,7 @@ struct http_parse {
 	int status;               /* P_ERROR: the answer; else set by a callback refusing */
 	/* the head being built */
 	struct buf arena;
-	struct hoff *hoff;
+	struct http_hoff *hoff;
 	size_t nh, caph;
 	size_t url_len, name_off, value_off;
 	int in_name;
@@ -291,29 +287,8 @@ static int cb_value_complete(llhttp_t *ll)
 	struct http_parse *p = PARSER(ll);
 	if (p->state != P_HEAD)
 		return 0;
-	/* llhttp drops leading whitespace; trailing whitespace is ours to trim */
-	while (p->arena.len > p->value_off &&
-	       (p->arena.p[p->arena.len - 1] == ' ' || p->arena.p[p->arena.len - 1] == '\t'))
-		p->arena.len--;
-	buf_addc(&p->arena, 0);
-	if (p->nh == p->caph) {
-		p->caph = p->caph ? 2 * p->caph : 16;
-		p->hoff = xrealloc(p->hoff, p->caph * sizeof *p->hoff);
-	}
-	p->hoff[p->nh].name = p->name_off;
-	p->hoff[p->nh].value = p->value_off;
-	p->nh++;
+	http_hoff_push(&p->arena, &p->hoff, &p->nh, &p->caph, p->name_off, p->value_off);
 	return 0;
-}
-
-static int digits_only(const char *s)
-{
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return 0;
-	return 1;
 }
 
 /* The head is complete: berth's framing decisions, then the request is built from the
@@ -342,7 +317,7 @@ static int head_finish(struct http_parse *p)
 	int minor = ll->http_minor;   /* the scanner let through HTTP/1.0 and HTTP/1.1 only */
 	if (ll->method == HTTP_CONNECT)
 		return 501;
-	if (ncl > 1 || (ncl && !digits_only(cl)))
+	if (ncl > 1 || (ncl && !http_digits_only(cl)))
 		return 400;
 	if (nte && (nte > 1 || ncl || minor == 0 || strcasecmp(te, "chunked")))
 		return 400;
@@ -718,4 +693,29 @@ void http_parse_body(const struct http_parse *p, const char **data, size_t *n)
 uint64_t http_parse_body_seen(const struct http_parse *p)
 {
 	return p->seen;
+}
+
+void http_hoff_push(struct buf *arena, struct http_hoff **v, size_t *n, size_t *cap, size_t name_off,
+		    size_t value_off)
+{
+	while (arena->len > value_off && (arena->p[arena->len - 1] == ' ' || arena->p[arena->len - 1] == '\t'))
+		arena->len--;
+	buf_addc(arena, 0);
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		*v = xrealloc(*v, *cap * sizeof **v);
+	}
+	(*v)[*n].name = name_off;
+	(*v)[*n].value = value_off;
+	(*n)++;
+}
+
+int http_digits_only(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
 }

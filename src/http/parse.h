@@ -56,4 +56,16 @@ uint64_t http_parse_body_seen(const struct http_parse *p);
  * Returns 0 with their offsets, or the status to refuse with (400). */
 int http_target_split(struct buf *arena, size_t target_off, size_t len, size_t *path_off,
 		      size_t *query_off);
+/* Header fields of a head, kept as offsets into an arena of NUL-terminated names and values.
+ * Shared by the request parser (here) and the router's response parser. */
+struct http_hoff {
+	size_t name, value;
+};
+/* The value that started at value_off in arena is complete: trim trailing blanks (llhttp
+ * already dropped leading ones), NUL-terminate it and record (name_off, value_off). */
+void http_hoff_push(struct buf *arena, struct http_hoff **v, size_t *n, size_t *cap, size_t name_off,
+		    size_t value_off);
+/* A Content-Length value: one or more ASCII digits and nothing else. */
+int http_digits_only(const char *s);
+
 #endif

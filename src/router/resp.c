@@ -8,6 +8,7 @@
  * bytes as a body), a 101 stops parsing (the rest is the tunnel's).
  * Owns the llhttp parser and the head's memory; never touches a socket. */
 #include "router/resp.h"
+#include "http/parse.h"
 #include "util/buf.h"
 #include <llhttp.h>
 #include <stdlib.h>
@@ -16,10 +17,6 @@
 
 enum rstate { R_HEAD, R_BODY, R_DONE, R_UPGRADE, R_ERROR };
 
-struct hoff {
-	size_t name, value;
-};
-
 struct resp_parse {
 	llhttp_t ll;
 	enum rstate st;
@@ -27,7 +24,7 @@ struct resp_parse {
 	const char *err;
 	/* the head being built */
 	struct buf arena;
-	struct hoff *hoff;
+	struct http_hoff *hoff;
 	size_t nh, caph;
 	size_t name_off, value_off, reason_off;
 	int in_name, in_value, has_reason;
@@ -131,28 +128,8 @@ static int cb_value_complete(llhttp_t *ll)
 	struct resp_parse *p = RP(ll);
 	if (p->st != R_HEAD)
 		return 0;
-	while (p->arena.len > p->value_off &&
-	       (p->arena.p[p->arena.len - 1] == ' ' || p->arena.p[p->arena.len - 1] == '\t'))
-		p->arena.len--;
-	buf_addc(&p->arena, 0);
-	if (p->nh == p->caph) {
-		p->caph = p->caph ? 2 * p->caph : 16;
-		p->hoff = xrealloc(p->hoff, p->caph * sizeof *p->hoff);
-	}
-	p->hoff[p->nh].name = p->name_off;
-	p->hoff[p->nh].value = p->value_off;
-	p->nh++;
+	http_hoff_push(&p->arena, &p->hoff, &p->nh, &p->caph, p->name_off, p->value_off);
 	return 0;
-}
-
-static int digits_only(const char *s)
-{
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return 0;
-	return 1;
 }
 
 static int cb_headers_complete(llhttp_t *ll)
@@ -176,7 +153,7 @@ static int cb_headers_complete(llhttp_t *ll)
 		return refuse(p, "HTTP version other than 1.x");
 	if (ll->status_code < 100 || ll->status_code > 999)
 		return refuse(p, "status code not of three digits");
-	if (ncl > 1 || (ncl && !digits_only(cl)))
+	if (ncl > 1 || (ncl && !http_digits_only(cl)))
 		return refuse(p, "malformed or repeated Content-Length");
 	if (nte && (nte > 1 || ncl || strcasecmp(te, "chunked")))
 		return refuse(p, "Transfer-Encoding other than chunked, or with Content-Length");

@@ -130,7 +130,10 @@ mkdir -p "$DATA"
 # keeps every line so that nothing lost can be told from something rotated away.
 printf 'log_rotate: 64M\nlog_keep: 10\n' >"$DATA/server.yaml"
 API_PORT=$(free_port) && ROUTER_PORT=$(free_port) && DNS_PORT=$(free_port) || die "no free port"
-"$BERTH" server --data "$DATA" --api "127.0.0.1:$API_PORT" --router "127.0.0.1:$ROUTER_PORT" \
+# In its own session like every peer (bench.py's peer_spawn): with the scheduler's autogroups
+# (kernel.sched_autogroup_enabled), a server left in this script's session would share one
+# CPU group with wrk and dnsperf while the peers each get their own, an unequal contest.
+setsid "$BERTH" server --data "$DATA" --api "127.0.0.1:$API_PORT" --router "127.0.0.1:$ROUTER_PORT" \
   --dns "127.0.0.1:$DNS_PORT" >"$T/server.log" 2>&1 &
 SRV_PID=$!
 export BERTH_API="http://127.0.0.1:$API_PORT"

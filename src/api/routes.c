@@ -1,20 +1,74 @@
 /* api/routes: HTTP routes of the built-in router. Stored routes live under /routes/ in the
  * store (routes_sync feeds them to the router); default routes (APP.ENV.localhost and
- * APP.localhost for production) come from the endpoints table and are listed read-only. */
+ * APP.localhost for production) come from the endpoints table and are listed read-only.
+ * A route's "error_pages" (a directory whose 502/503/504.html replace the router's pages for
+ * that route; a 404 has no route) is a path on the server: it is checked against the file
+ * system when the route is added; if it goes away later the router falls back to the
+ * server's pages. */
 #include "api/internal.h"
 #include "endpoints/endpoints.h"
 #include "endpoints/routes_sync.h"
 #include "model/model.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define ERROR_PAGES_MAX 4096
+
+/* The fields of a route document a client may send; anything else is dropped. */
+static const char *const route_fields[] = {"host", "path", "env", "app", "process",
+					   "strip_prefix", "balance", "error_pages", NULL};
 
 static json_t *route_json(const struct route *r)
 {
 	size_t healthy = r->group ? r->group->n : 0;
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:I}", "host", r->host, "path", r->path,
-			 "env", r->env, "app", r->app, "process", r->process, "strip_prefix", r->strip_prefix,
-			 "balance", r->balance == BALANCE_LEAST_CONN ? "least-conn" : "round-robin", "default",
-			 r->is_default, "healthy", (json_int_t)healthy);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s?, s:b, s:I}", "host", r->host, "path",
+			 r->path, "env", r->env, "app", r->app, "process", r->process, "strip_prefix",
+			 r->strip_prefix, "balance", r->balance == BALANCE_LEAST_CONN ? "least-conn" : "round-robin",
+			 "error_pages", r->error_dir, "default", r->is_default, "healthy", (json_int_t)healthy);
+}
+
+/* Check doc's "error_pages" (absent or null: none) and normalise it in place (no trailing
+ * '/'; null when absent): a string, an absolute path, no NUL, at most 4096 bytes, no ".."
+ * component, naming a directory that exists on this machine now. 0, or -1 with e
+ * (ERR_INVALID) naming the field. */
+static int check_error_pages(json_t *doc, struct err *e)
+{
+	json_t *v = json_object_get(doc, "error_pages");
+	if (!v || json_is_null(v)) {
+		json_object_set_new(doc, "error_pages", json_null());
+		return 0;
+	}
+	if (!json_is_string(v))
+		return err_set(e, ERR_INVALID, "error_pages must be a string: the absolute path of a "
+			       "directory on the server holding 502.html, 503.html, 504.html");
+	const char *p = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || strlen(p) != n || p[0] != '/')
+		return err_set(e, ERR_INVALID, "error_pages \"%.200s\" must be an absolute path (it is "
+			       "a directory on the server)", p);
+	if (n > ERROR_PAGES_MAX)
+		return err_set(e, ERR_INVALID, "error_pages is %zu bytes long; at most %d", n,
+			       ERROR_PAGES_MAX);
+	for (const char *d = p; (d = strstr(d, "..")); d += 2)
+		if (d[-1] == '/' && (d[2] == '/' || !d[2]))
+			return err_set(e, ERR_INVALID, "error_pages \"%.200s\" must not hold \"..\" "
+				       "components", p);
+	struct stat st;
+	if (stat(p, &st) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return err_set(e, ERR_INVALID, "error_pages \"%.200s\" does not exist on the "
+				       "server", p);
+		return err_set(e, ERR_INVALID, "error_pages \"%.200s\" cannot be used: %s", p,
+			       strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, ERR_INVALID, "error_pages \"%.200s\" is not a directory", p);
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	json_object_set_new(doc, "error_pages", json_stringn(p, n));
+	return 0;
 }
 
 void api_routes(struct ctx *c)
@@ -34,13 +88,14 @@ void api_route_add(struct ctx *c)
 	if (!doc)
 		return;
 	struct err e = ERR_INIT;
-	json_t *clean = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "host", json_object_get(doc, "host"),
-				  "path", json_object_get(doc, "path"), "env", json_object_get(doc, "env"), "app",
-				  json_object_get(doc, "app"), "process", json_object_get(doc, "process"),
-				  "strip_prefix", json_object_get(doc, "strip_prefix"), "balance",
-				  json_object_get(doc, "balance"));
+	json_t *clean = json_object();
+	for (size_t k = 0; route_fields[k]; k++) {
+		json_t *v = json_object_get(doc, route_fields[k]);
+		if (v)
+			json_object_set(clean, route_fields[k], v);
+	}
 	json_decref(doc);
-	if (!clean || routes_validate(clean, &e) < 0) {
+	if (routes_validate(clean, &e) < 0 || check_error_pages(clean, &e) < 0) {
 		json_decref(clean);
 		if (!e.msg[0])
 			err_set(&e, ERR_INVALID, "expected {\"host\", \"path\", \"env\", \"app\", \"process\"}");

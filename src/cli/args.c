@@ -23,6 +23,7 @@ static const struct flag_def flag_defs[] = {
 	{F_ROLE, "role", 0, true},       {F_HELP, "help", 'h', false},
 	{F_VERSION, "version", 0, false}, {F_STRIP, "strip-prefix", 0, false},
 	{F_BALANCE, "balance", 0, true}, {F_ROUTER, "router", 0, false},
+	{F_ERROR_PAGES, "error-pages", 0, true},
 };
 #define NFLAGS (sizeof flag_defs / sizeof flag_defs[0])
 
@@ -71,6 +72,7 @@ static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
 	case F_STRIP: o->strip_prefix = true; break;
 	case F_BALANCE: o->balance = v; break;
 	case F_ROUTER: o->router = true; break;
+	case F_ERROR_PAGES: o->error_pages = v; break;
 	default: break;
 	}
 }

@@ -32,6 +32,7 @@ enum cli_flag {
 	F_STRIP = 1u << 15,   /* --strip-prefix */
 	F_BALANCE = 1u << 16, /* --balance round-robin|least-conn */
 	F_ROUTER = 1u << 17,  /* --router */
+	F_ERROR_PAGES = 1u << 18, /* --error-pages DIR */
 };
 #define F_CONN (F_API | F_TOKEN | F_DATA)
 #define F_TARGET (F_APP | F_ENV)
@@ -43,7 +44,7 @@ enum cli_flag {
 struct cli_opts {
 	unsigned set;             /* F_* bits seen */
 	const char *app, *env, *api, *token, *data;
-	const char *message, *process, *since, *role, *lines, *balance;
+	const char *message, *process, *since, *role, *lines, *balance, *error_pages;
 	bool json, follow, yes, help, strip_prefix, router;
 	const char **pos;         /* positional args in order */
 	size_t npos;

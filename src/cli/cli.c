@@ -169,10 +169,10 @@ static const struct verb verbs[] = {
 	 "Examples:\n"
 	 "  berth volumes\n"
 	 "  berth volumes rm uploads --yes\n"},
-	{"routes", cmd_routes, F_COMMON | F_PROCESS | F_STRIP | F_BALANCE, G_APP,
+	{"routes", cmd_routes, F_COMMON | F_PROCESS | F_STRIP | F_BALANCE | F_ERROR_PAGES, G_APP,
 	 "berth routes [list] [--json]\n"
 	 "berth routes add HOST[/PATH] --app A [--env E] [--process P] [--strip-prefix]\n"
-	 "                 [--balance round-robin|least-conn]\n"
+	 "                 [--balance round-robin|least-conn] [--error-pages DIR]\n"
 	 "berth routes remove HOST[/PATH]",
 	 "List, add or remove the HTTP router's routes",
 	 "The router sends a request to the healthy instances of one process of an app, chosen\n"
@@ -184,6 +184,13 @@ static const struct verb verbs[] = {
 	 "app A in env E (default: env: in ./berth.yaml, else production), replacing the route\n"
 	 "of that HOST[/PATH] if there was one. --strip-prefix removes PATH from the request\n"
 	 "path before it reaches the app; --balance picks round-robin (default) or least-conn.\n"
+	 "--error-pages DIR replaces the router's own 502/503/504 pages for this route with\n"
+	 "DIR/502.html, 503.html, 504.html (each optional; a client asking for JSON still gets\n"
+	 "JSON; a 404 has no route, so it comes from server.yaml's router.error_pages, which\n"
+	 "routes without a DIR also fall back to). DIR is a directory on the server's machine\n"
+	 "and must exist when the route is added; a relative DIR is made absolute from the\n"
+	 "current directory here, which is right when the CLI runs on the server's machine\n"
+	 "(give a remote server an absolute path).\n"
 	 "`routes remove` (or rm) takes a route away; default routes cannot be removed.\n"
 	 "Several apps can share one host, split by path.\n"
 	 "\n"
@@ -192,6 +199,7 @@ static const struct verb verbs[] = {
 	 "  berth routes add site.test --app new\n"
 	 "  berth routes add site.test/careers --app old --strip-prefix\n"
 	 "  berth routes add api.site.test --app api --env staging --balance least-conn\n"
+	 "  berth routes add shop.test --app shop --error-pages /srv/shop/errors\n"
 	 "  berth routes remove site.test/careers\n"},
 	{"tokens", cmd_tokens, F_CONN | F_JSON | F_HELP | F_ROLE, G_ADMIN,
 	 "berth tokens [list] [--json]\n"
@@ -266,6 +274,9 @@ static void print_flags(FILE *f, const struct verb *v)
 			  "it\n                    reaches the app"},
 		{F_BALANCE, "  --balance B       how requests are spread over the instances: "
 			    "round-robin\n                    (default) or least-conn"},
+		{F_ERROR_PAGES, "  --error-pages DIR the route's own 502.html/503.html/504.html "
+				"(a directory on\n                    the server's machine; a relative "
+				"DIR is resolved here)"},
 		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
 			 "text"},
 		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "
@@ -390,7 +401,7 @@ int cli_main(int argc, char **argv)
 	/* Flags in front of the verb: `berth --api URL ps`. */
 	if (cli_parse_flags(argc - 1, argv + 1, F_COMMON | F_VERSION | F_MESSAGE | F_FOLLOW |
 			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE | F_STRIP | F_BALANCE |
-			    F_ROUTER, true, &o, &next, &e)) {
+			    F_ROUTER | F_ERROR_PAGES, true, &o, &next, &e)) {
 		fprintf(stderr, "berth: %s (run `berth help` for the list of verbs and flags)\n", e.msg);
 		return EXIT_USAGE;
 	}

@@ -2,8 +2,12 @@
  * and the default APP.ENV.localhost ones, with how many healthy instances each can reach),
  * `routes add HOST[/PATH] --app A` sends a host (or a path prefix of it) to a process of an
  * app, `routes remove HOST[/PATH]` (alias rm) takes a stored route away. Default routes come
- * and go with the apps; the server refuses to remove them. */
+ * and go with the apps; the server refuses to remove them.
+ * `--error-pages DIR` names a directory on the server's machine; a relative DIR is resolved
+ * here (realpath) because the CLI usually runs there too; the server checks it exists. */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cmd.h"
@@ -23,13 +27,17 @@ static const char *yes_no(json_t *v)
 	return json_is_true(v) ? "yes" : "no";
 }
 
+/* The table; the ERROR PAGES column only when some route has its own directory. */
 static void show_list(json_t *routes)
 {
 	static const char *const head[] = {"HOST", "PATH", "ENV", "APP", "PROCESS", "STRIP",
-					   "BALANCE", "HEALTHY", "DEFAULT"};
-	struct table *t = table_new(9, head);
+					   "BALANCE", "HEALTHY", "DEFAULT", "ERROR PAGES"};
 	size_t i;
 	json_t *r;
+	bool pages = false;
+	json_array_foreach(routes, i, r)
+		pages = pages || json_is_string(json_object_get(r, "error_pages"));
+	struct table *t = table_new(pages ? 10 : 9, head);
 	json_array_foreach(routes, i, r) {
 		struct buf healthy = BUF_INIT;
 		json_t *h = json_object_get(r, "healthy");
@@ -43,7 +51,8 @@ static void show_list(json_t *routes)
 				     yes_no(json_object_get(r, "strip_prefix")),
 				     json_string_value(json_object_get(r, "balance")),
 				     healthy.len ? healthy.p : NULL,
-				     yes_no(json_object_get(r, "default"))};
+				     yes_no(json_object_get(r, "default")),
+				     json_string_value(json_object_get(r, "error_pages"))};
 		table_add(t, row);
 		buf_free(&healthy);
 	}
@@ -96,6 +105,9 @@ static int add(struct cli_opts *o, struct client *c, json_t *body)
 			printf(" (prefix stripped)");
 		if (bal && strcmp(bal, "round-robin"))
 			printf(" (%s)", bal);
+		const char *pages = json_string_value(json_object_get(doc, "error_pages"));
+		if (pages)
+			printf(" (error pages from %s)", pages);
 		if (json_is_true(json_object_get(doc, "replaced")))
 			printf(", replacing the route it had");
 		printf("\n");
@@ -135,11 +147,35 @@ static int rm(struct cli_opts *o, struct client *c, const char *host, const char
 /* The flags only `routes add` takes, when given to list or remove. */
 static int add_only_flags(const struct cli_opts *o, const char *sub)
 {
-	static const unsigned bits[] = {F_APP, F_ENV, F_PROCESS, F_STRIP, F_BALANCE};
+	static const unsigned bits[] = {F_APP, F_ENV, F_PROCESS, F_STRIP, F_BALANCE, F_ERROR_PAGES};
 	for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
 		if (o->set & bits[i])
 			return cli_usage_error("routes", "--%s only goes with routes add, not routes %s",
 					       cli_flag_name(bits[i]), sub);
+	return 0;
+}
+
+/* --error-pages DIR as the server should get it: an absolute DIR as given (the server checks
+ * it), a relative one resolved from the current directory. Owned string in *out, or an
+ * exit status after printing why it cannot be used. */
+static int error_pages_arg(const char *dir, char **out)
+{
+	*out = NULL;
+	if (!*dir)
+		return cli_usage_error("routes", "--error-pages needs a directory");
+	if (dir[0] == '/') {
+		*out = xstrdup(dir);
+		return 0;
+	}
+	char real[PATH_MAX];
+	if (!realpath(dir, real)) {
+		struct err e = ERR_INIT;
+		err_set(&e, ERR_INVALID, "--error-pages \"%.200s\": %s (a relative directory is taken "
+			"from the current directory; give the server's directory as an absolute path)",
+			dir, strerror(errno));
+		return cli_fail(&e);
+	}
+	*out = xstrdup(real);
 	return 0;
 }
 
@@ -160,14 +196,33 @@ static json_t *add_body(const struct cli_opts *o, const char *host, const char *
 				      o->balance);
 		return NULL;
 	}
-	struct cli_target t;
-	if ((*rc = cli_target(o, &t)))
+	char *pages = NULL;
+	if (o->error_pages && (*rc = error_pages_arg(o->error_pages, &pages)))
 		return NULL;
+	struct cli_target t;
+	if ((*rc = cli_target(o, &t))) {
+		free(pages);
+		return NULL;
+	}
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "host", host, "path", path,
 				 "env", t.env, "app", t.app, "process",
 				 o->process ? o->process : "web", "strip_prefix", o->strip_prefix,
 				 "balance", o->balance ? o->balance : "round-robin");
 	cli_target_free(&t);
+	if (body && pages) {
+		/* a path that is not UTF-8 cannot travel in JSON */
+		json_t *pv = json_string(pages);
+		if (!pv) {
+			json_decref(body);
+			free(pages);
+			struct err e = ERR_INIT;
+			err_set(&e, ERR_INVALID, "--error-pages: the path is not valid UTF-8");
+			*rc = cli_fail(&e);
+			return NULL;
+		}
+		json_object_set_new(body, "error_pages", pv);
+	}
+	free(pages);
 	if (!body) {   /* every string was checked above; only an allocation can fail here */
 		struct err e = ERR_INIT;
 		err_set(&e, ERR_INTERNAL, "could not build the route request");

@@ -115,8 +115,8 @@ static void reload(struct routes_sync *s)
 		r->strip_prefix = json_is_true(json_object_get(d, "strip_prefix"));
 		r->balance = !strcmp(json_string_value(json_object_get(d, "balance")), "least-conn") ? BALANCE_LEAST_CONN
 												       : BALANCE_ROUND_ROBIN;
-		const char *ed = json_string_value(json_object_get(d, "error_dir"));
-		r->error_dir = (char *)ed;
+		/* "error_pages" in the document (the API's name); route.error_dir in the table */
+		r->error_dir = (char *)json_string_value(json_object_get(d, "error_pages"));
 	}
 	endpoints_set_routes(s->eps, rs, n);
 	for (size_t k = 0; k < n; k++)

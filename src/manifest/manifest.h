@@ -69,7 +69,8 @@ void manifest_free(struct manifest *m);                            /* accepts ze
 /* Names of apps, envs, processes, volumes: [a-z0-9][a-z0-9-]*, 1..63 bytes (DNS labels). */
 bool name_valid(const char *s);
 
-/* Server configuration (DIR/server.yaml or --config): resource profiles and limits. */
+/* Server configuration (DIR/server.yaml or --config): resource profiles, limits, alerts and
+ * the HTTP router's settings. */
 struct profile {
 	char *name;
 	double cpus;             /* CPU quota in cores (0 = unlimited) */
@@ -95,6 +96,16 @@ struct server_conf {
 		size_t nwebhooks;
 	} *alert_envs;
 	size_t nalert_envs;
+	/* router: (docs/router.md). 0 / NULL everywhere means the router's built-in default. */
+	struct server_router_conf {
+		char *error_pages;        /* absolute dir with 404/502/503/504.html; NULL = built-in pages */
+		int threads;              /* 1..64; 0 = one per CPU */
+		int64_t connect_ms, header_ms, idle_ms, response_ms, body_ms, upstream_idle_ms,
+			tunnel_idle_ms;   /* timeouts:, each 1ms..24h */
+		int pool_max_idle;        /* idle upstream connections per instance per thread, 1..4096 */
+		int64_t max_body;         /* request body limit in bytes; 0 = unlimited */
+		char *forwarded_proto;    /* X-Forwarded-Proto sent upstream: "http" or "https" */
+	} router;
 };
 
 /* Defaults, then the YAML file at path if it exists (missing file = defaults). */

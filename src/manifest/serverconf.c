@@ -1,13 +1,17 @@
-/* serverconf: the operator's server.yaml (resource profiles, upload and log limits) on top
- * of built-in defaults, and parse_size for the "512M"-style sizes it and the CLI use.
+/* serverconf: the operator's server.yaml (resource profiles, upload and log limits, alerts,
+ * the HTTP router's settings) on top of built-in defaults, and parse_size for the
+ * "512M"-style sizes it and the CLI use.
  * A profile written in the file replaces the built-in of the same name as a whole (fields it
- * leaves out mean "no limit", cpu_weight 100); new names are added. Errors: file:line:col. */
+ * leaves out mean "no limit", cpu_weight 100); new names are added. router.error_pages is
+ * checked against the file system when the file is read (it must be an existing directory).
+ * Errors: file:line:col. */
 #include "manifest/internal.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "util/fsutil.h"
 
 #define MIB (1024LL * 1024)
@@ -20,8 +24,18 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       "alerts", NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_ALERTS };
+				       "alerts", "router", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_ALERTS, S_ROUTER };
+
+static const char *const router_keys[] = {"error_pages", "threads", "timeouts", "pool_max_idle",
+					  "max_body", "forwarded_proto", NULL};
+enum { R_ERROR_PAGES, R_THREADS, R_TIMEOUTS, R_POOL_MAX_IDLE, R_MAX_BODY, R_FORWARDED_PROTO };
+static const char *const timeout_keys[] = {"connect", "header", "idle", "response", "body",
+					   "upstream_idle", "tunnel_idle", NULL};
+
+#define MAX_ROUTER_THREADS 64
+#define MAX_POOL_IDLE 4096
+#define MAX_DIR_BYTES 4096
 
 static const char *const alert_keys[] = {"name", "webhooks", "rate_limit", "envs", NULL};
 enum { A_NAME, A_WEBHOOKS, A_RATE_LIMIT, A_ENVS };
@@ -114,6 +128,8 @@ void server_conf_free(struct server_conf *c)
 		free(c->alert_envs[i].webhooks);
 	}
 	free(c->alert_envs);
+	free(c->router.error_pages);
+	free(c->router.forwarded_proto);
 	memset(c, 0, sizeof *c);
 }
 
@@ -289,6 +305,120 @@ static int parse_alerts(const struct yctx *yc, const struct ynode *v, struct ser
 	return 0;
 }
 
+/* router.error_pages: an absolute path (no NUL, at most 4096 bytes, no ".." component) of a
+ * directory that exists now; kept without trailing '/'. */
+static int parse_error_pages(const struct yctx *yc, const struct ynode *v, const char *path,
+			     char **out)
+{
+	static const char what[] = "an absolute path of a directory (404.html, 502.html, 503.html, "
+				   "504.html)";
+	char *dir;
+	if (y_string(yc, v, path, what, false, &dir) < 0)    /* null, NUL bytes, not a scalar */
+		return -1;
+	int r = 0;
+	if (v->len > MAX_DIR_BYTES || dir[0] != '/')
+		r = y_expected(yc, v, path, what);
+	for (const char *p = dir; r == 0 && (p = strstr(p, "..")); p += 2)
+		if (p[-1] == '/' && (p[2] == '/' || !p[2]))   /* p > dir: dir[0] is '/' */
+			r = y_expected(yc, v, path, "a path without \"..\" components");
+	struct buf q = BUF_INIT;
+	mf_quote(&q, v->str, v->len);
+	struct stat st;
+	if (r == 0 && stat(dir, &st) < 0)
+		r = errno == ENOENT || errno == ENOTDIR
+			    ? y_fail(yc, v, "%s: %s does not exist", path, buf_str(&q))
+			    : y_fail(yc, v, "%s: %s: %s", path, buf_str(&q), strerror(errno));
+	else if (r == 0 && !S_ISDIR(st.st_mode))
+		r = y_fail(yc, v, "%s: %s is not a directory", path, buf_str(&q));
+	else if (r == 0 && access(dir, R_OK | X_OK) < 0)
+		r = y_fail(yc, v, "%s: %s cannot be read by the server: %s", path, buf_str(&q),
+			   strerror(errno));
+	buf_free(&q);
+	if (r < 0) {
+		free(dir);
+		return -1;
+	}
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = 0;
+	free(*out);
+	*out = dir;
+	return 0;
+}
+
+static int parse_timeouts(const struct yctx *yc, const struct ynode *v, struct server_router_conf *rc)
+{
+	if (y_is_null(v))
+		return 0;
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "router.timeouts", "a mapping of connect, header, idle, "
+				  "response, body, upstream_idle, tunnel_idle");
+	int64_t *slot[] = {&rc->connect_ms, &rc->header_ms, &rc->idle_ms, &rc->response_ms,
+			   &rc->body_ms, &rc->upstream_idle_ms, &rc->tunnel_idle_ms};
+	char sub[64];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(yc, v, i, "router.timeouts", timeout_keys);
+		if (k < 0)
+			return -1;
+		snprintf(sub, sizeof sub, "router.timeouts.%s", timeout_keys[k]);
+		if (y_duration(yc, v->kids[2 * i + 1], sub, 1, slot[k]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_router(const struct yctx *yc, const struct ynode *v, struct server_router_conf *rc)
+{
+	if (y_is_null(v))
+		return 0;
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "router", "a mapping (error_pages:, threads:, timeouts:, "
+				  "pool_max_idle:, max_body:, forwarded_proto:)");
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(yc, v, i, "router", router_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		int64_t n;
+		int r = 0;
+		char *s;
+		switch (k) {
+		case R_ERROR_PAGES:
+			r = parse_error_pages(yc, val, "router.error_pages", &rc->error_pages);
+			break;
+		case R_THREADS:
+			r = y_int(yc, val, "router.threads", 1, MAX_ROUTER_THREADS, &n);
+			if (r == 0)
+				rc->threads = (int)n;
+			break;
+		case R_TIMEOUTS:
+			r = parse_timeouts(yc, val, rc);
+			break;
+		case R_POOL_MAX_IDLE:
+			r = y_int(yc, val, "router.pool_max_idle", 1, MAX_POOL_IDLE, &n);
+			if (r == 0)
+				rc->pool_max_idle = (int)n;
+			break;
+		case R_MAX_BODY:
+			r = positive_size(yc, val, "router.max_body", &rc->max_body);
+			break;
+		case R_FORWARDED_PROTO:
+			if (y_string(yc, val, "router.forwarded_proto", "http or https", false, &s) < 0)
+				return -1;
+			if (strcmp(s, "http") && strcmp(s, "https")) {
+				free(s);
+				return y_expected(yc, val, "router.forwarded_proto", "http or https");
+			}
+			free(rc->forwarded_proto);
+			rc->forwarded_proto = s;
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_conf(const char *fname, const char *data, size_t n, struct server_conf *c,
 		      struct err *e)
 {
@@ -300,7 +430,7 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:, alerts:)");
+				   "log_rotate:, log_keep:, alerts:, router:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -322,6 +452,9 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_ALERTS:
 				r = parse_alerts(&yc, val, c);
+				break;
+			case S_ROUTER:
+				r = parse_router(&yc, val, &c->router);
 				break;
 			case S_LOG_KEEP:
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);

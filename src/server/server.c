@@ -73,7 +73,8 @@ static void usage(FILE *f)
 		   "  --api HOST:PORT   API listen address (default 127.0.0.1:7070)\n"
 		   "  --router HOST:PORT  HTTP router (default 127.0.0.1:8080; off: no router)\n"
 		   "  --dns HOST:PORT   DNS service discovery, UDP and TCP (default 127.0.0.1:8600; off: no DNS)\n"
-		   "  --config FILE     server config: resource profiles, limits (default DIR/server.yaml)\n"
+		   "  --config FILE     server config: resource profiles, limits, router: settings\n"
+		   "                    (default DIR/server.yaml)\n"
 		   "  --quiet           log only warnings and errors\n");
 }
 
@@ -316,7 +317,8 @@ static void collect_router_latency(void *arg, struct metrics_emitter *em)
 }
 
 /* The HTTP router; like DNS, a taken default address only disables it. Its access log goes
- * to the logs module as DATA/logs/_system/router/access.1.log (`berth logs --router`). */
+ * to the logs module as DATA/logs/_system/router/access.1.log (`berth logs --router`).
+ * Its settings come from server.yaml's router: section (0 / NULL: the router's defaults). */
 static int start_router(struct server *s, struct err *e)
 {
 	if (!s->router_host)
@@ -324,9 +326,22 @@ static int start_router(struct server *s, struct err *e)
 	s->access_log = logs_sink_open(s->logs, "_system", "router", "access", 1, 0, e);
 	if (!s->access_log)
 		return -1;
+	const struct server_router_conf *cf = &s->conf.router;
 	struct router_config rc = {
 		.host = s->router_host,
 		.port = s->router_port,
+		.threads = cf->threads,
+		.connect_ms = (uint64_t)cf->connect_ms,
+		.header_ms = (uint64_t)cf->header_ms,
+		.idle_ms = (uint64_t)cf->idle_ms,
+		.response_ms = (uint64_t)cf->response_ms,
+		.body_ms = (uint64_t)cf->body_ms,
+		.upstream_idle_ms = (uint64_t)cf->upstream_idle_ms,
+		.tunnel_idle_ms = (uint64_t)cf->tunnel_idle_ms,
+		.pool_max_idle = (unsigned)cf->pool_max_idle,
+		.max_body = (uint64_t)cf->max_body,
+		.error_dir = cf->error_pages,
+		.proto = cf->forwarded_proto,
 		.access_log = on_access_log,
 		.access_log_arg = s,
 	};
@@ -343,6 +358,8 @@ static int start_router(struct server *s, struct err *e)
 	metrics_family_set_collect(s->fams.router_duration, collect_router_latency, s);
 	log_info("router on http://%s:%d (try http://APP.localhost:%d/)", s->router_host, router_port(s->router),
 		 router_port(s->router));
+	if (cf->error_pages)
+		log_info("router: error pages from %s", cf->error_pages);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* test_manifest: berth.yaml, Procfile and server.yaml as a user writes them: every field of
  * a full berth.yaml, the defaults of a minimal one, Procfile variants, the exact
  * file:line:col message of each mistake, the bounds on hostile input, the JSON round trip a
- * release relies on, manifest_load_dir's choice between the files, and parse_size. */
+ * release relies on, manifest_load_dir's choice between the files, server.yaml's router:
+ * section (with its error_pages directory checked on disk), and parse_size. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -808,6 +809,15 @@ static void test_server_conf_defaults(void **state)
 	assert_int_equal(c.upload_limit_bytes, 256 * MIB);
 	assert_int_equal(c.log_rotate_bytes, 10 * MIB);
 	assert_int_equal(c.log_keep, 5);
+	/* router: nothing set, so the router keeps its own defaults */
+	assert_null(c.router.error_pages);
+	assert_null(c.router.forwarded_proto);
+	assert_int_equal(c.router.threads, 0);
+	assert_int_equal(c.router.connect_ms + c.router.header_ms + c.router.idle_ms +
+			 c.router.response_ms + c.router.body_ms + c.router.upstream_idle_ms +
+			 c.router.tunnel_idle_ms, 0);
+	assert_int_equal(c.router.pool_max_idle, 0);
+	assert_int_equal(c.router.max_body, 0);
 	server_conf_free(&c);
 	server_conf_free(&c);
 	assert_int_equal(server_conf_load(NULL, &c, &e), 0);
@@ -913,7 +923,7 @@ static void test_server_conf_file(void **state)
 		 "got \"big\""},
 		{"log_keep: -1\n", ":1:11: log_keep: expected a non-negative integer, got \"-1\""},
 		{"upload: 1G\n", ":1:1: unknown key \"upload\" at top level (expected one of profiles, "
-		 "upload_limit, log_rotate, log_keep, alerts)"},
+		 "upload_limit, log_rotate, log_keep, alerts, router)"},
 		{"profiles: [\n", ":2:1: YAML syntax error: did not find expected node content (while "
 		 "parsing a flow node that starts on line 2)"},
 	};
@@ -928,6 +938,177 @@ static void test_server_conf_file(void **state)
 		assert_int_equal(e.code, ERR_INVALID);
 		assert_null(c.profiles);          /* nothing left to free after a failure */
 	}
+	free(path);
+}
+
+/* s with every "@D" replaced by dir (the test's directory; error_pages must be absolute). */
+static char *with_dir(const char *s, const char *dir)
+{
+	struct buf b = BUF_INIT;
+	for (const char *p = s; *p; p++) {
+		if (p[0] == '@' && p[1] == 'D') {
+			buf_adds(&b, dir);
+			p++;
+		} else {
+			buf_add(&b, p, 1);
+		}
+	}
+	return buf_detach(&b);
+}
+
+static void test_server_conf_router(void **state)
+{
+	struct dirfx *f = *state;
+	struct server_conf c;
+	struct err e = ERR_INIT;
+	char *pages = xasprintf("%s/pages", f->dir);
+	assert_int_equal(mkdir(pages, 0755), 0);
+	put(f, "file.html", "<p>not a directory</p>\n");
+	char *path = xasprintf("%s/server.yaml", f->dir);
+	char *yaml = with_dir("router:\n"
+			      "  error_pages: @D/pages//\n"
+			      "  threads: 3\n"
+			      "  timeouts:\n"
+			      "    connect: 500ms\n"
+			      "    header: 5s\n"
+			      "    idle: 2m\n"
+			      "    response: 30s\n"
+			      "    body: 45s\n"
+			      "    upstream_idle: 10s\n"
+			      "    tunnel_idle: 2h\n"
+			      "  pool_max_idle: 128\n"
+			      "  max_body: 10M\n"
+			      "  forwarded_proto: https\n"
+			      "log_keep: 2\n", f->dir);
+	put(f, "server.yaml", yaml);
+	free(yaml);
+	if (server_conf_load(path, &c, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.router.error_pages, pages);   /* trailing '/' dropped */
+	assert_int_equal(c.router.threads, 3);
+	assert_int_equal(c.router.connect_ms, 500);
+	assert_int_equal(c.router.header_ms, 5000);
+	assert_int_equal(c.router.idle_ms, 120000);
+	assert_int_equal(c.router.response_ms, 30000);
+	assert_int_equal(c.router.body_ms, 45000);
+	assert_int_equal(c.router.upstream_idle_ms, 10000);
+	assert_int_equal(c.router.tunnel_idle_ms, 2 * 3600 * 1000);
+	assert_int_equal(c.router.pool_max_idle, 128);
+	assert_int_equal(c.router.max_body, 10 * MIB);
+	assert_string_equal(c.router.forwarded_proto, "https");
+	assert_int_equal(c.log_keep, 2);
+	server_conf_free(&c);
+
+	/* bounds that are allowed; an empty section or timeouts: is the defaults */
+	put(f, "server.yaml", "router:\n  threads: 64\n  pool_max_idle: 4096\n  timeouts:\n"
+	    "    connect: 1ms\n    tunnel_idle: 24h\n  forwarded_proto: http\n");
+	if (server_conf_load(path, &c, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(c.router.threads, 64);
+	assert_int_equal(c.router.pool_max_idle, 4096);
+	assert_int_equal(c.router.connect_ms, 1);
+	assert_int_equal(c.router.tunnel_idle_ms, 24 * 3600 * 1000);
+	assert_int_equal(c.router.header_ms, 0);
+	assert_string_equal(c.router.forwarded_proto, "http");
+	assert_null(c.router.error_pages);
+	server_conf_free(&c);
+	put(f, "server.yaml", "router:\n");
+	assert_int_equal(server_conf_load(path, &c, &e), 0);
+	assert_int_equal(c.router.threads, 0);
+	server_conf_free(&c);
+	put(f, "server.yaml", "router: {threads: 1, timeouts: }\n");
+	assert_int_equal(server_conf_load(path, &c, &e), 0);
+	assert_int_equal(c.router.threads, 1);
+	assert_int_equal(c.router.connect_ms, 0);
+	server_conf_free(&c);
+
+	static const struct bad_case cases[] = {
+		{"router: 5\n", ":1:9: router: expected a mapping (error_pages:, threads:, timeouts:, "
+		 "pool_max_idle:, max_body:, forwarded_proto:), got \"5\""},
+		{"router:\n  workers: 4\n", ":2:3: unknown key \"workers\" in router (expected one of "
+		 "error_pages, threads, timeouts, pool_max_idle, max_body, forwarded_proto)"},
+		{"router:\n  threads: 1\n  threads: 2\n", ":3:3: duplicate key \"threads\" in router "
+		 "(first on line 2)"},
+		{"router:\n  threads: 0\n", ":2:12: router.threads: expected an integer from 1 to 64, "
+		 "got \"0\""},
+		{"router:\n  threads: 65\n", ":2:12: router.threads: expected an integer from 1 to 64, "
+		 "got \"65\""},
+		{"router:\n  threads: many\n", ":2:12: router.threads: expected an integer from 1 to "
+		 "64, got \"many\""},
+		{"router:\n  pool_max_idle: 0\n", ":2:18: router.pool_max_idle: expected an integer "
+		 "from 1 to 4096, got \"0\""},
+		{"router:\n  pool_max_idle: 4097\n", ":2:18: router.pool_max_idle: expected an integer "
+		 "from 1 to 4096, got \"4097\""},
+		{"router:\n  max_body: 0\n", ":2:13: router.max_body: expected a size greater than 0, "
+		 "got \"0\""},
+		{"router:\n  max_body: 12Q\n", ":2:13: router.max_body: expected a size like 512M, 2G "
+		 "or 1048576, got \"12Q\""},
+		{"router:\n  forwarded_proto: ftp\n", ":2:20: router.forwarded_proto: expected http or "
+		 "https, got \"ftp\""},
+		{"router:\n  forwarded_proto: HTTPS\n", ":2:20: router.forwarded_proto: expected http "
+		 "or https, got \"HTTPS\""},
+		{"router:\n  forwarded_proto: [http]\n", ":2:20: router.forwarded_proto: expected http "
+		 "or https, got a list"},
+		{"router:\n  timeouts: [1s]\n", ":2:13: router.timeouts: expected a mapping of "
+		 "connect, header, idle, response, body, upstream_idle, tunnel_idle, got a list"},
+		{"router:\n  timeouts:\n    read: 1s\n", ":3:5: unknown key \"read\" in router.timeouts "
+		 "(expected one of connect, header, idle, response, body, upstream_idle, tunnel_idle)"},
+		{"router:\n  timeouts:\n    connect: 0\n", ":3:14: router.timeouts.connect: expected a "
+		 "duration of at least 1ms, got \"0\""},
+		{"router:\n  timeouts:\n    idle: soon\n", ":3:11: router.timeouts.idle: expected a "
+		 "duration like 150ms, 2s or 1m, got \"soon\""},
+		{"router:\n  timeouts:\n    response: -5s\n", ":3:15: router.timeouts.response: "
+		 "expected a duration like 150ms, 2s or 1m, got \"-5s\""},
+		{"router:\n  timeouts:\n    tunnel_idle: 25h\n", ":3:18: router.timeouts.tunnel_idle: "
+		 "expected a duration of at most 24h, got \"25h\""},
+		{"router:\n  timeouts:\n    header: 1s\n    body: 2x\n", ":4:11: router.timeouts.body: "
+		 "expected a duration like 150ms, 2s or 1m, got \"2x\""},
+		{"router:\n  error_pages: pages\n", ":2:16: router.error_pages: expected an absolute "
+		 "path of a directory (404.html, 502.html, 503.html, 504.html), got \"pages\""},
+		{"router:\n  error_pages:\n", ":2:15: router.error_pages: expected an absolute path of "
+		 "a directory (404.html, 502.html, 503.html, 504.html), got nothing"},
+		{"router:\n  error_pages: @D/missing\n", ":2:16: router.error_pages: \"@D/missing\" "
+		 "does not exist"},
+		{"router:\n  error_pages: @D/file.html\n", ":2:16: router.error_pages: "
+		 "\"@D/file.html\" is not a directory"},
+		{"router:\n  error_pages: @D/pages/../pages\n", ":2:16: router.error_pages: expected a "
+		 "path without \"..\" components, got \"@D/pages/../pages\""},
+		{"router:\n  error_pages: \"@D/pages\\0x\"\n", ":2:16: router.error_pages: must not "
+		 "contain NUL bytes"},
+		{"router:\n  error_pages: {a: b}\n", ":2:16: router.error_pages: expected an absolute "
+		 "path of a directory (404.html, 502.html, 503.html, 504.html), got a mapping"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *in = with_dir(cases[i].in, f->dir);
+		put(f, "server.yaml", in);
+		free(in);
+		if (server_conf_load(path, &c, &e) == 0)
+			fail_msg("case %zu loaded, expected: %s", i, cases[i].msg);
+		char *want = with_dir(cases[i].msg, f->dir);
+		char *msg = xasprintf("%s%s", path, want);
+		if (strcmp(e.msg, msg))
+			fail_msg("case %zu:\n got: %s\nwant: %s", i, e.msg, msg);
+		free(msg);
+		free(want);
+		assert_int_equal(e.code, ERR_INVALID);
+		assert_null(c.profiles);
+		assert_null(c.router.error_pages);   /* freed with the rest after a failure */
+	}
+
+	/* a path over 4096 bytes is refused before the file system is asked */
+	struct buf big = BUF_INIT;
+	buf_adds(&big, "router:\n  error_pages: /");
+	for (int i = 0; i < 4100; i++)
+		buf_adds(&big, "a");
+	buf_adds(&big, "\n");
+	put(f, "server.yaml", big.p);
+	buf_free(&big);
+	assert_int_equal(server_conf_load(path, &c, &e), -1);
+	char *want = xasprintf("%s:2:16: router.error_pages: expected an absolute path", path);
+	if (strncmp(e.msg, want, strlen(want)))
+		fail_msg("long error_pages: %s", e.msg);
+	free(want);
+	free(pages);
 	free(path);
 }
 
@@ -994,6 +1175,7 @@ int main(void)
 		cmocka_unit_test(test_server_conf_defaults),
 		cmocka_unit_test_setup_teardown(test_server_conf_file, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_server_conf_alerts, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_server_conf_router, dir_setup, dir_teardown),
 		cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.
 import bench as B  # noqa: E402
 
 PARAMS = {
-    "router": {"ROUTER_SECONDS": 10, "ROUTER_ROUNDS": 3, "ROUTER_CONNS": 64},
+    "router": {"ROUTER_SECONDS": 8, "ROUTER_ROUNDS": 5, "ROUTER_CONNS": 64},
     "idle": {"IDLE_CONNS": 10000},
     "dns": {"DNS_SECONDS": 10, "DNS_ROUNDS": 3, "DNS_CLIENTS": 4},
 }
@@ -308,8 +308,31 @@ def wrk(port, seconds, conns, threads):
     return r
 
 
+def cpu_idle_pct(window=1.0):
+    """The machine's idle CPU share (%) over the next `window` seconds (/proc/stat)."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = snap()
+    time.sleep(window)
+    t1, i1 = snap()
+    return 100.0 * (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(min_idle=90.0, max_wait=30.0):
+    """Latency tails measure the scheduler as much as the proxy: a run starts only once the
+    machine has been idle for a second (or after max_wait, noted). Returns the idle share."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        idle = cpu_idle_pct()
+        if idle >= min_idle or time.monotonic() >= deadline:
+            return idle
+
+
 def wrk_measured(port, proxy_pids_fn, upstream_pid, seconds, conns, threads):
     """One wrk run with the CPU time the proxy's and the upstream's processes spent in it."""
+    idle = wait_quiet()
     pids = proxy_pids_fn()
     ups = group_pids(upstream_pid)
     c0, u0 = cpu_of(pids), cpu_of(ups)
@@ -318,11 +341,12 @@ def wrk_measured(port, proxy_pids_fn, upstream_pid, seconds, conns, threads):
     r["cpu_s"] = c1 - c0
     r["cpu_us_per_req"] = (c1 - c0) / r["requests"] * 1e6
     r["upstream_cpu_us_per_req"] = (u1 - u0) / r["requests"] * 1e6
+    r["idle_before_pct"] = idle
     return r
 
 
 def cmd_router(res):
-    seconds, rounds = B.env_int("ROUTER_SECONDS", 10), B.env_int("ROUTER_ROUNDS", 3)
+    seconds, rounds = B.env_int("ROUTER_SECONDS", 8), B.env_int("ROUTER_ROUNDS", 5)
     conns = B.env_int("ROUTER_CONNS", 64)
     threads = cpus()
     wrk_threads = B.env_int("WRK_THREADS", threads)
@@ -371,7 +395,9 @@ def cmd_router(res):
         f"p99 {series(runs['berth'], 'p99_ms', 1)} ms vs {series(runs['nginx'], 'p99_ms', 1)} ms. The upstream alone (wrk straight at it) "
         f"answers {alone['rps'] / 1000:.1f} k req/s; it used {med('berth', 'upstream_cpu_us_per_req'):.1f} µs "
         f"of CPU per request behind berth and {med('nginx', 'upstream_cpu_us_per_req'):.1f} µs behind nginx. "
-        f"wrk runs on the same {threads} cores ({wrk_threads} threads) as the proxy and the upstream.")
+        f"wrk runs on the same {threads} cores ({wrk_threads} threads) as the proxy and the upstream; "
+        f"berth's server and nginx each run in their own session (scheduler autogroup), and each run "
+        f"started on a quiet machine (idle before the runs: min {min(r['idle_before_pct'] for v in runs.values() for r in v):.0f}%).")
     if errs["berth"]:
         raise B.BenchProblem(f"{errs['berth']} requests through berth's router failed (non-2xx or socket errors)")
 

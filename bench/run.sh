@@ -9,7 +9,7 @@
 #
 # Settings (environment): BERTH_BIN (default ./berth), BENCH_PYTHON (interpreter of the test
 # apps, default /usr/bin/python3), CC, DEPLOYS=20, SCALE_N=50, SCALE_ROUNDS=3, RSS_N=100,
-# LOG_LINES=2000000, LOG_ROUNDS=3, ROUTER_SECONDS=10, ROUTER_ROUNDS=3, ROUTER_CONNS=64,
+# LOG_LINES=2000000, LOG_ROUNDS=3, ROUTER_SECONDS=8, ROUTER_ROUNDS=5, ROUTER_CONNS=64,
 # WRK_THREADS (default: CPUs), IDLE_CONNS=10000, DNS_SECONDS=10, DNS_ROUNDS=3, DNS_CLIENTS=4,
 # BENCH_ONLY="rss deploy scale logs router idle dns" (a subset; commas or spaces),
 # RESULTS=bench/RESULTS.md, NO_RESULTS=1 (print only), BENCH_KEEP=1 (keep the temp dir),

@@ -1,6 +1,7 @@
-/* alerts: the main-loop side of webhook notifications: configuration, per-env webhooks, the
- * per-(kind, env, app, process) rate limit with its end-of-window flush timer, and the JSON
- * payload. Deliveries go to the worker in deliver.c (see alerts.h for the contract). */
+/* alerts: the main-loop side of webhook notifications: configuration, URL checks, per-env
+ * webhooks, the per-(kind, env, app, process) rate limit with its end-of-window flush timer,
+ * and the JSON payload. Deliveries go to the worker in deliver.c, which is started by the
+ * first alert that has a webhook to go to (see alerts.h for the contract). */
 #include "alerts/internal.h"
 
 #include <curl/curl.h>
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "metrics/metrics.h"
@@ -45,7 +47,8 @@ struct alerts {
 	struct env_hooks *envs;
 	struct rl_entry *rl;
 	struct alert_counters ctr;
-	struct sender *sender;
+	struct sender_conf sc;
+	struct sender *sender;          /* started by the first alert with a webhook to go to */
 };
 
 static const char *const KIND_NAMES[ALERT_KIND_COUNT] = {
@@ -92,19 +95,38 @@ void alerts_url_redact(const char *url, struct buf *out)
 	curl_url_cleanup(u);
 }
 
-static int check_url(const char *url, struct err *e)
+/* Whether url starts with "scheme://" and a host as written, not "scheme:///x" or
+ * "scheme:/x", which libcurl forgives by taking x as the host: the redacted form would then
+ * show what the user meant as a secret path. */
+static bool authority_as_written(const char *url, const char *scheme)
 {
+	size_t n = strlen(scheme);
+	return strncasecmp(url, scheme, n) == 0 && strncmp(url + n, "://", 3) == 0 && url[n + 3] != '/' &&
+	       url[n + 3] != '\\';
+}
+
+int alerts_url_check(const char *url, struct err *e)
+{
+	if (!url || !*url)
+		return err_set(e, ERR_INVALID, "the webhook URL is empty");
+	size_t n = strnlen(url, ALERTS_URL_MAX + 1);
+	if (n > ALERTS_URL_MAX)
+		return err_set(e, ERR_INVALID, "the webhook URL is longer than %d bytes", ALERTS_URL_MAX);
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return err_set(e, ERR_INVALID, "the webhook URL holds a space or a control character");
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
 	int rc = 0;
-	if (!u || !url || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
-		rc = err_set(e, ERR_INVALID, "webhook URL is not a valid http(s) URL with a host");
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host ||
+	    !authority_as_written(url, scheme)) {
+		rc = err_set(e, ERR_INVALID, "the webhook URL is not an http:// or https:// URL with a host");
 	} else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
 		struct buf r = BUF_INIT;
 		alerts_url_redact(url, &r);
-		rc = err_set(e, ERR_INVALID, "webhook %s: only http and https are supported", buf_str(&r));
+		rc = err_set(e, ERR_INVALID, "%s: only http and https webhooks are supported", buf_str(&r));
 		buf_free(&r);
 	}
 	curl_free(scheme);
@@ -231,6 +253,25 @@ static char *utf8_clean(const char *s)
 	return out;
 }
 
+/* The delivery worker, started on first need: a server without webhooks never starts the
+ * thread nor initialises libcurl. NULL (logged; the caller drops the deliveries) when it
+ * cannot be started now; the next alert tries again. Main loop. */
+static struct sender *start_sender(struct alerts *a)
+{
+	if (a->sender)
+		return a->sender;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	struct err e = ERR_INIT;
+	a->sender = sender_new(&a->sc, &a->ctr, &e);
+	if (!a->sender) {
+		curl_global_cleanup();
+		log_warn("%s; this alert's deliveries are dropped", e.msg);
+		return NULL;
+	}
+	log_info("alerts: delivery worker started");
+	return a->sender;
+}
+
 /* Queue the alert for every webhook of the server and of its env. */
 static void send_alert(struct alerts *a, enum alert_kind kind, const char *env, const char *app,
 		       const char *process, const char *instance, const char *message, int64_t ts_us,
@@ -249,12 +290,19 @@ static void send_alert(struct alerts *a, enum alert_kind kind, const char *env, 
 		return;
 	}
 	atomic_fetch_add_explicit(&a->ctr.emitted, 1, memory_order_relaxed);
+	struct env_hooks *eh = a->envs;
+	while (eh && strcmp(eh->env, env) != 0)
+		eh = eh->next;
+	size_t n = a->nurls + (eh ? eh->n : 0);
+	if (n && !start_sender(a)) {
+		alert_count(&a->ctr, kind, OUTCOME_DROPPED, n);
+		free(payload);
+		return;
+	}
 	for (size_t i = 0; i < a->nurls; i++)
 		sender_push(a->sender, kind, a->urls[i], payload);
-	for (struct env_hooks *h = a->envs; h; h = h->next)
-		if (strcmp(h->env, env) == 0)
-			for (size_t i = 0; i < h->n; i++)
-				sender_push(a->sender, kind, h->urls[i], payload);
+	for (size_t i = 0; eh && i < eh->n; i++)
+		sender_push(a->sender, kind, eh->urls[i], payload);
 	free(payload);
 }
 
@@ -408,7 +456,7 @@ int alerts_set_env_webhooks(struct alerts *a, const char *env, const char *const
 			    struct err *e)
 {
 	for (size_t i = 0; i < n; i++)
-		if (check_url(urls[i], e) < 0)
+		if (alerts_url_check(urls[i], e) < 0)
 			return err_prefix(e, "env %s", env);
 	struct env_hooks **pp = &a->envs;
 	while (*pp && strcmp((*pp)->env, env) != 0)
@@ -450,9 +498,8 @@ void alerts_stats(struct alerts *a, struct alerts_stats *out)
 struct alerts *alerts_new(uv_loop_t *loop, const struct alerts_conf *c, struct err *e)
 {
 	for (size_t i = 0; i < c->nurls; i++)
-		if (check_url(c->urls[i], e) < 0)
+		if (alerts_url_check(c->urls[i], e) < 0)
 			return NULL;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct alerts *a = xcalloc(1, sizeof *a);
 	a->loop = loop;
 	if (c->server && *c->server) {
@@ -471,7 +518,7 @@ struct alerts *alerts_new(uv_loop_t *loop, const struct alerts_conf *c, struct e
 	atomic_init(&a->ctr.emitted, 0);
 	atomic_init(&a->ctr.retries, 0);
 	atomic_init(&a->ctr.family, NULL);
-	struct sender_conf sc = {
+	a->sc = (struct sender_conf){
 		.max_attempts = c->max_attempts > 0 ? c->max_attempts : 5,
 		.backoff_ms = c->backoff_ms > 0 ? c->backoff_ms : 1000,
 		.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000,
@@ -479,14 +526,6 @@ struct alerts *alerts_new(uv_loop_t *loop, const struct alerts_conf *c, struct e
 		.queue_max = c->queue_max > 0 ? c->queue_max : 256,
 		.max_inflight = c->max_inflight > 0 ? c->max_inflight : 4,
 	};
-	a->sender = sender_new(&sc, &a->ctr, e);
-	if (!a->sender) {
-		free_urls(a->urls, a->nurls);
-		free(a->server);
-		free(a);
-		curl_global_cleanup();
-		return NULL;
-	}
 	uv_timer_init(loop, &a->timer);
 	a->timer.data = a;
 	return a;
@@ -501,8 +540,11 @@ void alerts_free(struct alerts *a)
 {
 	if (!a)
 		return;
-	sender_free(a->sender);
-	a->sender = NULL;
+	if (a->sender) {
+		sender_free(a->sender);
+		a->sender = NULL;
+		curl_global_cleanup();
+	}
 	while (a->rl) {
 		struct rl_entry *r = a->rl;
 		a->rl = r->next;
@@ -518,6 +560,5 @@ void alerts_free(struct alerts *a)
 	}
 	free_urls(a->urls, a->nurls);
 	free(a->server);
-	curl_global_cleanup();
 	uv_close((uv_handle_t *)&a->timer, on_closed);
 }

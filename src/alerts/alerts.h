@@ -15,6 +15,9 @@
  * Secrets: a webhook URL's path, query and user info are treated as secret (Slack's URLs are
  * bearer tokens); logs and errors show only scheme://host[:port] (alerts_url_redact).
  *
+ * Cost: the worker thread and libcurl start only when the first alert has a webhook to go
+ * to, so an alerts object on a server with no webhook (yet) is a few bytes and an idle timer.
+ *
  * Payload (Content-Type: application/json), see docs/metrics.md:
  *   {"text": "...", "kind": "crash_loop", "env", "app", "process", "instance", "message",
  *    "ts": RFC 3339, "server": name, "suppressed": N}
@@ -53,8 +56,15 @@ struct alerts_conf {
 	int64_t shutdown_grace_ms;    /* alerts_free keeps delivering at most this long [1000] */
 };
 
-/* Start the worker. loop: the main loop (for the rate-limit timer). Every URL must be http://
- * or https:// with a host, else NULL with e set (ERR_INVALID, URL redacted). */
+/* Webhook lists (server-wide, or one env's) hold at most this many URLs of at most
+ * ALERTS_URL_MAX bytes each; server.yaml and the API enforce it. */
+#define ALERTS_MAX_WEBHOOKS 16
+#define ALERTS_URL_MAX 2048
+
+/* Set up alerts. loop: the main loop (for the rate-limit timer). Every URL must pass
+ * alerts_url_check, else NULL with e set. The delivery worker is started on first need (the
+ * first alert with somewhere to go); if it cannot be started then, that alert's deliveries
+ * are dropped (logged, counted) and the next alert tries again. */
 struct alerts *alerts_new(uv_loop_t *loop, const struct alerts_conf *c, struct err *e);
 /* Stop: deliveries already queued get up to shutdown_grace_ms, then the worker is stopped and
  * the rest dropped (logged). Blocks the calling thread at most about that long. The memory is
@@ -90,6 +100,11 @@ struct alerts_stats {
 	uint64_t dropped;     /* deliveries dropped: queue full or shutdown */
 };
 void alerts_stats(struct alerts *a, struct alerts_stats *out);
+
+/* Check one webhook URL: at most ALERTS_URL_MAX bytes, no spaces or control characters,
+ * http:// or https:// with a host. 0, or -1 with e (ERR_INVALID) saying what is wrong; the
+ * message quotes at most the URL's scheme://host[:port], never its secret parts. */
+int alerts_url_check(const char *url, struct err *e);
 
 /* "crash_loop", ... */
 const char *alert_kind_name(enum alert_kind k);

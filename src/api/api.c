@@ -156,6 +156,8 @@ static void route(struct ctx *c)
 		if (method(r, "GET")) api_envs(c); else not_allowed(r);
 	} else if (is(c, 0, "apps") && c->nseg == 1) {
 		if (method(r, "GET")) api_apps(c); else not_allowed(r);
+	} else if (is(c, 0, "envs") && is(c, 2, "alerts") && c->nseg == 3) {
+		api_env_alerts(c);
 	} else if (is(c, 0, "envs") && is(c, 2, "apps") && c->nseg >= 4) {
 		route_app(c);
 	} else if (is(c, 0, "router") && is(c, 1, "logs") && c->nseg == 2) {

@@ -76,12 +76,21 @@ void api_volume_delete(struct ctx *c, const char *name);
 void api_routes(struct ctx *c);
 void api_route_add(struct ctx *c);
 void api_route_delete(struct ctx *c);
+void api_env_alerts(struct ctx *c);     /* GET/PUT /v1/envs/E/alerts */
 void api_tokens(struct ctx *c);
 void api_token_new(struct ctx *c);
 void api_token_delete(struct ctx *c, const char *name);
 
 /* Token check: the role of the bearer token in r, or 0 when missing/unknown. */
 enum role api_auth(struct api *a, struct http_req *r);
+
+/* Env alert webhooks (env_alerts.c). Check a PUT body {"webhooks": [URL, ...]}: an object
+ * with only that field, a list of at most ALERTS_MAX_WEBHOOKS distinct strings, each passing
+ * alerts_url_check. 0 and *out = a copy of the list (new reference; [] clears), or -1 with e
+ * (ERR_INVALID) naming the bad item as webhooks[i] and never quoting a URL whole. */
+int api_webhooks_parse(json_t *body, json_t **out, struct err *e);
+/* How an answer shows a webhook URL: scheme://host[:port]/… (appended to out). */
+void api_webhook_redact(const char *url, struct buf *out);
 
 /* The formation in effect for an app document (apps.c). */
 json_t *api_formation(struct api *a, json_t *doc);

@@ -24,6 +24,7 @@ static const struct flag_def flag_defs[] = {
 	{F_VERSION, "version", 0, false}, {F_STRIP, "strip-prefix", 0, false},
 	{F_BALANCE, "balance", 0, true}, {F_ROUTER, "router", 0, false},
 	{F_ERROR_PAGES, "error-pages", 0, true},
+	{F_WEBHOOK, "webhook", 0, true},    {F_CLEAR, "clear", 0, false},
 };
 #define NFLAGS (sizeof flag_defs / sizeof flag_defs[0])
 
@@ -73,6 +74,11 @@ static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
 	case F_BALANCE: o->balance = v; break;
 	case F_ROUTER: o->router = true; break;
 	case F_ERROR_PAGES: o->error_pages = v; break;
+	case F_WEBHOOK:
+		o->webhooks = xrealloc(o->webhooks, (o->nwebhooks + 1) * sizeof *o->webhooks);
+		o->webhooks[o->nwebhooks++] = v;
+		break;
+	case F_CLEAR: o->clear = true; break;
 	default: break;
 	}
 }
@@ -180,6 +186,9 @@ void cli_opts_free(struct cli_opts *o)
 	free(o->pos);
 	o->pos = NULL;
 	o->npos = 0;
+	free(o->webhooks);
+	o->webhooks = NULL;
+	o->nwebhooks = 0;
 }
 
 int cli_parse_count(const char *s, int64_t max, int64_t *out)

@@ -33,6 +33,8 @@ enum cli_flag {
 	F_BALANCE = 1u << 16, /* --balance round-robin|least-conn */
 	F_ROUTER = 1u << 17,  /* --router */
 	F_ERROR_PAGES = 1u << 18, /* --error-pages DIR */
+	F_WEBHOOK = 1u << 19, /* --webhook URL (repeatable: each adds one) */
+	F_CLEAR = 1u << 20,   /* --clear */
 };
 #define F_CONN (F_API | F_TOKEN | F_DATA)
 #define F_TARGET (F_APP | F_ENV)
@@ -40,18 +42,20 @@ enum cli_flag {
 #define F_COMMON (F_TARGET | F_CONN | F_JSON | F_HELP)
 
 /* The parsed command line of one invocation. Strings point into argv (not owned);
- * pos is owned (cli_opts_free). */
+ * the pos and webhooks arrays are owned (cli_opts_free). */
 struct cli_opts {
 	unsigned set;             /* F_* bits seen */
 	const char *app, *env, *api, *token, *data;
 	const char *message, *process, *since, *role, *lines, *balance, *error_pages;
-	bool json, follow, yes, help, strip_prefix, router;
+	bool json, follow, yes, help, strip_prefix, router, clear;
 	const char **pos;         /* positional args in order */
 	size_t npos;
+	const char **webhooks;    /* every --webhook in order */
+	size_t nwebhooks;
 };
 
 /* Parse argv[0..argc) into o (which the caller zeroes once; repeated calls add to it, a
- * repeated flag keeps its last value). Flags outside `allowed` are usage errors naming the
+ * repeated flag keeps its last value, except --webhook, whose values add up). Flags outside `allowed` are usage errors naming the
  * flag. When stop_at_positional, parsing stops before the first positional arg and *next is
  * its index (used for the flags in front of the verb); otherwise every arg is consumed.
  * Returns 0, or -1 with e (ERR_INVALID) saying what was wrong. */

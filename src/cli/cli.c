@@ -48,14 +48,28 @@ static const struct verb verbs[] = {
 	 "Examples:\n"
 	 "  berth apps\n"
 	 "  berth apps --env staging --json\n"},
-	{"envs", cmd_envs, F_CONN | F_JSON | F_HELP, G_APP,
-	 "berth envs [--json]",
-	 "List environments",
+	{"envs", cmd_envs, F_CONN | F_JSON | F_HELP | F_WEBHOOK | F_CLEAR, G_APP,
+	 "berth envs [--json]\n"
+	 "berth envs alerts ENV [--json]\n"
+	 "berth envs alerts ENV --webhook URL [--webhook URL ...]\n"
+	 "berth envs alerts ENV --clear",
+	 "List environments; show or set an env's alert webhooks",
 	 "Lists the environments (namespaces such as production and staging) and how many apps\n"
 	 "each holds. An environment comes into being with its first deploy.\n"
+	 "`envs alerts ENV` shows the webhooks ENV's alerts go to besides the server-wide ones\n"
+	 "(crash loops, failing health checks, failed deploys, recoveries; docs/metrics.md), and\n"
+	 "where they come from: set here, from server.yaml's alerts.envs, or none. Webhook URLs\n"
+	 "are secrets (a Slack URL is a bearer token), so they are only ever shown as\n"
+	 "scheme://host[:port]/….\n"
+	 "`--webhook URL` (repeat it, up to 16) replaces ENV's list at once, no restart needed;\n"
+	 "`--clear` removes it (server.yaml's list for ENV, if any, applies again). A list set\n"
+	 "here wins over server.yaml's for the same env. Setting needs an admin token.\n"
 	 "\n"
 	 "Examples:\n"
-	 "  berth envs\n"},
+	 "  berth envs\n"
+	 "  berth envs alerts staging\n"
+	 "  berth envs alerts staging --webhook https://hooks.slack.com/services/T0/B0/XXXX\n"
+	 "  berth envs alerts staging --clear\n"},
 	{"ps", cmd_ps, F_COMMON, G_APP,
 	 "berth ps [--app A] [--env E] [--json]",
 	 "Show an app's instances",
@@ -277,6 +291,9 @@ static void print_flags(FILE *f, const struct verb *v)
 		{F_ERROR_PAGES, "  --error-pages DIR the route's own 502.html/503.html/504.html "
 				"(a directory on\n                    the server's machine; a relative "
 				"DIR is resolved here)"},
+		{F_WEBHOOK, "  --webhook URL     an http(s) webhook for the env's alerts (repeat for "
+			    "more;\n                    replaces the env's list)"},
+		{F_CLEAR, "  --clear           remove the env's own webhooks"},
 		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
 			 "text"},
 		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "
@@ -401,7 +418,7 @@ int cli_main(int argc, char **argv)
 	/* Flags in front of the verb: `berth --api URL ps`. */
 	if (cli_parse_flags(argc - 1, argv + 1, F_COMMON | F_VERSION | F_MESSAGE | F_FOLLOW |
 			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE | F_STRIP | F_BALANCE |
-			    F_ROUTER | F_ERROR_PAGES, true, &o, &next, &e)) {
+			    F_ROUTER | F_ERROR_PAGES | F_WEBHOOK | F_CLEAR, true, &o, &next, &e)) {
 		fprintf(stderr, "berth: %s (run `berth help` for the list of verbs and flags)\n", e.msg);
 		return EXIT_USAGE;
 	}

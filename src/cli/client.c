@@ -305,8 +305,10 @@ static int perform(struct client *c, struct xfer *x, const char *method, const c
 	hl = curl_slist_append(hl, stream ? "Accept: application/x-ndjson, application/json"
 					  : "Accept: application/json");
 	hl = curl_slist_append(hl, "Expect:");   /* no 100-continue round trip for uploads */
-	if (!strcmp(method, "POST")) {
+	if (!strcmp(method, "POST") || (body && strcmp(method, "GET"))) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		if (strcmp(method, "POST"))
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);   /* PUT/PATCH with a body */
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? n : 0));
 		if (ctype) {

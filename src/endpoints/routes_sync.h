@@ -1,6 +1,8 @@
 /* routes_sync: keeps the endpoints table's routes equal to the routes in the store
- * (/routes/<host><path> -> {"host","path","env","app","process","strip_prefix","balance"}).
- * Loads them at start and follows every change through a store watch. */
+ * (/routes/<host><path> -> {"host","path","env","app","process","strip_prefix","balance",
+ * "error_pages"}; "error_pages" is an absolute directory on the server or null, and becomes
+ * the route's error_dir in the table). Loads them at start and follows every change through
+ * a store watch. */
 #ifndef BERTH_ROUTES_SYNC_H
 #define BERTH_ROUTES_SYNC_H
 #include "endpoints/endpoints.h"

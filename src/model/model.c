@@ -67,6 +67,24 @@ int model_parse_app_key(const char *key, char *env, char *app)
 	return 0;
 }
 
+int model_parse_env_key(const char *key, char *env)
+{
+	if (strncmp(key, "/envs/", 6))
+		return -1;
+	const char *p = key + 6;
+	size_t n = strlen(p);
+	if (!n || n >= 64 || strchr(p, '/'))
+		return -1;
+	memcpy(env, p, n + 1);
+	return 0;
+}
+
+json_t *model_env_webhooks(json_t *envdoc)
+{
+	json_t *w = json_object_get(json_object_get(envdoc, "alerts"), "webhooks");
+	return json_is_array(w) && json_array_size(w) ? w : NULL;
+}
+
 int model_json_int(json_t *obj, const char *field, int dflt)
 {
 	json_t *v = json_object_get(obj, field);

@@ -1,5 +1,7 @@
 /* model: where berth's desired state lives in the store, and the JSON documents there.
- *   /envs/<env>                              {"name","created_at"}
+ *   /envs/<env>                              {"name","created_at"[,"alerts"]}: "alerts" is
+ *                                            {"webhooks":[URL...],"updated_at"}, the env's
+ *                                            own alert webhooks (absent: none set; secrets)
  *   /envs/<env>/apps/<app>                   app document (below)
  *   /envs/<env>/apps/<app>/releases/<%010d>  release document (docs/API.md "release", plus
  *                                            "manifest" and "dir")
@@ -28,6 +30,12 @@ json_t *model_get(struct store *s, const char *key, int64_t *rev, struct err *e)
 char *model_dump(json_t *j);
 /* Parse "/envs/E/apps/A..." into env and app (64-byte buffers); 0 on match. */
 int model_parse_app_key(const char *key, char *env, char *app);
+
+/* Parse "/envs/E" (exactly: no deeper key) into env (64-byte buffer); 0 on match. */
+int model_parse_env_key(const char *key, char *env);
+/* The env document's own alert webhooks: its "alerts"."webhooks" array (borrowed), or NULL
+ * when it has none (absent, not an array, or empty). */
+json_t *model_env_webhooks(json_t *envdoc);
 
 /* What changed from release prev (NULL: none) to next, as short phrases (new reference). */
 json_t *model_release_changes(json_t *prev, json_t *next);

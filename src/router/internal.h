@@ -31,7 +31,7 @@
 #define RT_LINGER_MS 2000            /* reading and dropping input after a closing answer */
 #define RT_MAX_TRIES 8               /* endpoints tried for one request (connect failures) */
 #define RT_LOG_MAX (4 * 1024 * 1024) /* access-log bytes a thread keeps for the main loop */
-#define RT_LOG_BATCH (32 * 1024)     /* ... the main loop is woken when a batch is this big */
+#define RT_LOG_BATCH (64 * 1024)     /* ... the main loop is woken when a batch is this big */
 #define RT_LOG_DELAY_MS 100          /* ... or this long after its first line */
 #define RT_OUT_MAX 8                 /* pieces of answer gathered into one write */
 #define RT_REQID_MAX 128

@@ -14,6 +14,7 @@
 #include "endpoints/routes_sync.h"
 #include "metrics/metrics.h"
 #include "alerts/alerts.h"
+#include "alerts/sync.h"
 #include "dns/dns.h"
 #include "router/router.h"
 #include "store/store.h"
@@ -60,6 +61,7 @@ struct server {
 	struct metrics *metrics;
 	struct metrics_families fams;
 	struct alerts *alerts;
+	struct alerts_sync *alerts_sync;   /* per-env webhooks: server.yaml + store */
 	struct api *api;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
@@ -199,7 +201,9 @@ static void collect_log_lines(void *arg, struct metrics_emitter *em)
 	metrics_emit(em, NULL, (double)logs_lines_total(arg));
 }
 
-/* Metrics registry and alert delivery, handed to the reconciler (and the API for /metrics). */
+/* Metrics registry and alerts, handed to the reconciler (and the API for /metrics). The
+ * alerts object always exists, because an env may get webhooks through the API at any time;
+ * its delivery thread and libcurl start only when an alert first has a webhook to go to. */
 static int start_observers(struct server *s, struct err *e)
 {
 	s->metrics = metrics_new();
@@ -212,24 +216,19 @@ static int start_observers(struct server *s, struct err *e)
 		.nurls = s->conf.nalert_webhooks,
 		.rate_limit_ms = s->conf.alert_rate_limit_ms > 0 ? s->conf.alert_rate_limit_ms : -1,
 	};
-	if (!s->conf.nalert_webhooks && !s->conf.nalert_envs) {
-		/* No webhook: no delivery thread, and libcurl/TLS never get loaded. */
-		reconciler_observe(s->rc, &s->fams, NULL);
-		return 0;
-	}
 	s->alerts = alerts_new(s->loop, &ac, e);
 	if (!s->alerts)
 		return err_prefix(e, "alerts");
-	for (size_t k = 0; k < s->conf.nalert_envs; k++) {
-		const struct alert_env *ae = &s->conf.alert_envs[k];
-		if (alerts_set_env_webhooks(s->alerts, ae->env, (const char *const *)ae->webhooks, ae->nwebhooks, e) < 0)
-			return err_prefix(e, "alerts.envs.%s", ae->env);
-	}
+	s->alerts_sync = alerts_sync_start(s->alerts, s->st, &s->conf, e);
+	if (!s->alerts_sync)
+		return err_prefix(e, "alerts");
 	alerts_set_metrics(s->alerts, s->fams.alerts);
 	reconciler_observe(s->rc, &s->fams, s->alerts);
-	if (s->conf.nalert_webhooks || s->conf.nalert_envs)
-		log_info("alerts: %zu server-wide webhook%s, %zu env%s with their own", s->conf.nalert_webhooks,
-			 s->conf.nalert_webhooks == 1 ? "" : "s", s->conf.nalert_envs, s->conf.nalert_envs == 1 ? "" : "s");
+	size_t nstored = alerts_sync_store_envs(s->alerts_sync);
+	if (s->conf.nalert_webhooks || s->conf.nalert_envs || nstored)
+		log_info("alerts: %zu server-wide webhook%s; %zu env%s with their own in server.yaml, %zu set "
+			 "through the API", s->conf.nalert_webhooks, s->conf.nalert_webhooks == 1 ? "" : "s",
+			 s->conf.nalert_envs, s->conf.nalert_envs == 1 ? "" : "s", nstored);
 	return 0;
 }
 
@@ -501,6 +500,7 @@ static void server_free(struct server *s)
 		dns_server_close(s->dns, NULL, NULL);
 	router_free(s->router);
 	logs_sink_close(s->access_log);
+	alerts_sync_free(s->alerts_sync);
 	alerts_free(s->alerts);
 	if (s->loop)
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)

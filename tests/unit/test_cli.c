@@ -1,6 +1,7 @@
-/* test_cli: the CLI's pure logic: flag parsing, the argument languages of scale/config/
- * rollback/logs/routes (HOST[/PATH], --balance), NDJSON line splitting, table and value formatting, the API address and
- * path escaping, berth.yaml defaults, and the exit codes of usage errors. */
+/* test_cli: the CLI's pure logic: flag parsing (--error-pages, the repeatable --webhook), the
+ * argument languages of scale/config/rollback/logs/routes (HOST[/PATH], --balance), NDJSON
+ * line splitting, table and value formatting, the API address and path escaping, berth.yaml
+ * defaults, and the exit codes of usage errors (routes, envs alerts). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -164,6 +165,76 @@ static void test_flags_routes_and_router(void **state)
 	assert_string_equal(cli_flag_name(F_STRIP), "strip-prefix");
 	assert_string_equal(cli_flag_name(F_BALANCE), "balance");
 	assert_string_equal(cli_flag_name(F_ROUTER), "router");
+
+	/* --error-pages DIR: only where the verb takes it, and never without its value. */
+	unsigned add = routes | F_ERROR_PAGES;
+	assert_int_equal(parse(&o, add, &e, "add", "h/p", "--app", "a", "--error-pages", "/x", NULL), 0);
+	assert_string_equal(o.error_pages, "/x");
+	assert_true(o.set & F_ERROR_PAGES);
+	assert_string_equal(o.app, "a");
+	assert_int_equal(o.npos, 2);
+	assert_string_equal(o.pos[0], "add");
+	assert_string_equal(o.pos[1], "h/p");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, add, &e, "add", "h/p", "--error-pages=/srv/errors", "--app=a", NULL), 0);
+	assert_string_equal(o.error_pages, "/srv/errors");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, add, &e, "add", "h/p", "--app", "a", "--error-pages", NULL), -1);
+	assert_string_equal(e.msg, "flag --error-pages needs a value");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, routes, &e, "add", "h/p", "--error-pages", "/x", NULL), -1);
+	assert_string_equal(e.msg, "flag --error-pages does not apply to this verb");
+	cli_opts_free(&o);
+	assert_string_equal(cli_flag_name(F_ERROR_PAGES), "error-pages");
+}
+
+static void test_flags_webhook_and_clear(void **state)
+{
+	struct cli_opts o;
+	struct err e = ERR_INIT;
+	unsigned envs = F_CONN | F_JSON | F_HELP | F_WEBHOOK | F_CLEAR;
+	/* --webhook adds up (unlike other flags), in order. */
+	assert_int_equal(parse(&o, envs, &e, "alerts", "staging", "--webhook", "https://a.example.com/1",
+			       "--webhook=https://b.example.com/2", "--json", NULL), 0);
+	assert_int_equal(o.nwebhooks, 2);
+	assert_string_equal(o.webhooks[0], "https://a.example.com/1");
+	assert_string_equal(o.webhooks[1], "https://b.example.com/2");
+	assert_true(o.set & F_WEBHOOK);
+	assert_false(o.clear);
+	assert_true(o.json);
+	assert_int_equal(o.npos, 2);
+	assert_string_equal(o.pos[1], "staging");
+	cli_opts_free(&o);
+	assert_null(o.webhooks);
+	assert_int_equal(o.nwebhooks, 0);
+
+	assert_int_equal(parse(&o, envs, &e, "alerts", "staging", "--clear", NULL), 0);
+	assert_true(o.clear);
+	assert_int_equal(o.nwebhooks, 0);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, envs, &e, "--clear=yes", NULL), -1);
+	assert_string_equal(e.msg, "flag --clear takes no value");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, envs, &e, "alerts", "staging", "--webhook", NULL), -1);
+	assert_string_equal(e.msg, "flag --webhook needs a value");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, F_COMMON, &e, "--webhook", "https://a.example.com/1", NULL), -1);
+	assert_string_equal(e.msg, "flag --webhook does not apply to this verb");
+	cli_opts_free(&o);
+
+	/* Flags in front of the verb and after it add up too. */
+	char *front[] = {"--webhook", "https://a.example.com/1", "envs"};
+	char *after[] = {"alerts", "qa", "--webhook", "https://b.example.com/2"};
+	struct cli_opts both = {0};
+	int next = -1;
+	assert_int_equal(cli_parse_flags(3, front, envs, true, &both, &next, &e), 0);
+	assert_int_equal(next, 2);
+	assert_int_equal(cli_parse_flags(4, after, envs, false, &both, NULL, &e), 0);
+	assert_int_equal(both.nwebhooks, 2);
+	assert_string_equal(both.webhooks[1], "https://b.example.com/2");
+	cli_opts_free(&both);
+	assert_string_equal(cli_flag_name(F_WEBHOOK), "webhook");
+	assert_string_equal(cli_flag_name(F_CLEAR), "clear");
 }
 
 /* ---- argument languages ---- */
@@ -986,6 +1057,25 @@ static void test_exit_codes(void **state)
 	assert_int_equal(run_args("logs", "--router", "-n", "x", NULL), EXIT_USAGE);
 	assert_int_equal(run_args("ps", "--router", "--app", "web", NULL), EXIT_USAGE);
 	assert_int_equal(run_args("--strip-prefix", "ps", "--app", "web", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "a", "--error-pages", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "a", "--error-pages=", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_args("help", "envs", NULL), EXIT_OK);
+	assert_int_equal(run_args("envs", "frob", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "Bad_Env", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "qa", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "--webhook", "https://h.example.com/x", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "--clear", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--webhook", "ftp://h.example.com/x", NULL),
+			 EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--webhook", "https:///x", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--webhook", "https://h.example.com/x",
+				  "--clear", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--webhook", "https://h.example.com/x",
+				  "--webhook", "https://h.example.com/x", NULL), EXIT_USAGE);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--app", "web", NULL), EXIT_USAGE);
 	/* No app anywhere (the test runs where there is no berth.yaml app: key). */
 	char *cwd = getcwd(NULL, 0);
 	assert_int_equal(chdir("/"), 0);
@@ -993,6 +1083,12 @@ static void test_exit_codes(void **state)
 	/* Valid command lines reach the network, which is not there: exit 1. */
 	assert_int_equal(run_args("ps", "--app=web", NULL), EXIT_FAIL);
 	assert_int_equal(run_args("envs", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("envs", "alerts", "staging", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--webhook", "https://h.example.com/x",
+				  "--webhook", "http://127.0.0.1:9/y", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("envs", "alerts", "staging", "--clear", "--json", NULL), EXIT_FAIL);
+	assert_int_equal(run_args("routes", "add", "site.test", "--app", "a", "--error-pages", "/",
+				  NULL), EXIT_FAIL);
 	assert_int_equal(run_args("scale", "web=2", "--app", "web", NULL), EXIT_FAIL);
 	assert_int_equal(run_args("routes", NULL), EXIT_FAIL);
 	assert_int_equal(run_args("routes", "add", "Site.Test/careers/", "--app", "old",
@@ -1010,6 +1106,7 @@ int main(void)
 		cmocka_unit_test(test_flags_errors),
 		cmocka_unit_test(test_flags_stop_at_verb),
 		cmocka_unit_test(test_flags_routes_and_router),
+		cmocka_unit_test(test_flags_webhook_and_clear),
 		cmocka_unit_test(test_scale_args),
 		cmocka_unit_test(test_config_args),
 		cmocka_unit_test(test_version_and_count),

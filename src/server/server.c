@@ -509,6 +509,8 @@ static void server_free(struct server *s)
 	routes_sync_free(s->routes);
 	metrics_free(s->metrics);
 	driver_process_free(s->drv);
+	if (cgroup_release())
+		log_warn("cgroups: berth-* root groups still hold instance groups; the next start sweeps them");
 	endpoints_free(s->eps);
 	logs_free(s->logs);
 	store_close(s->st);

@@ -806,6 +806,18 @@ int cgroup_destroy(const char *name)
 	return 0;
 }
 
+int cgroup_release(void)
+{
+	int kept = 0;
+	if (!cg.available)
+		return 0;
+	for (int i = 0; i < cg.nh; i++)
+		if (cg.h[i].root && rmdir(cg.h[i].root) < 0 && errno != ENOENT)
+			kept++;
+	cg_reset();
+	return kept;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -32,6 +32,10 @@ int cgroup_pids(const char *name, pid_t *pids, int max);
 int cgroup_kill(const char *name);
 /* Remove the (empty) group from every hierarchy. */
 int cgroup_destroy(const char *name);
+/* At a clean shutdown, after every instance is gone: remove the berth-<tag> roots that are
+ * empty (a root still holding a group stays, for the next start's sweep). Returns how many
+ * hierarchies kept their root. cgroup_available() is 0 afterwards. */
+int cgroup_release(void);
 /* Call fn for each instance group that exists under the root (start-up sweep). */
 int cgroup_each(void (*fn)(void *arg, const char *name), void *arg);
 #endif

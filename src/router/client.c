@@ -29,56 +29,63 @@ size_t client_wq(const struct client *c)
 	return c->tcp.write_queue_size;
 }
 
-void client_peer_ip(const struct client *c, char *out, size_t n)
+const char *client_peer_ip(const struct client *c, size_t *len)
 {
-	out[0] = 0;
-	if (c->peer.sin6_family == AF_INET6)
-		uv_ip6_name((const struct sockaddr_in6 *)&c->peer, out, n);
-	else if (c->peer.sin6_family == AF_INET)
-		uv_ip4_name((const struct sockaddr_in *)&c->peer, out, n);
-	if (!out[0])
-		snprintf(out, n, "unknown");
+	*len = c->ip_len;
+	return c->peer + c->ip_off;
 }
 
-/* Append s to out[*len..n) as snprintf would (truncated, NUL-terminated). */
-static void put_str(char *out, size_t n, size_t *len, const char *s)
+const char *client_peer_str(const struct client *c)
 {
-	size_t k = strnlen(s, n - 1 - *len);
-	memcpy(out + *len, s, k);
-	*len += k;
-	out[*len] = 0;
+	return c->peer;
 }
 
-void client_peer_str(const struct client *c, char *out, size_t n)
+/* Fill c->peer from the socket's peer address (once per connection: the access log and
+ * X-Forwarded-For would otherwise format it for every request). */
+static void peer_format(struct client *c)
 {
-	char ip[INET6_ADDRSTRLEN + 1];
-	if (!n)
-		return;
-	client_peer_ip(c, ip, sizeof ip);
-	size_t len = 0;
-	out[0] = 0;
-	unsigned port;
-	if (c->peer.sin6_family == AF_INET6) {
-		put_str(out, n, &len, "[");
-		put_str(out, n, &len, ip);
-		put_str(out, n, &len, "]:");
-		port = ntohs(c->peer.sin6_port);
-	} else if (c->peer.sin6_family == AF_INET) {
-		put_str(out, n, &len, ip);
-		put_str(out, n, &len, ":");
-		port = ntohs(((const struct sockaddr_in *)&c->peer)->sin_port);
-	} else {
-		put_str(out, n, &len, ip);
+	struct sockaddr_storage ss;
+	int slen = sizeof ss;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	ip[0] = 0;
+	memset(&ss, 0, sizeof ss);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &slen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, sizeof ip);
+			port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+		} else if (ss.ss_family == AF_INET) {
+			uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof ip);
+			port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+		}
+	}
+	size_t il = strnlen(ip, sizeof ip - 1);
+	if (!il) {
+		memcpy(c->peer, "unknown", 8);
+		c->ip_off = 0;
+		c->ip_len = 7;
 		return;
 	}
-	char d[8];
-	size_t i = sizeof d - 1;
-	d[i] = 0;
+	bool v6 = ss.ss_family == AF_INET6;
+	size_t n = 0;
+	if (v6)
+		c->peer[n++] = '[';
+	c->ip_off = (unsigned char)n;
+	c->ip_len = (unsigned char)il;
+	memcpy(c->peer + n, ip, il);
+	n += il;
+	if (v6)
+		c->peer[n++] = ']';
+	c->peer[n++] = ':';
+	char d[6];
+	size_t k = sizeof d;
 	do {
-		d[--i] = (char)('0' + port % 10);
+		d[--k] = (char)('0' + port % 10);
 		port /= 10;
-	} while (port);
-	put_str(out, n, &len, d + i);
+	} while (port && k);
+	memcpy(c->peer + n, d + k, sizeof d - k);
+	n += sizeof d - k;
+	c->peer[n] = 0;
 }
 
 /* ---- closing ---- */
@@ -512,9 +519,7 @@ void client_on_connection(uv_stream_t *l, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	int len = sizeof c->peer;
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len))
-		memset(&c->peer, 0, sizeof c->peer);
+	peer_format(c);
 	client_update(c);
 }
 

@@ -162,7 +162,10 @@ struct client {
 	uint64_t head_t0;            /* uv_hrtime of its first byte */
 	enum cstate st;
 	enum ctimer tmode;
-	struct sockaddr_in6 peer;    /* or a sockaddr_in: the smaller fits in it */
+	/* The peer as "ip:port" or "[ip6]:port" (or "unknown"), formatted once at accept for the
+	 * access log; the ip alone is peer[ip_off .. ip_off + ip_len) (X-Forwarded-For). */
+	char peer[INET6_ADDRSTRLEN + 9];
+	unsigned char ip_off, ip_len;
 	unsigned reading : 1;
 	unsigned eof : 1;            /* the client shut its side (tunnel) */
 	unsigned broken : 1;         /* a write failed: close at the deferred timer */
@@ -187,13 +190,15 @@ void client_req_ended(struct client *c, bool keep);
 void client_close_now(struct client *c);
 void client_close_graceful(struct client *c);
 void client_close_all(struct rthread *w);
-void client_peer_ip(const struct client *c, char *out, size_t n);
+/* The peer's address as text (not NUL-terminated; *len bytes). */
+const char *client_peer_ip(const struct client *c, size_t *len);
 /* Tunnels: switch to raw mode (input left in c->in is the caller's to take), shut the
  * write side once queued bytes are out, restart the inactivity timer on traffic. */
 void client_tunnel(struct client *c);
 void client_shutdown(struct client *c);
 void client_touch(struct client *c);
-void client_peer_str(const struct client *c, char *out, size_t n);
+/* The peer as "ip:port" (NUL-terminated). */
+const char *client_peer_str(const struct client *c);
 
 /* ---- one request (proxy.c) ---- */
 

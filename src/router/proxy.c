@@ -223,14 +223,14 @@ static int build_uphead(struct preq *q)
 		buf_adds(b, h->value);
 		buf_adds(b, "\r\n");
 	}
-	char ip[64];
-	client_peer_ip(q->c, ip, sizeof ip);
+	size_t iplen;
+	const char *ip = client_peer_ip(q->c, &iplen);
 	buf_adds(b, "X-Forwarded-For: ");
 	if (xff.len) {
 		buf_add(b, xff.p, xff.len);
 		buf_adds(b, ", ");
 	}
-	buf_adds(b, ip);
+	buf_add(b, ip, iplen);
 	buf_adds(b, "\r\nX-Forwarded-Proto: ");
 	buf_adds(b, cfg_of(q)->proto);
 	buf_adds(b, "\r\nX-Forwarded-Host: ");

@@ -68,20 +68,31 @@ void tstats_free(struct tstats *t)
 	memset(t, 0, sizeof *t);
 }
 
-/* Append s escaped for a double-quoted logfmt value (without the quotes). */
+static bool plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Append s escaped for a double-quoted logfmt value (without the quotes). Runs of plain
+ * bytes (nearly every target and host) go in one copy. */
 static void add_escaped(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		const char *run = s;
+		while (*s && plain((unsigned char)*s))
+			s++;
+		if (s > run)
+			buf_add(b, run, (size_t)(s - run));
+		if (!*s)
+			break;
+		unsigned char c = (unsigned char)*s++;
 		if (c == '"' || c == '\\') {
-			buf_addc(b, '\\');
-			buf_addc(b, (char)c);
-		} else if (c < 0x20 || c >= 0x7f) {
+			char x[2] = {'\\', (char)c};
+			buf_add(b, x, 2);
+		} else {
 			char x[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
 			buf_add(b, x, 4);
-		} else {
-			buf_addc(b, (char)c);
 		}
 	}
 }
@@ -127,12 +138,10 @@ static void add_time(struct rthread *w, struct buf *b, int64_t us)
 
 static void format_line(struct rthread *w, const struct preq *q, int status, uint64_t us, struct buf *b)
 {
-	char peer[80];
 	buf_reset(b);
 	add_time(w, b, q->t0_us);
-	client_peer_str(q->c, peer, sizeof peer);
 	buf_adds(b, " client=");
-	buf_adds(b, peer);
+	buf_adds(b, client_peer_str(q->c));
 	buf_adds(b, " method=");
 	buf_adds(b, q->hr ? q->hr->method : "-");
 	buf_adds(b, " target=");

@@ -119,6 +119,16 @@ void api_route_add(struct ctx *c)
 		return;
 	}
 	json_object_set_new(clean, "replaced", json_boolean(existed == 0));
+	/* A route may come before its app's first deploy; say so, since it answers 503 until then. */
+	const char *env = json_string_value(json_object_get(clean, "env"));
+	const char *app = json_string_value(json_object_get(clean, "app"));
+	struct err ae = ERR_INIT;
+	json_t *adoc = api_app_doc(c->api, env, app, NULL, &ae);
+	if (adoc)
+		json_decref(adoc);
+	else if (ae.code == ERR_NOTFOUND)
+		json_object_set_new(clean, "warning", json_sprintf("%s/%s has not been deployed yet: the route "
+			"answers 503 until it has a healthy instance", env, app));
 	http_respond_json(c->req, existed == 0 ? 200 : 201, clean);
 }
 

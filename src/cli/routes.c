@@ -111,6 +111,9 @@ static int add(struct cli_opts *o, struct client *c, json_t *body)
 		if (json_is_true(json_object_get(doc, "replaced")))
 			printf(", replacing the route it had");
 		printf("\n");
+		const char *warn = json_string_value(json_object_get(doc, "warning"));
+		if (warn)
+			printf("note: %s\n", warn);
 		buf_free(&b);
 		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
 	}

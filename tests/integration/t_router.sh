@@ -49,6 +49,13 @@ assert_eq "$(who site.test /careers/old-jobs)" old "/careers/old-jobs (shorter p
 assert_eq "$(who site.test /careers)" old "/careers (shorter prefix)"
 pass "the longest matching prefix wins"
 
+# ---- a route ahead of its app's first deploy: accepted, with a note
+run_ok "$T/r4.out" b routes add later.test --app not-yet
+assert_has "$(cat "$T/r4.out")" "note: production/not-yet has not been deployed yet" "route to an undeployed app"
+assert_lacks "$(cat "$T/r3.out")" "note:" "route to a deployed app"
+run_ok "$T/r5.out" b routes remove later.test
+pass "a route to an app with no deploy yet is kept, with a note"
+
 # ---- --strip-prefix
 run_ok "$T/r4.out" b routes add site.test/api --app old --strip-prefix
 assert_has "$(cat "$T/r4.out")" "prefix stripped" "routes add --strip-prefix output"

@@ -316,16 +316,33 @@ struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store 
 		api_free(a);
 		return NULL;
 	}
+	api_gc_init(a);
 	return a;
 }
 
-void api_free(struct api *a)
+static void api_destroy(struct api *a)
 {
-	if (!a)
-		return;
-	if (a->http)
-		http_server_close(a->http, NULL, NULL);
+	api_gc_free(a);
 	free(a->data_dir);
 	free(a->tmp_dir);
 	free(a);
+}
+
+/* Deploys and prunes on the work queue hold the api; the last one to end frees it. */
+void api_free(struct api *a)
+{
+	if (!a || a->closing)
+		return;
+	a->closing = true;
+	if (a->http)
+		http_server_close(a->http, NULL, NULL);
+	a->http = NULL;
+	if (!a->jobs)
+		api_destroy(a);
+}
+
+void api_job_done(struct api *a)
+{
+	if (--a->jobs == 0 && a->closing)
+		api_destroy(a);
 }

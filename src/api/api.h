@@ -26,6 +26,8 @@ struct api_config {
 struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store *st,
 		    struct reconciler *rc, struct logs *logs, const struct server_conf *conf,
 		    struct err *e);
+/* Close the listener. The memory goes now, or when the last deploy or release-code prune
+ * running on the work queue ends (accepts NULL). */
 void api_free(struct api *a);
 
 /* Tokens (also used by the server at first start). Create a token with a role; the clear

@@ -152,7 +152,8 @@ void api_app_get(struct ctx *c)
 }
 
 /* Deleting an app removes its desired state in one transaction (the reconciler then stops
- * its instances); release code and logs go too; volumes stay unless ?volumes=1. */
+ * its instances) and its logs; volumes stay unless ?volumes=1, and so does its release code
+ * (instances may still be stopping in it; a later app of the same name prunes it). */
 void api_app_delete(struct ctx *c)
 {
 	struct err e = ERR_INIT;

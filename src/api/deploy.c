@@ -2,7 +2,9 @@
  * is hashed, unpacked safely and its manifest parsed on libuv's work queue, off the loop.
  * Code lives in DATA/releases/<env>/<app>/code-<sha256 prefix>: unpacked to a temp dir and
  * renamed into place, so a directory that exists is always complete, and the same upload
- * twice shares it. Then one transaction records release vN and makes it the rollout target. */
+ * twice shares it. Then one transaction records release vN and makes it the rollout target,
+ * and the app's old code directories are pruned (gc.c; a deploy in flight holds that off, so
+ * a directory it shares cannot be removed under it). */
 #include "api/internal.h"
 #include "archive/archive.h"
 #include "model/model.h"
@@ -20,6 +22,7 @@ struct deploy {
 	uv_work_t work;
 	struct ctx *c;          /* NULL once the client went away */
 	struct api *api;
+	char env[64], app[64];  /* for api_gc_deploy_end: c may be gone */
 	char *upload;           /* spooled body file, owned here */
 	char *app_dir;          /* DATA/releases/<env>/<app> */
 	char *tmp_dir;
@@ -113,8 +116,13 @@ static void hide_path(struct err *e, const char *path, const char *as)
 	}
 }
 
+/* Frees d and ends the deploy for the gc (which may free a closing api: nothing after it). */
 static void deploy_free(struct deploy *d)
 {
+	struct api *a = d->api;
+	char env[64], app[64];
+	snprintf(env, sizeof env, "%s", d->env);
+	snprintf(app, sizeof app, "%s", d->app);
 	if (d->upload) {
 		unlink(d->upload);
 		free(d->upload);
@@ -125,6 +133,7 @@ static void deploy_free(struct deploy *d)
 	free(d->app_dir);
 	manifest_free(&d->m);
 	free(d);
+	api_gc_deploy_end(a, env, app);
 }
 
 static void deploy_abort(struct http_req *r, void *arg)
@@ -185,6 +194,7 @@ static void deploy_after(uv_work_t *w, int status)
 	}
 	log_info("%s/%s: release v%d created from upload %.12s (%llu bytes)", c->env, c->app, v, d->sha,
 		 (unsigned long long)d->bytes);
+	api_gc_request(d->api, c->env, c->app);   /* runs once this deploy has ended */
 	json_t *first = json_array();
 	char msg[200];
 	snprintf(msg, sizeof msg, "received %llu bytes (sha256 %.12s)", (unsigned long long)d->bytes, d->sha);
@@ -220,8 +230,10 @@ void api_deploy(struct ctx *c)
 	d->upload = r->body_file;
 	r->body_file = NULL;          /* ours now */
 	d->bytes = r->body_len;
+	snprintf(d->env, sizeof d->env, "%s", c->env);
+	snprintf(d->app, sizeof d->app, "%s", c->app);
 	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
 	d->work.data = d;
 	http_req_on_abort(r, deploy_abort, d);
-	uv_queue_work(c->api->loop, &d->work, deploy_work, deploy_after);
+	api_gc_deploy_begin(c->api, c->env, c->app, &d->work, deploy_work, deploy_after);
 }

@@ -14,6 +14,7 @@
 
 struct endpoints;
 struct metrics;
+struct gc_app;
 
 /* Logs of berth's own components (the router's access log) live under this env name,
  * which no user env can have (names start with [a-z0-9]). */
@@ -32,6 +33,9 @@ struct api {
 	char *tmp_dir;
 	struct endpoints *eps;       /* may be NULL (no router) */
 	struct metrics *metrics;     /* may be NULL */
+	struct gc_app *gc_apps;      /* per-app deploy/prune state (gc.c) */
+	int jobs;                    /* work-queue jobs in flight (deploys, prunes) */
+	bool closing;                /* api_free was called; freed when jobs reaches 0 */
 };
 
 /* Per-request context, in r->user. */
@@ -99,6 +103,26 @@ json_t *api_formation(struct api *a, json_t *doc);
  * fields: "description", "code", "dir", "manifest", optional "config" (else the app's
  * current config), "rollback_of". Returns the version, or -1 with e. */
 int api_release_create(struct api *a, const char *env, const char *app, json_t *fields, struct err *e);
+/* A work-queue job of the api ended (called last, from its after-callback): once the api is
+ * closing and this was the last job, the api is freed. */
+void api_job_done(struct api *a);
+
+/* Release code garbage collection (gc.c; see its top comment).
+ * api_gc_init: at start, remove .gc-* leftovers of a crash (on the work queue).
+ * api_gc_request: prune env/app's unneeded code directories now, or as soon as no deploy of
+ *   the app is in flight and no prune of it runs. Call after committing a release.
+ * api_gc_deploy_begin/end: bracket a deploy of env/app. begin queues the deploy's work (w,
+ *   work, after) now, or after the app's running prune; end is called when the deploy's
+ *   release is committed or the deploy failed (it may free a closing api: call it last).
+ * api_gc_code_gone: is the code directory dir of env/app missing or being removed? */
+void api_gc_init(struct api *a);
+void api_gc_request(struct api *a, const char *env, const char *app);
+void api_gc_deploy_begin(struct api *a, const char *env, const char *app, uv_work_t *w, uv_work_cb work,
+			 uv_after_work_cb after);
+void api_gc_deploy_end(struct api *a, const char *env, const char *app);
+bool api_gc_code_gone(struct api *a, const char *env, const char *app, const char *dir);
+void api_gc_free(struct api *a);
+
 /* The app document and its revision; NULL with ERR_NOTFOUND when there is no such app. */
 json_t *api_app_doc(struct api *a, const char *env, const char *app, int64_t *rev, struct err *e);
 #endif

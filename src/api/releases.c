@@ -1,6 +1,8 @@
 /* api/releases: creating releases (deploy, config change, rollback all end here), listing
  * them, and the config and rollback verbs. A release is written together with the app's
- * rollout target in one compare-and-swap transaction, so it is never half-recorded. */
+ * rollout target in one compare-and-swap transaction, so it is never half-recorded.
+ * Old releases may have lost their code directory (release_keep, gc.c): the listing says so
+ * ("code_kept") and a rollback to one is refused before anything is written. */
 #include "api/internal.h"
 #include "model/model.h"
 #include "util/timeutil.h"
@@ -123,11 +125,26 @@ int api_release_create(struct api *a, const char *env, const char *app, json_t *
 	return version;
 }
 
-static json_t *public_release(json_t *doc)
+/* Is the code directory of release doc still there? seen (may be NULL) caches answers per
+ * dir, as many releases share one. */
+static bool code_kept(struct ctx *c, json_t *doc, json_t *seen)
+{
+	const char *dir = model_json_str(doc, "dir", "");
+	json_t *known = seen ? json_object_get(seen, dir) : NULL;
+	if (known)
+		return json_is_true(known);
+	bool kept = !api_gc_code_gone(c->api, c->env, c->app, dir);
+	if (seen)
+		json_object_set_new(seen, dir, json_boolean(kept));
+	return kept;
+}
+
+static json_t *public_release(struct ctx *c, json_t *doc, json_t *seen)
 {
 	json_t *j = json_deep_copy(doc);
 	json_object_del(j, "manifest");
 	json_object_del(j, "dir");
+	json_object_set_new(j, "code_kept", json_boolean(code_kept(c, doc, seen)));
 	return j;
 }
 
@@ -148,13 +165,14 @@ void api_releases(struct ctx *c)
 		api_fail(c->req, &e);
 		return;
 	}
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *seen = json_object();
 	for (size_t k = l.n; k-- > 0;) {
 		json_t *doc = json_loads(l.items[k].value, 0, NULL);
 		if (doc)
-			json_array_append_new(arr, public_release(doc));
+			json_array_append_new(arr, public_release(c, doc, seen));
 		json_decref(doc);
 	}
+	json_decref(seen);
 	store_list_free(&l);
 	http_respond_json(c->req, 200, json_pack("{s:o}", "releases", arr));
 }
@@ -185,7 +203,7 @@ void api_release_get(struct ctx *c, const char *num)
 		api_fail(c->req, &e);
 		return;
 	}
-	http_respond_json(c->req, 200, public_release(doc));
+	http_respond_json(c->req, 200, public_release(c, doc, NULL));
 	json_decref(doc);
 }
 
@@ -278,6 +296,14 @@ void api_rollback(struct ctx *c)
 		}
 		to = model_json_int(base, "version", 0);
 	}
+	if (!code_kept(c, base, NULL)) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "the code of v%d was removed (only the last %d releases keep their code; "
+			 "release_keep in server.yaml); deploy it again", to, c->api->conf->release_keep);
+		json_decref(base);
+		http_respond_error(c->req, 409, msg);
+		return;
+	}
 	char desc[64];
 	snprintf(desc, sizeof desc, "Rollback to v%d", to);
 	int v = release_from(c, base, json_object_get(base, "config"), desc, to, &e);
@@ -286,6 +312,7 @@ void api_rollback(struct ctx *c)
 		api_fail(c->req, &e);
 		return;
 	}
+	api_gc_request(c->api, c->env, c->app);   /* before the stream, which may end c */
 	stream_rollout(c, v, desc);
 }
 
@@ -382,6 +409,7 @@ void api_config_set(struct ctx *c)
 		api_fail(c->req, &e);
 		return;
 	}
+	api_gc_request(c->api, c->env, c->app);
 	stream_rollout(c, nv, buf_str(&desc));
 	buf_free(&desc);
 }

@@ -1,13 +1,28 @@
 /* cli/releases: `berth releases`: an app's releases, newest first, with what changed in each
- * (code, config keys, formation) and, for a failed one, why. */
+ * (code, config keys, formation) and, for a failed one, why. A CODE column appears when some
+ * release's code directory was removed (release_keep in server.yaml): those cannot be rolled
+ * back to. */
 #include "cli/cmd.h"
 #include "cli/output.h"
 #include "util/timeutil.h"
 
+/* Did the server say some release's code is gone? (Older servers send no "code_kept".) */
+static bool some_code_removed(json_t *releases)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(releases, i, r)
+		if (json_is_false(json_object_get(r, "code_kept")))
+			return true;
+	return false;
+}
+
 static void show(json_t *releases)
 {
 	static const char *const head[] = {"VERSION", "STATUS", "CREATED", "DESCRIPTION", "CHANGES"};
-	struct table *t = table_new(5, head);
+	static const char *const head_code[] = {"VERSION", "STATUS", "CODE", "CREATED", "DESCRIPTION", "CHANGES"};
+	bool with_code = some_code_removed(releases);
+	struct table *t = with_code ? table_new(6, head_code) : table_new(5, head);
 	int64_t now = time_now_us();
 	size_t i;
 	json_t *r;
@@ -30,9 +45,12 @@ static void show(json_t *releases)
 			if (s)
 				buf_addf(&changes, "%s%s", changes.len ? ", " : "", s);
 		}
-		const char *row[] = {ver.p, json_string_value(json_object_get(r, "status")), created.p,
-				     desc.len ? desc.p : "-", changes.len ? changes.p : "-"};
-		table_add(t, row);
+		const char *status = json_string_value(json_object_get(r, "status"));
+		const char *code = json_is_false(json_object_get(r, "code_kept")) ? "removed" : "kept";
+		const char *row[] = {ver.p, status, created.p, desc.len ? desc.p : "-", changes.len ? changes.p : "-"};
+		const char *row_code[] = {ver.p, status, code, created.p, desc.len ? desc.p : "-",
+					  changes.len ? changes.p : "-"};
+		table_add(t, with_code ? row_code : row);
 		buf_free(&ver);
 		buf_free(&created);
 		buf_free(&desc);

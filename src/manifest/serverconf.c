@@ -1,6 +1,6 @@
-/* serverconf: the operator's server.yaml (resource profiles, upload and log limits, alerts,
- * the HTTP router's settings) on top of built-in defaults, and parse_size for the
- * "512M"-style sizes it and the CLI use.
+/* serverconf: the operator's server.yaml (resource profiles, upload and log limits, how many
+ * releases keep their code, alerts, the HTTP router's settings) on top of built-in defaults,
+ * and parse_size for the "512M"-style sizes it and the CLI use.
  * A profile written in the file replaces the built-in of the same name as a whole (fields it
  * leaves out mean "no limit", cpu_weight 100); new names are added. router.error_pages is
  * checked against the file system when the file is read (it must be an existing directory).
@@ -24,8 +24,8 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       "alerts", "router", NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_ALERTS, S_ROUTER };
+				       "release_keep", "alerts", "router", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER };
 
 static const char *const router_keys[] = {"error_pages", "threads", "timeouts", "pool_max_idle",
 					  "max_body", "forwarded_proto", NULL};
@@ -36,6 +36,7 @@ static const char *const timeout_keys[] = {"connect", "header", "idle", "respons
 #define MAX_ROUTER_THREADS 64
 #define MAX_POOL_IDLE 4096
 #define MAX_DIR_BYTES 4096
+#define MAX_RELEASE_KEEP 1000
 
 static const char *const alert_keys[] = {"name", "webhooks", "rate_limit", "envs", NULL};
 enum { A_NAME, A_WEBHOOKS, A_RATE_LIMIT, A_ENVS };
@@ -153,6 +154,7 @@ static void set_defaults(struct server_conf *c)
 	c->upload_limit_bytes = 256 * MIB;
 	c->log_rotate_bytes = 10 * MIB;
 	c->log_keep = 5;
+	c->release_keep = 10;
 	c->alert_rate_limit_ms = 60000;
 }
 
@@ -430,7 +432,7 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:, alerts:, router:)");
+				   "log_rotate:, log_keep:, release_keep:, alerts:, router:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -460,6 +462,11 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);
 				if (r == 0)
 					c->log_keep = (int)v;
+				break;
+			case S_RELEASE_KEEP:
+				r = y_int(&yc, val, "release_keep", 1, MAX_RELEASE_KEEP, &v);
+				if (r == 0)
+					c->release_keep = (int)v;
 				break;
 			}
 			if (r < 0)

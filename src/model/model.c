@@ -85,6 +85,72 @@ json_t *model_env_webhooks(json_t *envdoc)
 	return json_is_array(w) && json_array_size(w) ? w : NULL;
 }
 
+bool model_code_dir_name(const char *name)
+{
+	return name && !strncmp(name, "code-", 5) && name[5] && !strchr(name, '/');
+}
+
+static int cmp_int_desc(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x < y) - (x > y);
+}
+
+/* The valid "dir" of release version v in releases, or NULL. */
+static const char *release_dir(json_t *releases, int v)
+{
+	size_t k;
+	json_t *r;
+	json_array_foreach(releases, k, r) {
+		if (model_json_int(r, "version", 0) != v)
+			continue;
+		const char *dir = model_json_str(r, "dir", NULL);
+		return model_code_dir_name(dir) ? dir : NULL;
+	}
+	return NULL;
+}
+
+json_t *model_code_dirs_keep(json_t *app, json_t *releases, const int *busy, size_t nbusy, int keep)
+{
+	if (keep < 1 || !json_is_array(releases))
+		return NULL;
+	size_t n = json_array_size(releases);
+	int *vs = xcalloc(n ? n : 1, sizeof *vs);
+	size_t nv = 0, k;
+	json_t *r;
+	json_array_foreach(releases, k, r) {
+		int v = model_json_int(r, "version", 0);
+		if (v > 0)
+			vs[nv++] = v;
+	}
+	qsort(vs, nv, sizeof *vs, cmp_int_desc);
+	/* Referenced versions: the newest `keep`, then live, target and busy (0 = none). */
+	size_t nref = (nv < (size_t)keep ? nv : (size_t)keep) + 2 + nbusy;
+	int *ref = xcalloc(nref, sizeof *ref);
+	size_t m = 0;
+	for (size_t i = 0; i < nv && i < (size_t)keep; i++)
+		ref[m++] = vs[i];
+	ref[m++] = model_json_int(app, "release", 0);
+	ref[m++] = model_json_int(app, "target", 0);
+	for (size_t i = 0; i < nbusy; i++)
+		ref[m++] = busy[i];
+	json_t *out = json_object();
+	for (size_t i = 0; i < m && out; i++) {
+		if (ref[i] <= 0)
+			continue;
+		const char *dir = release_dir(releases, ref[i]);
+		if (!dir) {
+			json_decref(out);
+			out = NULL;
+		} else {
+			json_object_set_new(out, dir, json_true());
+		}
+	}
+	free(ref);
+	free(vs);
+	return out;
+}
+
 int model_json_int(json_t *obj, const char *field, int dflt)
 {
 	json_t *v = json_object_get(obj, field);

@@ -12,6 +12,8 @@
  * nothing else knows key shapes. */
 #ifndef BERTH_MODEL_H
 #define BERTH_MODEL_H
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
 #include "store/store.h"
@@ -39,6 +41,18 @@ json_t *model_env_webhooks(json_t *envdoc);
 
 /* What changed from release prev (NULL: none) to next, as short phrases (new reference). */
 json_t *model_release_changes(json_t *prev, json_t *next);
+
+/* Release code directories (DATA/releases/<env>/<app>/code-<hex>), garbage-collected by the
+ * API (release_keep in server.yaml). Is name one of them: "code-" and at least one more
+ * character, no '/', not "." or ".."? */
+bool model_code_dir_name(const char *name);
+/* The code directories an app must keep: the "dir" of its newest `keep` releases (by
+ * version), of its live "release" and rollout "target" (app document), and of every version
+ * in busy[] (releases that still have instances). releases: array of release documents in
+ * any order (borrowed). Returns a new object {dir: true}, or NULL when the documents
+ * disagree (a referenced version has no release document or no valid "dir") or keep < 1:
+ * then nothing may be removed. */
+json_t *model_code_dirs_keep(json_t *app, json_t *releases, const int *busy, size_t nbusy, int keep);
 
 int model_json_int(json_t *obj, const char *field, int dflt);
 const char *model_json_str(json_t *obj, const char *field, const char *dflt);

@@ -809,6 +809,7 @@ static void test_server_conf_defaults(void **state)
 	assert_int_equal(c.upload_limit_bytes, 256 * MIB);
 	assert_int_equal(c.log_rotate_bytes, 10 * MIB);
 	assert_int_equal(c.log_keep, 5);
+	assert_int_equal(c.release_keep, 10);
 	/* router: nothing set, so the router keeps its own defaults */
 	assert_null(c.router.error_pages);
 	assert_null(c.router.forwarded_proto);
@@ -868,7 +869,8 @@ static void test_server_conf_file(void **state)
 	    "  big:    {cpus: 8, memory: 1.5GiB, pids: 10000, cpu_weight: 400}\n"
 	    "upload_limit: 1G\n"
 	    "log_rotate: 512k\n"
-	    "log_keep: 0\n");
+	    "log_keep: 0\n"
+	    "release_keep: 3\n");
 	char *path = xasprintf("%s/server.yaml", f->dir);
 	if (server_conf_load(path, &c, &e) < 0)
 		fail_msg("%s", e.msg);
@@ -890,6 +892,19 @@ static void test_server_conf_file(void **state)
 	assert_int_equal(c.upload_limit_bytes, 1024 * MIB);
 	assert_int_equal(c.log_rotate_bytes, 512 * 1024);
 	assert_int_equal(c.log_keep, 0);
+	assert_int_equal(c.release_keep, 3);
+	server_conf_free(&c);
+
+	/* release_keep bounds: 1 and 1000 are allowed */
+	put(f, "server.yaml", "release_keep: 1\n");
+	if (server_conf_load(path, &c, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(c.release_keep, 1);
+	server_conf_free(&c);
+	put(f, "server.yaml", "release_keep: 1000\n");
+	if (server_conf_load(path, &c, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(c.release_keep, 1000);
 	server_conf_free(&c);
 
 	put(f, "server.yaml", "# nothing but a comment\n");
@@ -922,8 +937,15 @@ static void test_server_conf_file(void **state)
 		{"log_rotate: big\n", ":1:13: log_rotate: expected a size like 512M, 2G or 1048576, "
 		 "got \"big\""},
 		{"log_keep: -1\n", ":1:11: log_keep: expected a non-negative integer, got \"-1\""},
+		{"release_keep: 0\n", ":1:15: release_keep: expected an integer from 1 to 1000, got \"0\""},
+		{"release_keep: 1001\n", ":1:15: release_keep: expected an integer from 1 to 1000, "
+		 "got \"1001\""},
+		{"release_keep: \"5\"\n", ":1:15: release_keep: expected an integer from 1 to 1000 "
+		 "(without quotes), got \"5\""},
+		{"release_keep: [3]\n", ":1:15: release_keep: expected an integer from 1 to 1000, "
+		 "got a list"},
 		{"upload: 1G\n", ":1:1: unknown key \"upload\" at top level (expected one of profiles, "
-		 "upload_limit, log_rotate, log_keep, alerts, router)"},
+		 "upload_limit, log_rotate, log_keep, release_keep, alerts, router)"},
 		{"profiles: [\n", ":2:1: YAML syntax error: did not find expected node content (while "
 		 "parsing a flow node that starts on line 2)"},
 	};

@@ -332,13 +332,14 @@ static ssize_t find(struct endpoints *t, const char *env, const char *app, const
 struct endpoint *endpoints_put(struct endpoints *t, const char *env, const char *app, const char *process,
 			       const char *instance, int slot, int release, int port)
 {
-	ssize_t k = find(t, env, app, instance, release);
-	if (k >= 0 && t->eps[k]->port == port)
-		return t->eps[k];
-	if (k >= 0) {
-		/* Port changed: replace the endpoint (snapshots hold the old one). */
-		endpoint_unref(t->eps[k]);
-		t->eps[k] = t->eps[--t->neps];
+	/* The same instance put again (same port) is already in. A different port is another
+	 * process: during a restart the replacement of web.1 has web.1's name and release while
+	 * the old one is still serving and must drain, so both are in the table for a while. */
+	for (size_t k = 0; k < t->neps; k++) {
+		struct endpoint *o = t->eps[k];
+		if (o->port == port && o->release == release && !strcmp(o->env, env) && !strcmp(o->app, app) &&
+		    !strcmp(o->instance, instance))
+			return o;
 	}
 	struct endpoint *e = xcalloc(1, sizeof *e);
 	snprintf(e->env, sizeof e->env, "%s", env);
@@ -370,6 +371,19 @@ struct endpoint *endpoints_remove(struct endpoints *t, const char *env, const ch
 	e->removed_version = t->version + 1;
 	publish(t);
 	return e;   /* the table's reference passes to the caller */
+}
+
+struct endpoint *endpoints_withdraw(struct endpoints *t, struct endpoint *e)
+{
+	for (size_t k = 0; k < t->neps; k++) {
+		if (t->eps[k] != e)
+			continue;
+		t->eps[k] = t->eps[--t->neps];
+		e->removed_version = t->version + 1;
+		publish(t);
+		return e;   /* the table's reference passes to the caller */
+	}
+	return NULL;
 }
 
 bool endpoints_drained(struct endpoints *t, struct endpoint *e)

@@ -96,14 +96,20 @@ int endpoints_add_reader(struct endpoints *t, endpoints_reader_fn fn, void *arg)
 /* A reader reports (from any thread) that it now uses the snapshot of this version. */
 void endpoints_adopted(struct endpoints *t, int reader, uint64_t version);
 
-/* Put an instance in the table (serving) or update its port. Publishes. Returns the endpoint
- * (borrowed; stays valid while the instance is in the table). */
+/* Put an instance in the table (serving). Publishes. Returns the endpoint (borrowed; stays
+ * valid while it is in the table). Putting the same (instance, release, port) again returns
+ * the one already in; the same name on another port is another process (a restart's
+ * replacement) and gets its own endpoint next to the old one. */
 struct endpoint *endpoints_put(struct endpoints *t, const char *env, const char *app, const char *process,
 			       const char *instance, int slot, int release, int port);
-/* Take an instance out (unhealthy, stopping, gone). Publishes. Returns the removed endpoint
+/* Take an instance out by name (the first match). Publishes. Returns the removed endpoint
  * with a reference the caller must drop (for drain waiting), or NULL if it was not in. */
 struct endpoint *endpoints_remove(struct endpoints *t, const char *env, const char *app, const char *instance,
 				  int release);
+/* Take exactly this endpoint out (the supervisor's own; by name, a restart's replacement
+ * with the same name and release would be taken instead). Publishes. Returns e with the
+ * table's reference (the caller drops it after draining), or NULL if it was not in. */
+struct endpoint *endpoints_withdraw(struct endpoints *t, struct endpoint *e);
 /* True once every reader has adopted a snapshot without e, and no request is in flight on it. */
 bool endpoints_drained(struct endpoints *t, struct endpoint *e);
 

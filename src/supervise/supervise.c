@@ -121,8 +121,9 @@ static struct endpoint *withdraw_endpoint(struct instance *i)
 {
 	if (!i->ep || !i->sv->eps)
 		return NULL;
+	struct endpoint *e = i->ep;
 	i->ep = NULL;
-	return endpoints_remove(i->sv->eps, i->env, i->app, i->st.id, i->st.release);
+	return endpoints_withdraw(i->sv->eps, e);
 }
 
 static void drop_endpoint(struct instance *i)

@@ -119,6 +119,16 @@ assert_eq "$(b releases --app $APP --json | json 'max(r["version"] for r in d["r
 assert_eq "$(count_proc $APP web)" 3 "web instances after 10 deploys"
 pass "10 rolling deploys done under load"
 
+# a restart replaces each instance by one with the same name and release: the old one must
+# drain, the new one must be routed to (not withdrawn with the old one's name)
+run_ok "$T/rs.out" b restart --app $APP
+kill -0 $LOAD 2>/dev/null || { cat "$T/load.err" "$T/load.json"; fail "load generator ended during the restart"; }
+wait_for '[ "$(b routes --json | json "[r[\"healthy\"] for r in d[\"routes\"] if r[\"host\"] == \"zd.localhost\"]")" = "[3]" ]' 50 ||
+  fail "after a restart zd.localhost reaches $(b routes --json | json "[r[\"healthy\"] for r in d[\"routes\"] if r[\"host\"] == \"zd.localhost\"]") healthy instances, not 3: $(b ps --app $APP)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: zd.localhost' "http://127.0.0.1:$RPORT/after-restart")
+assert_eq "$code" 200 "a request after the restart"
+pass "restart under load: every replacement routed to, the old ones drained"
+
 run_ok "$T/s1.out" b scale web=1 --app $APP
 wait_for '[ "$(b ps --app $APP --json | json "len(d[\"instances\"])")" = 1 ]' 100 || fail "scale-down did not finish: $(b ps --app $APP)"
 touch "$T/scaled"

@@ -245,9 +245,15 @@ static int parse_webhooks(const struct yctx *yc, const struct ynode *v, const ch
 		char *url;
 		if (y_string(yc, v->kids[i], path, "a webhook URL", false, &url) < 0)
 			return -1;
-		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		/* The value is never echoed: a webhook URL's path is a bearer secret (Slack). */
+		const char *rest = !strncmp(url, "http://", 7) ? url + 7 : !strncmp(url, "https://", 8) ? url + 8 : NULL;
+		bool bad = !rest || !*rest || *rest == '/' || *rest == '?' || *rest == '#';
+		for (const char *p = url; !bad && *p; p++)
+			bad = (unsigned char)*p <= 0x20 || *p == 0x7f;
+		if (bad) {
 			free(url);
-			return y_expected(yc, v->kids[i], path, "an http:// or https:// URL");
+			return y_fail(yc, v->kids[i], "%s: expected an http:// or https:// URL with a host (the "
+				      "value is not shown: webhook URLs are secrets)", path);
 		}
 		*out = xrealloc(*out, (*n + 1) * sizeof **out);
 		(*out)[(*n)++] = url;

@@ -315,7 +315,7 @@ void rthread_log_added(struct rthread *w, size_t batch)
 	}
 }
 
-static int make_listener(const char *host, int *port, int *fdout, struct err *e)
+static int make_listener(const char *host, int *port, bool first, int *fdout, struct err *e)
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
@@ -332,10 +332,24 @@ static int make_listener(const char *host, int *port, int *fdout, struct err *e)
 		fam = AF_INET;
 		slen = sizeof(struct sockaddr_in);
 	}
+	int one = 1;
+	if (*port != 0 && first) {
+		/* SO_REUSEPORT would let this bind share the port with another process of this user
+		 * (a second berth server): a plain bind first tells "in use" apart. */
+		int probe = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return err_errno(e, errno, "router: socket");
+		int r = setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (r == 0)
+			r = bind(probe, (struct sockaddr *)&ss, slen);
+		int er = errno;
+		close(probe);
+		if (r)
+			return err_errno(e, er, "router: listen on %s:%d", host, *port);
+	}
 	int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return err_errno(e, errno, "router: socket");
-	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) {
 		int er = errno;
@@ -464,7 +478,7 @@ struct router *router_new(uv_loop_t *main, struct endpoints *eps, const struct r
 		w->rndpos = sizeof w->rnd;
 		uv_mutex_init(&w->mu);
 		uv_sem_init(&w->ready, 0);
-		if (make_listener(r->cfg.host, &port, &w->lfd, e)) {
+		if (make_listener(r->cfg.host, &port, i == 0, &w->lfd, e)) {
 			router_release(r);
 			return NULL;
 		}

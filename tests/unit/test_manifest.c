@@ -847,10 +847,16 @@ static void test_server_conf_alerts(void **state)
 	assert_string_equal(c.alert_envs[0].env, "staging");
 	assert_int_equal(c.alert_envs[0].nwebhooks, 1);
 	server_conf_free(&c);
-	put(f, "server.yaml", "alerts:\n  webhooks: [ftp://x/y]\n");
+	put(f, "server.yaml", "alerts:\n  webhooks: [ftp://x/y-secret]\n");
 	assert_int_equal(server_conf_load(path, &c, &e), -1);
 	assert_non_null(strstr(e.msg, "server.yaml:2:"));
 	assert_non_null(strstr(e.msg, "http:// or https://"));
+	assert_null(strstr(e.msg, "secret]"));
+	assert_null(strstr(e.msg, "y-secret"));
+	put(f, "server.yaml", "alerts:\n  webhooks: [\"https:///T0/y-secret\"]\n");
+	assert_int_equal(server_conf_load(path, &c, &e), -1);
+	assert_non_null(strstr(e.msg, "server.yaml:2:"));
+	assert_null(strstr(e.msg, "y-secret"));
 	put(f, "server.yaml", "alerts:\n  hooks: []\n");
 	assert_int_equal(server_conf_load(path, &c, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown key \"hooks\""));

@@ -66,6 +66,7 @@ struct instance {
 	int64_t drain_deadline_ms;
 	int handles;
 	int crashes;                 /* consecutive crashes, for backoff */
+	int64_t stable_for;          /* started_us of the run a pending crash-loop recovery waits on */
 	int probe_fails;
 	int64_t probe_delay_ms;
 	bool in_cgroup, freed_pending, removed;
@@ -264,12 +265,36 @@ json_t *instance_recent_output(const struct instance *i, int n)
 
 /* ---- health ---- */
 
+/* A crash-looping instance is "recovered" once it has stayed up STABLE_MS, not when it
+ * passes a health check again: an app that crashes a while after each start would otherwise
+ * raise a crash-loop alert followed by a "recovered" one after every restart. */
+static void on_stable(uv_timer_t *t)
+{
+	struct instance *i = t->data;
+	if (i->st.state != INST_RUNNING || !i->st.healthy || i->st.started_us != i->stable_for ||
+	    i->crashes < SUPERVISE_CRASH_LOOP)
+		return;
+	i->crashes = 0;
+	i->st.crashes = 0;
+	emit(i, IEV_HEALTHY, "recovered");
+}
+
+static void arm_stable(struct instance *i)
+{
+	int64_t up_ms = (time_now_us() - i->st.started_us) / 1000;
+	int64_t left = STABLE_MS - up_ms;
+	i->stable_for = i->st.started_us;
+	/* kill_timer is idle while the instance runs; a stop takes it over (and cancels this). */
+	uv_timer_start(&i->kill_timer, on_stable, (uint64_t)(left > 0 ? left : 0), 0);
+}
+
 static void set_healthy(struct instance *i)
 {
 	i->probe_fails = 0;
 	if (i->st.healthy)
 		return;
-	bool recovered = i->st.state == INST_UNHEALTHY || i->crashes >= SUPERVISE_CRASH_LOOP;
+	bool recovered = i->st.state == INST_UNHEALTHY;
+	bool from_loop = !recovered && i->crashes >= SUPERVISE_CRASH_LOOP;
 	i->st.healthy = true;
 	i->st.state = INST_RUNNING;
 	if (!i->st.ever_healthy) {
@@ -279,6 +304,8 @@ static void set_healthy(struct instance *i)
 	i->st.last_error[0] = 0;
 	publish_endpoint(i);
 	emit(i, IEV_HEALTHY, recovered ? "recovered" : NULL);
+	if (from_loop && i->st.state == INST_RUNNING)
+		arm_stable(i);
 }
 
 static void on_probe_done(void *arg, int ok, const char *detail)

@@ -49,7 +49,7 @@ APP=al
 make_echo_app al; D=$APP_DIR
 cat >"$D/Procfile" <<PROC
 web: exec python3 echo.py al
-worker: exec sh -c 'while [ ! -e $T/crash ]; do sleep 0.1; done; echo "boom \$BERTH_INSTANCE"; exit 3'
+worker: exec sh -c 'while [ ! -e $T/crash ]; do if [ -e $T/late ]; then sleep 1; echo "late boom"; exit 4; fi; sleep 0.1; done; echo "boom \$BERTH_INSTANCE"; exit 3'
 PROC
 run_ok "$T/d1.out" b deploy "$D" --app $APP
 
@@ -165,6 +165,18 @@ wait_for '[ -n "$(alerts recovered)" ]' 400 || { b ps --app $APP; fail "no recov
 assert_eq "$(alerts recovered | head -1 | json '[d["body"][k] for k in ("kind", "env", "app", "process", "instance")]')" \
   "['recovered', 'production', 'al', 'worker', 'worker.1']" "recovered alert fields"
 pass "the worker running again sends a recovered alert"
+
+# ---- a worker that crashes a second after each start: still a crash loop, no "recovered"
+# until it has stayed up (10 s) again
+NREC=$(alerts recovered | wc -l)
+NLOOP=$(alerts crash_loop | wc -l)
+touch "$T/late"
+wait_for '[ "$(alerts crash_loop | wc -l)" -gt "$NLOOP" ]' 300 || { b ps --app $APP; fail "no crash_loop alert for late crashes"; }
+sleep 6
+assert_eq "$(alerts recovered | wc -l)" "$NREC" "recovered alerts while the worker still crashes a second after each start"
+rm -f "$T/late"
+wait_for '[ "$(alerts recovered | wc -l)" -gt "$NREC" ]' 400 || { b ps --app $APP; fail "no recovered alert once the worker stays up"; }
+pass "late crashes: a crash_loop alert, and recovered only once the worker stayed up"
 
 # ---- alerts: a deploy that fails its health checks is rolled back
 FD=$T/app-fd

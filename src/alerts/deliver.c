@@ -44,6 +44,7 @@ struct sender {
 
 	struct delivery *inflight;   /* worker only */
 	int ninflight;
+	char *noproxy;           /* loopback, plus the environment's no_proxy / NO_PROXY */
 };
 
 static void delivery_free(struct delivery *d)
@@ -128,7 +129,7 @@ static void start(struct sender *s, struct delivery *d, int64_t now, bool stoppi
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+	curl_easy_setopt(h, CURLOPT_NOPROXY, s->noproxy);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "berth-alerts");
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, d->hdrs);
 	curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -324,8 +325,15 @@ struct sender *sender_new(const struct sender_conf *c, struct alert_counters *ct
 	struct sender *s = xcalloc(1, sizeof *s);
 	s->c = *c;
 	s->ctr = ctr;
+	/* Webhooks on loopback never go through a proxy; hosts the operator listed in no_proxy
+	 * do not either (setting CURLOPT_NOPROXY replaces libcurl's reading of the variable). */
+	const char *np = getenv("no_proxy");
+	if (!np || !*np)
+		np = getenv("NO_PROXY");
+	s->noproxy = np && *np ? xasprintf("localhost,127.0.0.1,::1,%s", np) : xstrdup("localhost,127.0.0.1,::1");
 	s->multi = curl_multi_init();
 	if (!s->multi) {
+		free(s->noproxy);
 		free(s);
 		err_set(e, ERR_INTERNAL, "alerts: cannot start the HTTP client (curl_multi_init failed)");
 		return NULL;
@@ -335,6 +343,7 @@ struct sender *sender_new(const struct sender_conf *c, struct alert_counters *ct
 	if (rc != 0) {
 		pthread_mutex_destroy(&s->mu);
 		curl_multi_cleanup(s->multi);
+		free(s->noproxy);
 		free(s);
 		err_errno(e, rc, "alerts: cannot start the delivery thread");
 		return NULL;
@@ -354,5 +363,6 @@ void sender_free(struct sender *s)
 	pthread_join(s->thread, NULL);
 	curl_multi_cleanup(s->multi);
 	pthread_mutex_destroy(&s->mu);
+	free(s->noproxy);
 	free(s);
 }

@@ -393,6 +393,7 @@ static void rollout_finish(struct reconciler *rc, struct app_rt *rt, int version
 	if (app_update(rc, rt, edit_outcome, &o, &e) < 0)
 		log_error("%s/%s: recording the outcome of v%d: %s", rt->env, rt->app, version, e.msg);
 	int64_t now = time_now_us();
+	bool had_live = model_json_int(rt->doc, "release", 0) != 0 && model_json_int(rt->doc, "release", 0) != version;
 	for (struct rc_waiter *w = rt->waiters, *next; w; w = next) {
 		next = w->next;
 		if (w->kind != RC_WAIT_ROLLOUT || w->version != version)
@@ -400,15 +401,16 @@ static void rollout_finish(struct reconciler *rc, struct app_rt *rt, int version
 		char msg[256];
 		if (ok)
 			snprintf(msg, sizeof msg, "v%d is live (%lld ms)", version, (long long)((now - w->started_us) / 1000));
-		else
+		else if (had_live)
 			snprintf(msg, sizeof msg, "v%d failed; the previous release keeps running", version);
+		else
+			snprintf(msg, sizeof msg, "v%d failed; the app has no release running (it had none live)", version);
 		waiter_done(w, done_event(ok, version, msg, ok ? NULL : reason, ok ? NULL : logs));
 	}
 	if (ok)
 		log_info("%s/%s: v%d is live", rt->env, rt->app, version);
 	else
 		log_warn("%s/%s: rollout of v%d failed: %s", rt->env, rt->app, version, reason);
-	bool had_live = model_json_int(rt->doc, "release", 0) != 0 && model_json_int(rt->doc, "release", 0) != version;
 	const char *outcome = ok ? "succeeded" : had_live ? "rolled_back" : "failed";
 	if (rc->fams) {
 		const char *labels[] = {rt->env, rt->app, outcome};
@@ -442,7 +444,11 @@ static void fail_rollout(struct reconciler *rc, struct app_rt *rt, int version, 
 	free(v);
 	json_t *ev = event_new("rollback", NULL);
 	char msg[600];
-	snprintf(msg, sizeof msg, "rolling back: %s", reason);
+	int live = model_json_int(rt->doc, "release", 0);
+	if (live && live != version)
+		snprintf(msg, sizeof msg, "rolling back: %s", reason);
+	else
+		snprintf(msg, sizeof msg, "stopping v%d (no earlier release to go back to): %s", version, reason);
 	json_object_set_new(ev, "message", json_string(msg));
 	broadcast(rt, ev);
 	rollout_finish(rc, rt, version, false, reason, logs);

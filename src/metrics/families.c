@@ -128,6 +128,7 @@ static const char *const L_ROUTE_STATUS[] = {"route", "status"};
 static const char *const L_ROUTE[] = {"route"};
 static const char *const L_ROUTE_KIND[] = {"route", "kind"};
 static const char *const L_DNS[] = {"qtype", "rcode"};
+static const char *const L_KIND[] = {"kind"};
 static const char *const L_ALERTS[] = {"kind", "outcome"};
 
 /* Deploys aim well under a second for a small app and may wait minutes on health deadlines. */
@@ -170,6 +171,21 @@ static const struct fam_def DEFS[] = {
 	{offsetof(struct metrics_families, router_upstream_errors),
 	 {"berth_router_upstream_errors_total", "Failures talking to upstream instances, by route and kind.",
 	  METRIC_COUNTER, L_ROUTE_KIND, 2, NULL, 0, 6000}, 0},
+	{offsetof(struct metrics_families, router_retries),
+	 {"berth_router_retries_total", "Requests sent again to another instance after a failed connect.",
+	  METRIC_COUNTER, NULL, 0, NULL, 0, 0}, 0},
+	{offsetof(struct metrics_families, router_aborts),
+	 {"berth_router_client_aborts_total",
+	  "Requests whose client went away before the answer began (logged with status 499).",
+	  METRIC_COUNTER, NULL, 0, NULL, 0, 0}, 0},
+	{offsetof(struct metrics_families, router_connections),
+	 {"berth_router_connections",
+	  "Open router connections by kind (client, upstream, upstream_idle, tunnel).",
+	  METRIC_GAUGE, L_KIND, 1, NULL, 0, 8}, 0},
+	{offsetof(struct metrics_families, router_log_dropped),
+	 {"berth_router_access_log_dropped_total",
+	  "Access-log lines dropped because the log writer fell more than 4 MiB behind.",
+	  METRIC_COUNTER, NULL, 0, NULL, 0, 0}, 0},
 	{offsetof(struct metrics_families, dns_queries),
 	 {"berth_dns_queries_total", "DNS queries answered, by query type and response code.",
 	  METRIC_COUNTER, L_DNS, 2, NULL, 0, 200}, 0},

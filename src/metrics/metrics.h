@@ -122,6 +122,10 @@ struct metrics_families {
 						      * metrics_status_class() */
 	struct metric_family *router_duration;     /* histogram {route}, seconds */
 	struct metric_family *router_upstream_errors; /* counter {route,kind} */
+	struct metric_family *router_retries;      /* counter, no labels, collected */
+	struct metric_family *router_aborts;       /* counter, no labels, collected */
+	struct metric_family *router_connections;  /* gauge {kind}, collected */
+	struct metric_family *router_log_dropped;  /* counter, no labels, collected */
 	struct metric_family *dns_queries;         /* counter {qtype,rcode} */
 	struct metric_family *log_lines;           /* counter, no labels, collected */
 	struct metric_family *alerts;              /* counter {kind,outcome} */

@@ -315,6 +315,34 @@ static void collect_router_latency(void *arg, struct metrics_emitter *em)
 	router_stats_release(&st);
 }
 
+static void collect_router_totals(void *arg, struct metrics_emitter *em, int which)
+{
+	struct server *s = arg;
+	struct router_stats st;
+	router_stats(s->router, &st);
+	if (which == 0) {
+		metrics_emit(em, NULL, (double)st.retries);
+	} else if (which == 1) {
+		metrics_emit(em, NULL, (double)st.aborted);
+	} else if (which == 2) {
+		metrics_emit(em, NULL, (double)st.log_dropped);
+	} else {
+		static const char *const kinds[] = {"client", "upstream", "upstream_idle", "tunnel"};
+		const double v[] = {(double)st.client_conns, (double)st.upstream_conns, (double)st.upstream_idle,
+				    (double)st.tunnels};
+		for (int k = 0; k < 4; k++) {
+			const char *labels[] = {kinds[k]};
+			metrics_emit(em, labels, v[k]);
+		}
+	}
+	router_stats_release(&st);
+}
+
+static void collect_router_retries(void *arg, struct metrics_emitter *em) { collect_router_totals(arg, em, 0); }
+static void collect_router_aborts(void *arg, struct metrics_emitter *em) { collect_router_totals(arg, em, 1); }
+static void collect_router_dropped(void *arg, struct metrics_emitter *em) { collect_router_totals(arg, em, 2); }
+static void collect_router_conns(void *arg, struct metrics_emitter *em) { collect_router_totals(arg, em, 3); }
+
 /* The HTTP router; like DNS, a taken default address only disables it. Its access log goes
  * to the logs module as DATA/logs/_system/router/access.1.log (`berth logs --router`).
  * Its settings come from server.yaml's router: section (0 / NULL: the router's defaults). */
@@ -355,6 +383,10 @@ static int start_router(struct server *s, struct err *e)
 	metrics_family_set_collect(s->fams.router_requests, collect_router, s);
 	metrics_family_set_collect(s->fams.router_upstream_errors, collect_router_errors, s);
 	metrics_family_set_collect(s->fams.router_duration, collect_router_latency, s);
+	metrics_family_set_collect(s->fams.router_retries, collect_router_retries, s);
+	metrics_family_set_collect(s->fams.router_aborts, collect_router_aborts, s);
+	metrics_family_set_collect(s->fams.router_log_dropped, collect_router_dropped, s);
+	metrics_family_set_collect(s->fams.router_connections, collect_router_conns, s);
 	log_info("router on http://%s:%d (try http://APP.localhost:%d/)", s->router_host, router_port(s->router),
 		 router_port(s->router));
 	if (cf->error_pages)
@@ -385,6 +417,10 @@ static void on_stopped(void *arg)
 		metrics_family_set_collect(s->fams.router_requests, NULL, NULL);
 		metrics_family_set_collect(s->fams.router_upstream_errors, NULL, NULL);
 		metrics_family_set_collect(s->fams.router_duration, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_retries, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_aborts, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_log_dropped, NULL, NULL);
+		metrics_family_set_collect(s->fams.router_connections, NULL, NULL);
 		router_free(s->router);
 		s->router = NULL;
 	}

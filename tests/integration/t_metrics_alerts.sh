@@ -83,7 +83,9 @@ assert_eq "$(delta 'berth_router_requests_total{route="unmatched",status="4xx"}'
 assert_eq "$(delta 'berth_dns_queries_total{qtype="A",rcode="NOERROR"}')" 1 "DNS A NOERROR queries"
 assert_eq "$(delta 'berth_dns_queries_total{qtype="A",rcode="NXDOMAIN"}')" 1 "DNS A NXDOMAIN queries"
 assert_eq "$(delta 'berth_dns_queries_total{qtype="SRV",rcode="NOERROR"}')" 1 "DNS SRV NOERROR queries"
-for f in berth_log_lines_total berth_process_resident_memory_bytes berth_process_open_fds berth_process_start_time_seconds; do
+for f in berth_log_lines_total berth_process_resident_memory_bytes berth_process_open_fds berth_process_start_time_seconds \
+  berth_router_retries_total berth_router_client_aborts_total berth_router_access_log_dropped_total 'berth_router_connections{kind="client"}' \
+  'berth_router_connections{kind="upstream_idle"}'; do
   grep -q "^$f " "$T/m1.txt" || fail "/metrics has no $f sample"
 done
 grep -q '^berth_router_request_duration_seconds_count{route="al.localhost/"} 3$' "$T/m1.txt" ||

@@ -241,20 +241,29 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_of(pid):
-    kids = []
+def proc_stats():
+    """(pid, fields of /proc/PID/stat after the command name) for every live process; fields[0]
+    is the state, [1] the parent, [2] the process group."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{d}/comm") as f:
-                comm = f.read().strip()
+                yield int(d), f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(rest[1]) == pid:
-            kids.append((int(d), comm))
+
+
+def children_of(pid):
+    kids = []
+    for child, rest in proc_stats():
+        if int(rest[1]) != pid:
+            continue
+        try:
+            with open(f"/proc/{child}/comm") as f:
+                kids.append((child, f.read().strip()))
+        except OSError:
+            continue
     return kids
 
 

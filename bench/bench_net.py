@@ -76,18 +76,7 @@ def workdir(name):
 
 def group_pids(pgid):
     """Live processes of one process group (a peer and its workers)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(rest[2]) == pgid and rest[0] != "Z":
-            out.append(int(d))
-    return out
+    return [pid for pid, rest in B.proc_stats() if int(rest[2]) == pgid and rest[0] != "Z"]
 
 
 def series(runs, key, scale=1000):

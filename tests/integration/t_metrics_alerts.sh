@@ -9,29 +9,7 @@ source "$(dirname "$0")/lib.sh"
 GAPS=()   # known gaps against the docs, reported at the end so the rest still runs
 gap() { echo "GAP  [$TEST_NAME] $*"; GAPS+=("$*"); }
 
-# ---- the webhook receiver: every POST as one JSON line {"path","ctype","body"}
-HOOK_PORT=$(free_port)
-cat >"$T/hook.py" <<'PY'
-import http.server, json, sys
-port, out = int(sys.argv[1]), sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        rec = {"path": self.path, "ctype": self.headers.get("Content-Type"), "body": json.loads(body)}
-        with open(out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PY
-touch "$T/hooks.jsonl"
-python3 "$T/hook.py" "$HOOK_PORT" "$T/hooks.jsonl" >"$T/hook.err" 2>&1 &
-BG_PIDS+=($!)
-wait_for "curl -s -o /dev/null http://127.0.0.1:$HOOK_PORT/" 50 || fail "webhook receiver did not start: $(cat "$T/hook.err")"
+start_hook_receiver   # HOOK_PORT; every POST lands in $T/hooks.jsonl
 
 cat >"$T/server.yaml" <<YAML
 alerts:

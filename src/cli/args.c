@@ -7,7 +7,7 @@
 #include "util/buf.h"
 
 struct flag_def {
-	unsigned bit;
+	cli_flags_t bit;
 	const char *lng;   /* spelled --lng */
 	char shrt;         /* spelled -s; 0 = none */
 	bool value;        /* takes a value */
@@ -25,10 +25,19 @@ static const struct flag_def flag_defs[] = {
 	{F_BALANCE, "balance", 0, true}, {F_ROUTER, "router", 0, false},
 	{F_ERROR_PAGES, "error-pages", 0, true},
 	{F_WEBHOOK, "webhook", 0, true},    {F_CLEAR, "clear", 0, false},
+	{F_SIZE, "size", 0, true},       {F_DETACH, "detach", 'd', false},
+	{F_NO_CACHE, "no-cache", 0, false}, {F_CANCEL, "cancel", 0, false},
+	{F_CONFIRM, "confirm", 0, true}, {F_VOLUMES, "volumes", 0, false},
+	{F_PURGE_LOGS, "purge-logs", 0, false}, {F_SHELL, "shell", 0, false},
+	{F_RUN_RELEASE, "run-release", 0, false}, {F_TTY, "tty", 't', false},
+	{F_NO_TTY, "no-tty", 'T', false}, {F_REVEAL, "reveal", 0, false},
+	{F_FORCE, "force", 0, false},    {F_TIMEOUT, "timeout", 0, true},
+	/* Heroku's spelling of --follow (`heroku logs --tail`). */
+	{F_FOLLOW, "tail", 0, false},
 };
 #define NFLAGS (sizeof flag_defs / sizeof flag_defs[0])
 
-const char *cli_flag_name(unsigned flag)
+const char *cli_flag_name(cli_flags_t flag)
 {
 	for (size_t i = 0; i < NFLAGS; i++)
 		if (flag_defs[i].bit == flag)
@@ -52,7 +61,7 @@ static const struct flag_def *find_short(char c)
 	return NULL;
 }
 
-static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
+static void set_flag(struct cli_opts *o, cli_flags_t bit, const char *v)
 {
 	o->set |= bit;
 	switch (bit) {
@@ -79,6 +88,20 @@ static void set_flag(struct cli_opts *o, unsigned bit, const char *v)
 		o->webhooks[o->nwebhooks++] = v;
 		break;
 	case F_CLEAR: o->clear = true; break;
+	case F_SIZE: o->size = v; break;
+	case F_DETACH: o->detach = true; break;
+	case F_NO_CACHE: o->no_cache = true; break;
+	case F_CANCEL: o->cancel = true; break;
+	case F_CONFIRM: o->confirm = v; break;
+	case F_VOLUMES: o->volumes = true; break;
+	case F_PURGE_LOGS: o->purge_logs = true; break;
+	case F_SHELL: o->shell = true; break;
+	case F_RUN_RELEASE: o->run_release = true; break;
+	case F_TTY: o->tty = true; break;
+	case F_NO_TTY: o->no_tty = true; break;
+	case F_REVEAL: o->reveal = true; break;
+	case F_FORCE: o->force = true; break;
+	case F_TIMEOUT: o->timeout = v; break;
 	default: break;
 	}
 }
@@ -95,7 +118,7 @@ static int not_allowed(const struct flag_def *d, struct err *e)
 }
 
 /* One "--name[=value]" arg at argv[*i]; advances *i past a separate value. */
-static int parse_long(int argc, char **argv, int *i, unsigned allowed, struct cli_opts *o,
+static int parse_long(int argc, char **argv, int *i, cli_flags_t allowed, struct cli_opts *o,
 		      struct err *e)
 {
 	const char *name = argv[*i] + 2;
@@ -124,7 +147,7 @@ static int parse_long(int argc, char **argv, int *i, unsigned allowed, struct cl
 }
 
 /* A cluster of short flags "-fy", "-n5", "-n 5" at argv[*i]. */
-static int parse_short(int argc, char **argv, int *i, unsigned allowed, struct cli_opts *o,
+static int parse_short(int argc, char **argv, int *i, cli_flags_t allowed, struct cli_opts *o,
 		       struct err *e)
 {
 	for (const char *p = argv[*i] + 1; *p; p++) {
@@ -150,7 +173,7 @@ static int parse_short(int argc, char **argv, int *i, unsigned allowed, struct c
 	return 0;
 }
 
-int cli_parse_flags(int argc, char **argv, unsigned allowed, bool stop_at_positional,
+int cli_parse_flags(int argc, char **argv, cli_flags_t allowed, bool stop_at_positional,
 		    struct cli_opts *o, int *next, struct err *e)
 {
 	int i;

@@ -12,30 +12,44 @@
 #include <jansson.h>
 #include "util/err.h"
 
-/* Flags a verb may accept; a verb's table entry says which (a bit mask). */
-enum cli_flag {
-	F_APP = 1u << 0,      /* --app NAME */
-	F_ENV = 1u << 1,      /* --env NAME */
-	F_JSON = 1u << 2,     /* --json */
-	F_API = 1u << 3,      /* --api URL */
-	F_TOKEN = 1u << 4,    /* --token T */
-	F_DATA = 1u << 5,     /* --data DIR */
-	F_MESSAGE = 1u << 6,  /* -m, --message TEXT */
-	F_FOLLOW = 1u << 7,   /* -f, --follow */
-	F_LINES = 1u << 8,    /* -n, --lines N */
-	F_PROCESS = 1u << 9,  /* --process P */
-	F_SINCE = 1u << 10,   /* --since T */
-	F_YES = 1u << 11,     /* -y, --yes */
-	F_ROLE = 1u << 12,    /* --role R */
-	F_HELP = 1u << 13,    /* -h, --help */
-	F_VERSION = 1u << 14, /* --version (only before a verb) */
-	F_STRIP = 1u << 15,   /* --strip-prefix */
-	F_BALANCE = 1u << 16, /* --balance round-robin|least-conn */
-	F_ROUTER = 1u << 17,  /* --router */
-	F_ERROR_PAGES = 1u << 18, /* --error-pages DIR */
-	F_WEBHOOK = 1u << 19, /* --webhook URL (repeatable: each adds one) */
-	F_CLEAR = 1u << 20,   /* --clear */
-};
+/* Flags a verb may accept; a verb's table entry says which (a bit mask, cli_flags_t). */
+typedef uint64_t cli_flags_t;
+#define F_APP          (UINT64_C(1) << 0)   /* --app NAME */
+#define F_ENV          (UINT64_C(1) << 1)   /* --env NAME */
+#define F_JSON         (UINT64_C(1) << 2)   /* --json */
+#define F_API          (UINT64_C(1) << 3)   /* --api URL */
+#define F_TOKEN        (UINT64_C(1) << 4)   /* --token T */
+#define F_DATA         (UINT64_C(1) << 5)   /* --data DIR */
+#define F_MESSAGE      (UINT64_C(1) << 6)   /* -m, --message TEXT */
+#define F_FOLLOW       (UINT64_C(1) << 7)   /* -f, --follow */
+#define F_LINES        (UINT64_C(1) << 8)   /* -n, --lines N */
+#define F_PROCESS      (UINT64_C(1) << 9)   /* --process P */
+#define F_SINCE        (UINT64_C(1) << 10)   /* --since T */
+#define F_YES          (UINT64_C(1) << 11)   /* -y, --yes */
+#define F_ROLE         (UINT64_C(1) << 12)   /* --role R */
+#define F_HELP         (UINT64_C(1) << 13)   /* -h, --help */
+#define F_VERSION      (UINT64_C(1) << 14)   /* --version (only before a verb) */
+#define F_STRIP        (UINT64_C(1) << 15)   /* --strip-prefix */
+#define F_BALANCE      (UINT64_C(1) << 16)   /* --balance round-robin|least-conn */
+#define F_ROUTER       (UINT64_C(1) << 17)   /* --router */
+#define F_ERROR_PAGES  (UINT64_C(1) << 18)   /* --error-pages DIR */
+#define F_WEBHOOK      (UINT64_C(1) << 19)   /* --webhook URL (repeatable: each adds one) */
+#define F_CLEAR        (UINT64_C(1) << 20)   /* --clear */
+#define F_SIZE         (UINT64_C(1) << 21)   /* --size PROFILE */
+#define F_DETACH       (UINT64_C(1) << 22)   /* -d, --detach */
+#define F_NO_CACHE     (UINT64_C(1) << 23)   /* --no-cache */
+#define F_CANCEL       (UINT64_C(1) << 24)   /* --cancel */
+#define F_CONFIRM      (UINT64_C(1) << 25)   /* --confirm NAME */
+#define F_VOLUMES      (UINT64_C(1) << 26)   /* --volumes */
+#define F_PURGE_LOGS   (UINT64_C(1) << 27)   /* --purge-logs */
+#define F_SHELL        (UINT64_C(1) << 28)   /* --shell */
+#define F_RUN_RELEASE  (UINT64_C(1) << 29)   /* --run-release */
+#define F_TTY          (UINT64_C(1) << 30)   /* -t, --tty: force a terminal */
+#define F_NO_TTY       (UINT64_C(1) << 31)   /* -T, --no-tty: plain pipes */
+#define F_REVEAL       (UINT64_C(1) << 32)   /* --reveal: show secret values */
+#define F_FORCE        (UINT64_C(1) << 33)   /* --force */
+#define F_TIMEOUT      (UINT64_C(1) << 34)   /* --timeout DURATION */
+
 #define F_CONN (F_API | F_TOKEN | F_DATA)
 #define F_TARGET (F_APP | F_ENV)
 /* What every verb that talks to the server accepts. */
@@ -44,10 +58,12 @@ enum cli_flag {
 /* The parsed command line of one invocation. Strings point into argv (not owned);
  * the pos and webhooks arrays are owned (cli_opts_free). */
 struct cli_opts {
-	unsigned set;             /* F_* bits seen */
+	cli_flags_t set;             /* F_* bits seen */
 	const char *app, *env, *api, *token, *data;
 	const char *message, *process, *since, *role, *lines, *balance, *error_pages;
+	const char *size, *confirm, *timeout;
 	bool json, follow, yes, help, strip_prefix, router, clear;
+	bool detach, no_cache, cancel, volumes, purge_logs, shell, run_release, tty, no_tty, reveal, force;
 	const char **pos;         /* positional args in order */
 	size_t npos;
 	const char **webhooks;    /* every --webhook in order */
@@ -59,11 +75,11 @@ struct cli_opts {
  * flag. When stop_at_positional, parsing stops before the first positional arg and *next is
  * its index (used for the flags in front of the verb); otherwise every arg is consumed.
  * Returns 0, or -1 with e (ERR_INVALID) saying what was wrong. */
-int cli_parse_flags(int argc, char **argv, unsigned allowed, bool stop_at_positional,
+int cli_parse_flags(int argc, char **argv, cli_flags_t allowed, bool stop_at_positional,
 		    struct cli_opts *o, int *next, struct err *e);
 void cli_opts_free(struct cli_opts *o);
 /* "--app" for F_APP (the flag's long spelling), "" for an unknown bit. */
-const char *cli_flag_name(unsigned flag);
+const char *cli_flag_name(cli_flags_t flag);
 
 /* `scale web=3 worker=0` -> {"web":3,"worker":0} (new reference in *out). A name must be a
  * valid process name (name_valid), a count a non-negative integer (at most 10000); a repeated

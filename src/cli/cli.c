@@ -14,7 +14,7 @@ enum verb_group { G_APP, G_ADMIN, G_OTHER, G_HIDDEN };
 struct verb {
 	const char *name;
 	int (*fn)(struct cli_opts *o);   /* NULL: handled in cli_main (server, help, version) */
-	unsigned flags;                  /* F_* the verb accepts */
+	cli_flags_t flags;               /* F_* the verb accepts */
 	enum verb_group group;
 	const char *usage;               /* one or more lines, without "usage: " */
 	const char *summary;             /* one line for the overview */
@@ -267,7 +267,7 @@ static const struct verb *find_verb(const char *name)
 static void print_flags(FILE *f, const struct verb *v)
 {
 	static const struct {
-		unsigned bit;
+		cli_flags_t bit;
 		const char *text;
 	} lines[] = {
 		{F_APP, "  --app NAME        the app (default: app: in ./berth.yaml)"},
@@ -294,6 +294,22 @@ static void print_flags(FILE *f, const struct verb *v)
 		{F_WEBHOOK, "  --webhook URL     an http(s) webhook for the env's alerts (repeat for "
 			    "more;\n                    replaces the env's list)"},
 		{F_CLEAR, "  --clear           remove the env's own webhooks"},
+		{F_SIZE, "  --size PROFILE    the resource profile of the one-off (default: the\n"
+			 "                    process's own)"},
+		{F_DETACH, "  -d, --detach      run in the background; the output goes to the logs"},
+		{F_TTY, "  -t, --tty         give the command a terminal even when stdin is not one"},
+		{F_NO_TTY, "  -T, --no-tty      plain pipes even when stdin is a terminal"},
+		{F_NO_CACHE, "  --no-cache        build from scratch: do not reuse installed dependencies"},
+		{F_CANCEL, "  --cancel          stop the rollout in progress; the live release stays"},
+		{F_CONFIRM, "  --confirm NAME    the app's name again, to confirm"},
+		{F_VOLUMES, "  --volumes         also delete the app's volumes and their data"},
+		{F_PURGE_LOGS, "  --purge-logs      also delete the app's logs"},
+		{F_SHELL, "  --shell           print KEY='value' lines for eval in a shell"},
+		{F_RUN_RELEASE, "  --run-release     run the release phase (release: in berth.yaml) for\n"
+				"                    the rollback too"},
+		{F_REVEAL, "  --reveal          show config values (masked otherwise)"},
+		{F_FORCE, "  --force           do it even though a safety check says no"},
+		{F_TIMEOUT, "  --timeout D       give up after D (30s, 10m, 1h)"},
 		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
 			 "text"},
 		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "
@@ -305,7 +321,7 @@ static void print_flags(FILE *f, const struct verb *v)
 	/* Where a flag means something else for one verb. */
 	static const struct {
 		const char *verb;
-		unsigned bit;
+		cli_flags_t bit;
 		const char *text;
 	} special[] = {
 		{"apps", F_ENV, "  --env NAME        only the apps in this environment (default: all)"},
@@ -397,9 +413,9 @@ static int cmd_help(struct cli_opts *o)
 }
 
 /* The flags in front of the verb must be ones the verb takes. */
-static int check_front_flags(const struct verb *v, unsigned front)
+static int check_front_flags(const struct verb *v, cli_flags_t front)
 {
-	for (unsigned bit = 1; bit && bit <= front; bit <<= 1)
+	for (cli_flags_t bit = 1; bit && bit <= front; bit <<= 1)
 		if ((front & bit) && !(v->flags & bit))
 			return cli_usage_error(v->name, "flag --%s does not apply to `berth %s`",
 					       cli_flag_name(bit), v->name);
@@ -416,14 +432,12 @@ int cli_main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	/* Flags in front of the verb: `berth --api URL ps`. */
-	if (cli_parse_flags(argc - 1, argv + 1, F_COMMON | F_VERSION | F_MESSAGE | F_FOLLOW |
-			    F_LINES | F_PROCESS | F_SINCE | F_YES | F_ROLE | F_STRIP | F_BALANCE |
-			    F_ROUTER | F_ERROR_PAGES | F_WEBHOOK | F_CLEAR, true, &o, &next, &e)) {
+	if (cli_parse_flags(argc - 1, argv + 1, ~(cli_flags_t)0, true, &o, &next, &e)) {
 		fprintf(stderr, "berth: %s (run `berth help` for the list of verbs and flags)\n", e.msg);
 		return EXIT_USAGE;
 	}
 	int vi = next + 1;   /* index of the verb in argv */
-	unsigned front = o.set;
+	cli_flags_t front = o.set;
 	if (vi >= argc) {
 		cli_opts_free(&o);
 		if (front & F_VERSION)

@@ -150,7 +150,7 @@ static int rm(struct cli_opts *o, struct client *c, const char *host, const char
 /* The flags only `routes add` takes, when given to list or remove. */
 static int add_only_flags(const struct cli_opts *o, const char *sub)
 {
-	static const unsigned bits[] = {F_APP, F_ENV, F_PROCESS, F_STRIP, F_BALANCE, F_ERROR_PAGES};
+	static const cli_flags_t bits[] = {F_APP, F_ENV, F_PROCESS, F_STRIP, F_BALANCE, F_ERROR_PAGES};
 	for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
 		if (o->set & bits[i])
 			return cli_usage_error("routes", "--%s only goes with routes add, not routes %s",

@@ -25,7 +25,7 @@
 
 /* ---- flags ---- */
 
-static int parse(struct cli_opts *o, unsigned allowed, struct err *e, ...)
+static int parse(struct cli_opts *o, cli_flags_t allowed, struct err *e, ...)
 {
 	char *argv[32];
 	int argc = 0;

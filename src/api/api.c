@@ -138,12 +138,24 @@ static void route_app(struct ctx *c)
 		if (post) api_stopstart(c, !strcmp(what, "stop")); else not_allowed(r);
 	} else if (!strcmp(what, "instances") && c->nseg == 5) {
 		if (get) api_instances(c); else not_allowed(r);
+	} else if (!strcmp(what, "instances") && c->nseg == 7 && !strcmp(c->seg[6], "exec")) {
+		if (post) api_exec(c, c->seg[5]); else not_allowed(r);
+	} else if (!strcmp(what, "run") && c->nseg == 5) {
+		if (post) api_run(c); else not_allowed(r);
+	} else if (!strcmp(what, "cron") && c->nseg == 5) {
+		if (get) api_cron_list(c); else not_allowed(r);
+	} else if (!strcmp(what, "cron") && c->nseg == 7 && !strcmp(c->seg[6], "run")) {
+		if (post) api_cron_run(c, c->seg[5]); else not_allowed(r);
+	} else if (!strcmp(what, "cancel") && c->nseg == 5) {
+		if (post) api_cancel(c); else not_allowed(r);
 	} else if (!strcmp(what, "logs") && c->nseg == 5) {
 		if (get) api_logs(c); else not_allowed(r);
 	} else if (!strcmp(what, "volumes") && c->nseg == 5) {
 		if (get) api_volumes(c); else not_allowed(r);
 	} else if (!strcmp(what, "volumes") && c->nseg == 6) {
 		if (del) api_volume_delete(c, c->seg[5]); else not_allowed(r);
+	} else if (!strcmp(what, "maintenance") && c->nseg == 5) {
+		if (get || post) api_maintenance(c); else not_allowed(r);
 	} else {
 		http_respond_error(r, 404, "no such API path");
 	}
@@ -158,6 +170,15 @@ static void route(struct ctx *c)
 		if (method(r, "GET")) api_apps(c); else not_allowed(r);
 	} else if (is(c, 0, "envs") && is(c, 2, "alerts") && c->nseg == 3) {
 		api_env_alerts(c);
+	} else if (is(c, 0, "envs") && is(c, 2, "apps") && c->nseg == 3) {
+		if (!name_valid(c->seg[1]))
+			http_respond_error(r, 400, "env names must match [a-z0-9][a-z0-9-]* (at most 63 characters)");
+		else if (!method(r, "POST"))
+			not_allowed(r);
+		else if (need(r, c, ROLE_DEPLOYER) == 0) {
+			snprintf(c->env, sizeof c->env, "%s", c->seg[1]);
+			api_app_create(c);
+		}
 	} else if (is(c, 0, "envs") && is(c, 2, "apps") && c->nseg >= 4) {
 		route_app(c);
 	} else if (is(c, 0, "router") && is(c, 1, "logs") && c->nseg == 2) {
@@ -179,6 +200,11 @@ static void route(struct ctx *c)
 			api_route_delete(c);
 		else
 			not_allowed(r);
+	} else if (is(c, 0, "debug") && is(c, 1, "clock") && c->nseg == 2) {
+		if (!method(r, "POST"))
+			not_allowed(r);
+		else if (need(r, c, ROLE_ADMIN) == 0)
+			api_debug_clock(c);
 	} else if (is(c, 0, "tokens") && c->nseg <= 2) {
 		if (need(r, c, ROLE_ADMIN) < 0)
 			return;
@@ -206,7 +232,7 @@ static int on_head(void *arg, struct http_req *r, struct http_body_plan *plan)
 	c->req = r;
 	r->user = c;
 	if (!strcmp(r->path, "/metrics")) {
-		c->role = api_auth(a, r);
+		c->role = api_auth(a, r, c->who, sizeof c->who);
 		if (!c->role) {
 			http_respond_error(r, 401, "missing or invalid token: /metrics needs a bearer token (any role)");
 			return -1;
@@ -218,7 +244,7 @@ static int on_head(void *arg, struct http_req *r, struct http_body_plan *plan)
 		http_respond_error(r, 404, "no such API path (the API lives under /v1)");
 		return -1;
 	}
-	c->role = api_auth(a, r);
+	c->role = api_auth(a, r, c->who, sizeof c->who);
 	if (!c->role) {
 		http_respond_error(r, 401, http_req_header(r, "Authorization")
 						   ? "invalid token"

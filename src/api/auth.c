@@ -27,8 +27,10 @@ static enum role role_of(const char *s)
 	return 0;
 }
 
-enum role api_auth(struct api *a, struct http_req *r)
+enum role api_auth(struct api *a, struct http_req *r, char *who, size_t wlen)
 {
+	if (who && wlen)
+		who[0] = 0;
 	const char *h = http_req_header(r, "Authorization");
 	if (!h || strncasecmp(h, "Bearer ", 7))
 		return 0;
@@ -53,8 +55,11 @@ enum role api_auth(struct api *a, struct http_req *r)
 		unsigned char have[crypto_hash_sha256_BYTES];
 		size_t len = 0;
 		if (sodium_hex2bin(have, sizeof have, hex, strlen(hex), NULL, &len, NULL) == 0 && len == sizeof have &&
-		    sodium_memcmp(have, want, sizeof want) == 0)
+		    sodium_memcmp(have, want, sizeof want) == 0) {
 			found = role_of(model_json_str(doc, "role", NULL));
+			if (who && wlen)
+				snprintf(who, wlen, "token %s", l.items[k].key + strlen("/auth/tokens/"));
+		}
 		json_decref(doc);
 	}
 	store_list_free(&l);

@@ -1,17 +1,28 @@
-/* api/deploy: POST .../deploys. The upload (a tar.gz, spooled to DATA/tmp by the http layer)
- * is hashed, unpacked safely and its manifest parsed on libuv's work queue, off the loop.
- * Code lives in DATA/releases/<env>/<app>/code-<sha256 prefix>: unpacked to a temp dir and
- * renamed into place, so a directory that exists is always complete, and the same upload
- * twice shares it. Then one transaction records release vN and makes it the rollout target,
- * and the app's old code directories are pruned (gc.c; a deploy in flight holds that off, so
- * a directory it shares cannot be removed under it). */
+/* api/deploy: POST .../deploys: upload -> build -> release -> rollout. The upload (a tar.gz,
+ * spooled to DATA/tmp by the http layer) is hashed, unpacked safely, its manifest parsed and
+ * its build planned (src/build) on libuv's work queue, off the loop. When there is something
+ * to build, the build runs in the unpacked temp dir as a one-off (src/oneoff: the build
+ * profile, build_timeout, an output bound) while its output streams into the deploy's
+ * progress and into the logs as process `build`; a failed build ends the deploy with its last
+ * lines and nothing else changes. Code lives in DATA/releases/<env>/<app>/code-<id>: built in
+ * a temp dir and renamed into place, so a directory that exists is always complete; the same
+ * upload (and, when built, the same build inputs) twice shares it. Then one transaction
+ * records release vN and makes it the rollout target; a deploy that finds another rollout of
+ * the app in progress waits for it and says so. Old code directories are pruned afterwards
+ * (gc.c; a deploy in flight holds that off). The client may leave at any point: the deploy
+ * goes on. */
 #include "api/internal.h"
 #include "archive/archive.h"
+#include "build/build.h"
 #include "model/model.h"
+#include "oneoff/oneoff.h"
+#include "util/timeutil.h"
+#include "util/envp.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +44,22 @@ struct deploy {
 	uint64_t bytes;
 	struct err e;
 	bool done;
+	/* build */
+	json_t *config;         /* the app's config when the deploy began (the build's environment) */
+	char *cache_root;       /* DATA/cache/<env>/<app> */
+	bool no_cache;
+	struct build_plan plan;
+	bool build;             /* a build runs in tmp_dir before the rename */
+	bool reused_build;      /* final existed: an identical build was reused */
+	struct oneoff *job;
+	int64_t build_started_us, build_ms;
+	struct buf partial;     /* the build's unfinished output line */
+	json_t *tail;           /* its last lines, for a failure */
+	json_t *head;           /* its first lines */
+	int64_t lines;
+	struct rc_waiter *waiter;   /* waiting for another rollout of the app */
+	int waited_for;
+	char who[80];           /* who asked (ctx->who) */
 };
 
 static int hash_file(const char *path, char out[65], struct err *e)
@@ -56,6 +83,24 @@ static int hash_file(const char *path, char out[65], struct err *e)
 }
 
 /* Runs on a work-queue thread: no loop, no store. */
+/* The directory name of a built release: the upload and every input of its build. */
+static void built_dir_name(struct deploy *d)
+{
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	char *cfg = json_dumps(d->config, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *parts[] = {d->sha, d->plan.builder, d->plan.deps_hash, d->plan.script ? d->plan.script : "",
+			       d->plan.deps_dir ? d->plan.deps_dir : "", cfg ? cfg : "{}"};
+	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
+		crypto_hash_sha256_update(&st, (const unsigned char *)parts[k], strlen(parts[k]) + 1);
+	free(cfg);
+	unsigned char h[32];
+	char hex[65];
+	crypto_hash_sha256_final(&st, h);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	snprintf(d->dir, sizeof d->dir, "code-%.16s-%.8s", d->sha, hex);
+}
+
 static void deploy_work(uv_work_t *w)
 {
 	struct deploy *d = w->data;
@@ -66,14 +111,14 @@ static void deploy_work(uv_work_t *w)
 		return;
 	char *final = xasprintf("%s/%s", d->app_dir, d->dir);
 	if (fs_exists(final)) {
-		/* Same code as an earlier release: its directory is complete (renamed into place). */
+		/* Same code as an earlier release that needed no build: complete (renamed into place). */
 		d->e.code = 0;
 		if (manifest_load_dir(final, &d->m, &d->e) == 0)
 			d->have_manifest = true;
 		free(final);
 		return;
 	}
-	d->tmp_dir = xasprintf("%s/.unpack-%s-%d", d->app_dir, d->dir, (int)getpid());
+	d->tmp_dir = xasprintf("%s/.unpack-%s-%d-%08x", d->app_dir, d->dir, (int)getpid(), randombytes_random());
 	fs_rm_rf(d->tmp_dir, NULL);
 	struct unpack_limits lim = {.max_total_bytes = d->api->conf->upload_limit_bytes * 8, .max_entries = 0};
 	if (archive_unpack_safe(d->upload, d->tmp_dir, &lim, &d->e) < 0) {
@@ -89,6 +134,27 @@ static void deploy_work(uv_work_t *w)
 		return;
 	}
 	d->have_manifest = true;
+	if (build_plan_make(d->tmp_dir, &d->m, d->cache_root, d->no_cache, &d->plan, &d->e) < 0) {
+		if (!d->e.code || d->e.code == ERR_INTERNAL)
+			d->e.code = ERR_INVALID;
+		d->have_manifest = false;
+		fs_rm_rf(d->tmp_dir, NULL);
+		free(final);
+		return;
+	}
+	if (d->plan.builder[0]) {
+		built_dir_name(d);
+		free(final);
+		final = xasprintf("%s/%s", d->app_dir, d->dir);
+		if (!d->no_cache && fs_exists(final)) {
+			d->reused_build = true;       /* the same upload built with the same inputs */
+			fs_rm_rf(d->tmp_dir, NULL);
+		} else {
+			d->build = true;              /* built on the loop, renamed after */
+		}
+		free(final);
+		return;
+	}
 	if (rename(d->tmp_dir, final) < 0) {
 		if (errno == ENOTEMPTY || errno == EEXIST)
 			fs_rm_rf(d->tmp_dir, NULL);   /* a concurrent identical upload won */
@@ -131,17 +197,294 @@ static void deploy_free(struct deploy *d)
 		fs_rm_rf(d->tmp_dir, NULL);
 	free(d->tmp_dir);
 	free(d->app_dir);
+	free(d->cache_root);
 	manifest_free(&d->m);
+	build_plan_free(&d->plan);
+	json_decref(d->config);
+	json_decref(d->tail);
+	json_decref(d->head);
+	buf_free(&d->partial);
+	reconciler_unwait(d->waiter);
 	free(d);
 	api_gc_deploy_end(a, env, app);
 }
 
+/* The client went away: the deploy goes on (a build finishes, the release is made and rolled
+ * out), only nobody is told. */
 static void deploy_abort(struct http_req *r, void *arg)
 {
 	struct deploy *d = arg;
-	d->c = NULL;      /* the work finishes and cleans up on its own */
-	if (d->done)
+	d->c = NULL;
+	if (d->done && !d->job && !d->waiter)
 		deploy_free(d);
+}
+
+/* An event to the client, if it is still there (stolen). */
+static void deploy_event(struct deploy *d, json_t *ev)
+{
+	if (d->c)
+		api_stream_event(d->c, ev);
+	else
+		json_decref(ev);
+}
+
+/* End the deploy with an error: an answer, or a done event once the stream has started. */
+static void deploy_fail(struct deploy *d, struct err *e, json_t *logs)
+{
+	if (d->c) {
+		http_req_on_abort(d->c->req, NULL, NULL);
+		if (!d->c->streaming) {
+			api_fail(d->c->req, e);
+		} else {
+			json_t *done = json_pack("{s:s, s:b, s:s}", "event", "done", "ok", 0, "error", e->msg);
+			if (logs)
+				json_object_set(done, "logs", logs);
+			api_stream_finish(d->c, done);
+		}
+		d->c = NULL;
+	}
+	log_warn("%s/%s: deploy failed: %s", d->env, d->app, e->msg);
+	deploy_free(d);
+}
+
+static void commit_release(struct deploy *d);
+
+static void on_rollout_done(void *arg, json_t *event, bool done)
+{
+	struct deploy *d = arg;
+	if (!done)
+		return;
+	d->waiter = NULL;
+	commit_release(d);
+}
+
+/* Record release vN and hand the stream to the rollout's waiter. */
+static void commit_release(struct deploy *d)
+{
+	struct err e = ERR_INIT;
+	struct api *a = d->api;
+	const char *desc = d->c ? http_req_query(d->c->req, "description") : NULL;
+	char dflt[64];
+	snprintf(dflt, sizeof dflt, "Deploy %.8s", d->sha);
+	json_t *f = json_object();
+	json_object_set_new(f, "description", json_string(desc && *desc ? desc : dflt));
+	json_object_set_new(f, "code", json_string(d->sha));
+	json_object_set_new(f, "dir", json_string(d->dir));
+	json_object_set_new(f, "manifest", manifest_to_json(&d->m));
+	if (d->who[0])
+		json_object_set_new(f, "by", json_string(d->who));
+	if (d->plan.builder[0]) {
+		json_t *b = json_pack("{s:s, s:O, s:O, s:b}", "builder", d->plan.builder, "path", d->plan.path, "env",
+				      d->plan.env, "reused", d->reused_build);
+		if (d->plan.deps_hash[0]) {
+			json_object_set_new(b, "deps_hash", json_string(d->plan.deps_hash));
+			json_object_set_new(b, "lockfile", json_string(d->plan.lockfile));
+			json_object_set_new(b, "deps_cached", json_boolean(d->plan.deps_cached || d->reused_build));
+		}
+		json_object_set_new(b, "duration_ms", json_integer(d->build_ms));
+		json_object_set_new(f, "build", b);
+	}
+	int v = api_release_create(a, d->env, d->app, f, &e);
+	json_decref(f);
+	if (v < 0 && e.code == ERR_CONFLICT) {
+		/* Another rollout of the app is in progress: wait for it, then try again. */
+		json_t *doc = api_app_doc(a, d->env, d->app, NULL, &e);
+		int target = model_json_int(doc, "target", 0);
+		json_decref(doc);
+		if (target && target != d->waited_for) {
+			char msg[200];
+			snprintf(msg, sizeof msg, "waiting for the rollout of v%d in progress to finish (the deploy goes on "
+				 "after it)", target);
+			deploy_event(d, json_pack("{s:s, s:s}", "event", "info", "message", msg));
+			d->waited_for = target;
+			d->waiter = reconciler_wait(a->rc, d->env, d->app, RC_WAIT_ROLLOUT, target, on_rollout_done, d);
+			return;
+		}
+		if (target)
+			err_set(&e, ERR_CONFLICT, "a rollout of v%d is in progress for %s/%s; wait for it to finish", target,
+				d->env, d->app);
+	}
+	if (v < 0) {
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	log_info("%s/%s: release v%d created from upload %.12s (%llu bytes)", d->env, d->app, v, d->sha,
+		 (unsigned long long)d->bytes);
+	api_gc_request(a, d->env, d->app);   /* runs once this deploy has ended */
+	char msg[200];
+	snprintf(msg, sizeof msg, "created release v%d", v);
+	json_t *first = json_array();
+	json_array_append_new(first, json_pack("{s:s, s:i, s:s}", "event", "release", "release", v, "message", msg));
+	if (d->c) {
+		http_req_on_abort(d->c->req, NULL, NULL);
+		api_stream_wait(d->c, RC_WAIT_ROLLOUT, v, first);
+		d->c = NULL;
+	} else {
+		json_decref(first);
+	}
+	deploy_free(d);
+}
+
+/* ---- the build ---- */
+
+#define BUILD_TAIL 20
+#define BUILD_HEAD 5
+
+static void build_line(struct deploy *d, const char *s, size_t n)
+{
+	if (n && s[n - 1] == '\r')
+		n--;
+	/* Control bytes are made visible; output that is not UTF-8 is replaced by a note. */
+	char *text = xstrndup(s, n);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			*p = '?';
+	json_t *line = json_string(text);
+	if (!line)
+		line = json_string("(a line that is not UTF-8)");
+	free(text);
+	d->lines++;
+	if (json_array_size(d->head) < BUILD_HEAD)
+		json_array_append(d->head, line);
+	json_array_append(d->tail, line);
+	if (json_array_size(d->tail) > BUILD_TAIL)
+		json_array_remove(d->tail, 0);
+	if (d->c) {
+		char *msg = xasprintf("build | %s", json_string_value(line));
+		deploy_event(d, json_pack("{s:s, s:s, s:O, s:s}", "event", "output", "process", "build", "line", line,
+					  "message", msg));
+		free(msg);
+	}
+	json_decref(line);
+}
+
+static void on_build_output(void *arg, int stream, const char *data, size_t n)
+{
+	struct deploy *d = arg;
+	buf_add(&d->partial, data, n);
+	size_t start = 0;
+	for (;;) {
+		const char *nl = memchr(d->partial.p + start, '\n', d->partial.len - start);
+		if (!nl)
+			break;
+		build_line(d, d->partial.p + start, (size_t)(nl - (d->partial.p + start)));
+		start = (size_t)(nl - d->partial.p) + 1;
+	}
+	if (d->partial.len - start > 4096) {          /* a very long line: show it in pieces */
+		build_line(d, d->partial.p + start, d->partial.len - start);
+		start = d->partial.len;
+	}
+	buf_consume(&d->partial, start);
+}
+
+static void on_build_exit(void *arg, const struct oneoff_result *r)
+{
+	struct deploy *d = arg;
+	d->job = NULL;
+	if (d->partial.len) {
+		build_line(d, d->partial.p, d->partial.len);
+		buf_consume(&d->partial, d->partial.len);
+	}
+	d->build_ms = r->duration_ms;
+	bool ok = !r->signal && r->status == 0 && !r->timed_out && !r->too_much_output;
+	if (!ok) {
+		struct err e = ERR_INIT;
+		err_set(&e, ERR_INVALID, "build failed (%s%s): %s; the live release keeps running", d->plan.builder,
+			strcmp(d->plan.builder, "command") ? " builder" : ": build: in berth.yaml", r->summary);
+		/* The first lines too when the output was long: the cause is often at the top. */
+		json_t *logs = json_array();
+		if (d->lines > (int64_t)json_array_size(d->tail)) {
+			json_array_extend(logs, d->head);
+			json_array_append_new(logs, json_string("..."));
+		}
+		json_array_extend(logs, d->tail);
+		deploy_fail(d, &e, logs);
+		json_decref(logs);
+		return;
+	}
+	char *final = xasprintf("%s/%s", d->app_dir, d->dir);
+	struct err e = ERR_INIT;
+	if (rename(d->tmp_dir, final) < 0) {
+		if (errno == ENOTEMPTY || errno == EEXIST) {
+			fs_rm_rf(d->tmp_dir, NULL);   /* an identical concurrent build won */
+		} else {
+			err_errno(&e, errno, "move the built release into place");
+			free(final);
+			deploy_fail(d, &e, NULL);
+			return;
+		}
+	} else {
+		fs_fsync_dir(d->app_dir);
+	}
+	free(final);
+	char msg[200];
+	snprintf(msg, sizeof msg, "built in %lld ms (%s)", (long long)d->build_ms, d->plan.builder);
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "build", "message", msg));
+	commit_release(d);
+}
+
+/* The build's environment: the app's config (berth.yaml defaults under it), what server.yaml
+ * builds.env gives, and the daemon's own package-manager settings (PIP_*, npm_config_*, GO*,
+ * BUNDLE_*, proxies), since a server may reach its registries only through them. */
+static char **build_env(struct deploy *d)
+{
+	struct envp env = {0};
+	extern char **environ;
+	static const char *const pass[] = {"PIP_", "npm_config_", "NPM_CONFIG_", "GO", "BUNDLE_", "http_proxy",
+					   "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", NULL};
+	for (char **v = environ; v && *v; v++)
+		for (const char *const *p = pass; *p; p++)
+			if (!strncmp(*v, *p, strlen(*p))) {
+				env.v = xrealloc(env.v, (env.n + 2) * sizeof *env.v);
+				env.v[env.n++] = xstrdup(*v);
+				env.v[env.n] = NULL;
+				break;
+			}
+	struct envp out = {0};
+	envp_put_all(&out, env.v);
+	envp_free(&env);
+	envp_put_all(&out, d->api->conf->builds.env);
+	for (size_t k = 0; k < d->m.nvars; k++)
+		envp_put(&out, d->m.vars[k].name, d->m.vars[k].value);
+	const char *key;
+	json_t *val;
+	json_object_foreach(d->config, key, val)
+		if (json_is_string(val))
+			envp_put(&out, key, json_string_value(val));
+	envp_put(&out, "BERTH_APP", d->app);
+	envp_put(&out, "BERTH_ENV", d->env);
+	envp_put(&out, "BERTH_BUILD", "1");
+	if (!out.v)
+		out.v = xcalloc(1, sizeof *out.v);
+	return envp_detach(&out);
+}
+
+static int start_build(struct deploy *d, struct err *e)
+{
+	const struct server_build_conf *bc = &d->api->conf->builds;
+	const char *pname = bc->profile ? bc->profile : "large";
+	const struct profile *prof = *pname ? server_conf_profile(d->api->conf, pname) : NULL;
+	char msg[300];
+	if (!strcmp(d->plan.builder, "command"))
+		snprintf(msg, sizeof msg, "building with build: from %s", d->m.source ? d->m.source : "berth.yaml");
+	else
+		snprintf(msg, sizeof msg, "building with the %s builder (%s%s)", d->plan.builder, d->plan.lockfile,
+			 d->plan.deps_cached ? ", dependencies unchanged" : "");
+	deploy_event(d, json_pack("{s:s, s:s, s:s}", "event", "build", "message", msg, "builder", d->plan.builder));
+	char **vars = build_env(d);
+	struct oneoff_spec spec = {
+		.env = d->env, .app = d->app, .kind = "build", .command = d->plan.script, .cwd = d->tmp_dir,
+		.env_vars = vars, .profile = prof,
+		.timeout_ms = d->m.build_timeout_ms > 0 ? d->m.build_timeout_ms : 600000,
+		.log = true, .output_limit = bc->output_limit,
+	};
+	struct oneoff_events ev = {.on_output = on_build_output, .on_exit = on_build_exit, .arg = d};
+	d->tail = json_array();
+	d->head = json_array();
+	d->build_started_us = time_now_us();
+	d->job = oneoff_start(reconciler_oneoffs(d->api->rc), &spec, &ev, e);
+	envp_free_array(vars);
+	return d->job ? 0 : -1;
 }
 
 static void deploy_after(uv_work_t *w, int status)
@@ -149,18 +492,16 @@ static void deploy_after(uv_work_t *w, int status)
 	struct deploy *d = w->data;
 	d->done = true;
 	struct ctx *c = d->c;
-	if (!c) {
-		deploy_free(d);
-		return;
-	}
-	http_req_on_abort(c->req, NULL, NULL);
 	struct err e = ERR_INIT;
 	if (d->e.msg[0] || !d->have_manifest) {
 		hide_path(&d->e, d->tmp_dir, "the uploaded directory");
 		hide_path(&d->e, d->upload, "the upload");
 		hide_path(&d->e, d->app_dir, "the release directory");
-		api_fail(c->req, &d->e);
-		deploy_free(d);
+		if (!c) {
+			deploy_free(d);
+			return;
+		}
+		deploy_fail(d, &d->e, NULL);
 		return;
 	}
 	for (size_t k = 0; k < d->m.nprocs; k++) {
@@ -172,37 +513,25 @@ static void deploy_after(uv_work_t *w, int status)
 			err_set(&e, ERR_INVALID, "%s: process %s: unknown resource profile \"%s\" (the server has: %s)",
 				d->m.source ? d->m.source : "manifest", d->m.procs[k].name, prof, buf_str(&names));
 			buf_free(&names);
-			api_fail(c->req, &e);
-			deploy_free(d);
+			deploy_fail(d, &e, NULL);
 			return;
 		}
 	}
-	const char *desc = http_req_query(c->req, "description");
-	char dflt[64];
-	snprintf(dflt, sizeof dflt, "Deploy %.8s", d->sha);
-	json_t *f = json_object();
-	json_object_set_new(f, "description", json_string(desc && *desc ? desc : dflt));
-	json_object_set_new(f, "code", json_string(d->sha));
-	json_object_set_new(f, "dir", json_string(d->dir));
-	json_object_set_new(f, "manifest", manifest_to_json(&d->m));
-	int v = api_release_create(d->api, c->env, c->app, f, &e);
-	json_decref(f);
-	if (v < 0) {
-		api_fail(c->req, &e);
-		deploy_free(d);
-		return;
-	}
-	log_info("%s/%s: release v%d created from upload %.12s (%llu bytes)", c->env, c->app, v, d->sha,
-		 (unsigned long long)d->bytes);
-	api_gc_request(d->api, c->env, c->app);   /* runs once this deploy has ended */
-	json_t *first = json_array();
 	char msg[200];
 	snprintf(msg, sizeof msg, "received %llu bytes (sha256 %.12s)", (unsigned long long)d->bytes, d->sha);
-	json_array_append_new(first, json_pack("{s:s, s:s}", "event", "upload", "message", msg));
-	snprintf(msg, sizeof msg, "created release v%d", v);
-	json_array_append_new(first, json_pack("{s:s, s:i, s:s}", "event", "release", "release", v, "message", msg));
-	api_stream_wait(c, RC_WAIT_ROLLOUT, v, first);
-	deploy_free(d);
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "upload", "message", msg));
+	if (d->reused_build) {
+		snprintf(msg, sizeof msg, "build: reusing the build of an identical upload (%s)", d->plan.builder);
+		deploy_event(d, json_pack("{s:s, s:s}", "event", "build", "message", msg));
+	}
+	if (d->build) {
+		if (start_build(d, &e) < 0) {
+			hide_path(&e, d->tmp_dir, "the uploaded directory");
+			deploy_fail(d, &e, NULL);
+		}
+		return;
+	}
+	commit_release(d);
 }
 
 void api_deploy(struct ctx *c)
@@ -212,27 +541,24 @@ void api_deploy(struct ctx *c)
 		http_respond_error(r, 400, "the deploy body must be a tar.gz of the app directory");
 		return;
 	}
-	/* Refuse early when a rollout is already running (checked again at commit). */
 	struct err e = ERR_INIT;
 	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (app && model_json_int(app, "target", 0)) {
-		char msg[200];
-		snprintf(msg, sizeof msg, "a rollout of v%d is in progress for %s/%s; wait for it to finish",
-			 model_json_int(app, "target", 0), c->env, c->app);
-		json_decref(app);
-		http_respond_error(r, 409, msg);
-		return;
-	}
-	json_decref(app);
 	struct deploy *d = xcalloc(1, sizeof *d);
 	d->c = c;
 	d->api = c->api;
 	d->upload = r->body_file;
 	r->body_file = NULL;          /* ours now */
 	d->bytes = r->body_len;
+	json_t *cfg = json_object_get(app, "config");
+	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
+	json_decref(app);
+	const char *nc = http_req_query(r, "no_cache");
+	d->no_cache = nc && !strcmp(nc, "1");
 	snprintf(d->env, sizeof d->env, "%s", c->env);
 	snprintf(d->app, sizeof d->app, "%s", c->app);
+	snprintf(d->who, sizeof d->who, "%s", c->who);
 	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
+	d->cache_root = xasprintf("%s/cache/%s/%s", c->api->data_dir, c->env, c->app);
 	d->work.data = d;
 	http_req_on_abort(r, deploy_abort, d);
 	api_gc_deploy_begin(c->api, c->env, c->app, &d->work, deploy_work, deploy_after);

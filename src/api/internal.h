@@ -47,6 +47,8 @@ struct ctx {
 	int nseg;
 	char env[64], app[64];
 	bool is_metrics;       /* GET /metrics */
+	bool streaming;        /* an NDJSON progress answer has started */
+	char who[80];          /* "token NAME": who asked (for release records and logs) */
 };
 
 /* Answer r with e mapped to a status (ERR_INVALID -> 400, ...). */
@@ -58,12 +60,24 @@ json_t *api_body_json(struct http_req *r);
 /* Progress streams: answer with NDJSON events from a reconciler waiter. `first` (may be NULL,
  * stolen) are events written before waiting. */
 void api_stream_wait(struct ctx *c, enum rc_wait kind, int version, json_t *first);
+/* The same stream driven by the API itself before (or instead of) a waiter: start it (once),
+ * write one event (stolen; "ts" added when missing), or end it with a done event (stolen). */
+void api_stream_begin(struct ctx *c);
+void api_stream_event(struct ctx *c, json_t *ev);
+void api_stream_finish(struct ctx *c, json_t *done);
 
 /* Handlers (one file each). */
 void api_envs(struct ctx *c);
 void api_apps(struct ctx *c);
 void api_app_get(struct ctx *c);
 void api_app_delete(struct ctx *c);
+void api_app_create(struct ctx *c);
+void api_run(struct ctx *c);                     /* run.c */
+void api_exec(struct ctx *c, const char *id);
+void api_cancel(struct ctx *c);
+void api_cron_list(struct ctx *c);               /* cron.c */
+void api_cron_run(struct ctx *c, const char *job);
+void api_debug_clock(struct ctx *c);
 void api_deploy(struct ctx *c);
 void api_releases(struct ctx *c);
 void api_release_get(struct ctx *c, const char *num);
@@ -80,13 +94,15 @@ void api_volume_delete(struct ctx *c, const char *name);
 void api_routes(struct ctx *c);
 void api_route_add(struct ctx *c);
 void api_route_delete(struct ctx *c);
+void api_maintenance(struct ctx *c);     /* GET/POST .../maintenance (maintenance.c) */
 void api_env_alerts(struct ctx *c);     /* GET/PUT /v1/envs/E/alerts */
 void api_tokens(struct ctx *c);
 void api_token_new(struct ctx *c);
 void api_token_delete(struct ctx *c, const char *name);
 
-/* Token check: the role of the bearer token in r, or 0 when missing/unknown. */
-enum role api_auth(struct api *a, struct http_req *r);
+/* Token check: the role of the bearer token in r, or 0 when missing/unknown; who (may be
+ * NULL) gets "token NAME" for records of who did what. */
+enum role api_auth(struct api *a, struct http_req *r, char *who, size_t wlen);
 
 /* Env alert webhooks (env_alerts.c). Check a PUT body {"webhooks": [URL, ...]}: an object
  * with only that field, a list of at most ALERTS_MAX_WEBHOOKS distinct strings, each passing
@@ -98,6 +114,13 @@ void api_webhook_redact(const char *url, struct buf *out);
 
 /* The formation in effect for an app document (apps.c). */
 json_t *api_formation(struct api *a, json_t *doc);
+/* The processes an app has (formation.c). api_app_manifest: the manifest of the app
+ * document's live release, else of the one rolling out, else of its newest (a failed first
+ * deploy); new reference, NULL when the app has no release (e untouched) or it cannot be read
+ * (e set). api_manifest_process: the process of that name in it (borrowed) or NULL; every
+ * process name is appended to names ("web, worker"; names may be NULL). */
+json_t *api_app_manifest(struct api *a, json_t *doc, struct err *e);
+json_t *api_manifest_process(json_t *manifest, const char *name, struct buf *names);
 
 /* Releases (releases.c): create a new release for env/app and make it the rollout target.
  * fields: "description", "code", "dir", "manifest", optional "config" (else the app's

@@ -203,7 +203,45 @@ void api_release_get(struct ctx *c, const char *num)
 		api_fail(c->req, &e);
 		return;
 	}
-	http_respond_json(c->req, 200, public_release(c, doc, NULL));
+	json_t *j = public_release(c, doc, NULL);
+	/* In full: processes with their commands, the config (values masked unless ?reveal=1,
+	 * which needs a deployer), the release phase and cron jobs. */
+	json_t *m = json_object_get(doc, "manifest");
+	json_t *procs = json_array();
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(m, "processes"), i, p) {
+		const char *name = model_json_str(p, "name", "");
+		json_t *n = json_object_get(json_object_get(doc, "formation"), name);
+		json_t *pj = json_pack("{s:s, s:s, s:I, s:b, s:s?, s:s}", "name", name, "command",
+				       model_json_str(p, "command", ""), "instances", (json_int_t)(n ? json_integer_value(n) : 0),
+				       "port", json_is_true(json_object_get(p, "port")), "profile",
+				       model_json_str(p, "profile", NULL), "health",
+				       model_json_str(json_object_get(p, "health"), "kind", "none"));
+		json_array_append_new(procs, pj);
+	}
+	json_object_set_new(j, "process_details", procs);
+	const char *rv = http_req_query(c->req, "reveal");
+	bool reveal = rv && !strcmp(rv, "1");
+	if (reveal && c->role < ROLE_DEPLOYER) {
+		json_decref(j);
+		json_decref(doc);
+		http_respond_error(c->req, 403, "config values are shown to deployers and admins only");
+		return;
+	}
+	json_t *cfg = json_object();
+	const char *k;
+	json_t *cv;
+	json_object_foreach(json_object_get(doc, "config"), k, cv)
+		json_object_set_new(cfg, k, reveal ? json_incref(cv) : json_string("*****"));
+	json_object_set_new(j, "config", cfg);
+	const char *rel_cmd = model_json_str(m, "release", NULL);
+	if (rel_cmd)
+		json_object_set_new(j, "release_command", json_string(rel_cmd));
+	json_t *cron = json_object_get(m, "cron");
+	if (cron)
+		json_object_set(j, "cron", cron);
+	http_respond_json(c->req, 200, j);
 	json_decref(doc);
 }
 
@@ -219,9 +257,16 @@ static void stream_rollout(struct ctx *c, int version, const char *what)
 }
 
 /* A new release from the live one with some fields replaced (config change, rollback). */
-static int release_from(struct ctx *c, json_t *base, json_t *config, const char *desc, int rollback_of, struct err *e)
+static int release_from(struct ctx *c, json_t *base, json_t *config, const char *desc, int rollback_of,
+			bool run_release, struct err *e)
 {
 	json_t *f = json_object();
+	if (c->who[0])
+		json_object_set_new(f, "by", json_string(c->who));
+	if (json_is_object(json_object_get(base, "build")))
+		json_object_set(f, "build", json_object_get(base, "build"));
+	if (run_release)
+		json_object_set_new(f, "run_release", json_true());
 	json_object_set_new(f, "description", json_string(desc));
 	json_object_set(f, "code", json_object_get(base, "code"));
 	json_object_set(f, "dir", json_object_get(base, "dir"));
@@ -249,6 +294,7 @@ void api_rollback(struct ctx *c)
 	int live = model_json_int(app, "release", 0);
 	json_decref(app);
 	int to = 0;
+	bool run_release = json_is_true(json_object_get(body, "run_release"));
 	json_t *jv = json_object_get(body, "version");   /* borrowed from body */
 	bool given = jv && !json_is_null(jv);
 	if (json_is_integer(jv))
@@ -306,7 +352,7 @@ void api_rollback(struct ctx *c)
 	}
 	char desc[64];
 	snprintf(desc, sizeof desc, "Rollback to v%d", to);
-	int v = release_from(c, base, json_object_get(base, "config"), desc, to, &e);
+	int v = release_from(c, base, json_object_get(base, "config"), desc, to, run_release, &e);
 	json_decref(base);
 	if (v < 0) {
 		api_fail(c->req, &e);
@@ -316,6 +362,11 @@ void api_rollback(struct ctx *c)
 	stream_rollout(c, v, desc);
 }
 
+/* GET .../config: {"config": what `config set` gave, "vars": what an instance really gets,
+ * each {"key","value","source"}: "config" (config set), "berth.yaml" (its config: defaults),
+ * "build" (the builder's, e.g. NODE_ENV, and the PATH it puts first) or "berth" (BERTH_*;
+ * PORT and BERTH_INSTANCE differ per instance and are left out)}. The live release (or the
+ * one rolling out) decides the defaults. */
 void api_config_get(struct ctx *c)
 {
 	struct err e = ERR_INIT;
@@ -325,8 +376,69 @@ void api_config_get(struct ctx *c)
 		return;
 	}
 	json_t *cfg = json_object_get(app, "config");
-	http_respond_json(c->req, 200, json_pack("{s:O}", "config", cfg ? cfg : json_object()));
+	if (!json_is_object(cfg))
+		cfg = NULL;
+	int v = model_json_int(app, "target", 0);
+	if (!v)
+		v = model_json_int(app, "release", 0);
+	json_t *rel = v ? release_doc(c->api, c->env, c->app, v, &e) : NULL;
+	json_t *vars = json_array();
+	const char *k;
+	json_t *val;
+	json_object_foreach(json_object_get(json_object_get(rel, "manifest"), "config"), k, val)
+		if (!cfg || !json_object_get(cfg, k))
+			json_array_append_new(vars, json_pack("{s:s, s:O, s:s}", "key", k, "value", val, "source", "berth.yaml"));
+	json_t *build = json_object_get(rel, "build");
+	json_object_foreach(json_object_get(build, "env"), k, val)
+		if (!cfg || !json_object_get(cfg, k))
+			json_array_append_new(vars, json_pack("{s:s, s:O, s:s}", "key", k, "value", val, "source", "build"));
+	json_t *path = json_object_get(build, "path");
+	if (json_array_size(path) && (!cfg || !json_object_get(cfg, "PATH"))) {
+		struct buf b = BUF_INIT;
+		size_t i;
+		json_t *p;
+		json_array_foreach(path, i, p)
+			buf_addf(&b, "$RELEASE/%s:", json_string_value(p));
+		buf_adds(&b, "$PATH");
+		json_array_append_new(vars, json_pack("{s:s, s:s, s:s}", "key", "PATH", "value", buf_str(&b), "source", "build"));
+		buf_free(&b);
+	}
+	json_object_foreach(cfg, k, val)
+		json_array_append_new(vars, json_pack("{s:s, s:O, s:s}", "key", k, "value", val, "source", "config"));
+	char num[16];
+	snprintf(num, sizeof num, "%d", v);
+	const char *bk[] = {"BERTH_APP", c->app, "BERTH_ENV", c->env, "BERTH_RELEASE", num};
+	for (size_t i = 0; v && i < 6; i += 2)
+		json_array_append_new(vars, json_pack("{s:s, s:s, s:s}", "key", bk[i], "value", bk[i + 1], "source", "berth"));
+	json_decref(rel);
+	http_respond_json(c->req, 200, json_pack("{s:O, s:o}", "config", cfg ? cfg : json_object(), "vars", vars));
 	json_decref(app);
+}
+
+/* Store cfg as the config of an app that has no release (compare-and-swap on its revision). */
+static int app_set_config(struct ctx *c, json_t *app, json_t *cfg, struct err *e)
+{
+	int64_t rev;
+	json_t *doc = api_app_doc(c->api, c->env, c->app, &rev, e);
+	if (!doc)
+		return -1;
+	if (model_json_int(doc, "release", 0) || model_json_int(doc, "target", 0)) {
+		json_decref(doc);
+		return err_set(e, ERR_CONFLICT, "%s/%s was deployed meanwhile; set the config again", c->env, c->app);
+	}
+	json_object_set(doc, "config", cfg);
+	char *key = model_app_key(c->env, c->app), *s = model_dump(doc);
+	json_decref(doc);
+	struct store_txn *t = store_txn_new();
+	store_txn_cmp_rev(t, key, rev);
+	store_txn_put(t, key, s);
+	int r = store_txn_commit(c->api->st, t, NULL, e);
+	store_txn_free(t);
+	free(key);
+	free(s);
+	if (r < 0 && e->code == ERR_CONFLICT)
+		err_set(e, ERR_CONFLICT, "%s/%s changed meanwhile; set the config again", c->env, c->app);
+	return r;
 }
 
 static bool config_key_valid(const char *k)
@@ -392,16 +504,39 @@ void api_config_set(struct ctx *c)
 		return;
 	}
 	int live = model_json_int(app, "release", 0);
-	json_decref(app);
-	if (!live) {
-		/* No release yet: remember the config for the first deploy. */
+	if (json_equal(cfg, json_object_get(app, "config")) ||
+	    (!json_object_size(cfg) && !json_object_get(app, "config"))) {
+		/* Nothing changes: no release, no restart. */
 		json_decref(cfg);
+		json_decref(app);
 		buf_free(&desc);
-		http_respond_error(c->req, 409, "deploy the app first; config changes make a new release of the live one");
+		json_t *done = json_pack("{s:s, s:b, s:s, s:b}", "event", "done", "ok", 1, "message",
+					 "no change: the config already has these values; no new release, nothing restarted",
+					 "unchanged", 1);
+		api_stream_finish(c, done);
 		return;
 	}
+	if (!live) {
+		/* No release yet: the first deploy takes the config. */
+		struct err ue = ERR_INIT;
+		int r = app_set_config(c, app, cfg, &ue);
+		json_decref(cfg);
+		json_decref(app);
+		if (r < 0) {
+			buf_free(&desc);
+			api_fail(c->req, &ue);
+			return;
+		}
+		char msg[300];
+		snprintf(msg, sizeof msg, "%s: saved; %s/%s has no release yet, its first deploy takes it", buf_str(&desc),
+			 c->env, c->app);
+		buf_free(&desc);
+		api_stream_finish(c, json_pack("{s:s, s:b, s:s}", "event", "done", "ok", 1, "message", msg));
+		return;
+	}
+	json_decref(app);
 	json_t *base = release_doc(c->api, c->env, c->app, live, &e);
-	int nv = base ? release_from(c, base, cfg, buf_str(&desc), 0, &e) : -1;
+	int nv = base ? release_from(c, base, cfg, buf_str(&desc), 0, false, &e) : -1;
 	json_decref(base);
 	json_decref(cfg);
 	if (nv < 0) {
@@ -412,4 +547,28 @@ void api_config_set(struct ctx *c)
 	api_gc_request(c->api, c->env, c->app);
 	stream_rollout(c, nv, buf_str(&desc));
 	buf_free(&desc);
+}
+
+/* POST .../cancel: stop the rollout in progress; the live release stays. */
+void api_cancel(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!app) {
+		api_fail(c->req, &e);
+		return;
+	}
+	int live = model_json_int(app, "release", 0);
+	json_decref(app);
+	int v = 0;
+	if (reconciler_cancel(c->api->rc, c->env, c->app, &v, &e) < 0) {
+		api_fail(c->req, &e);
+		return;
+	}
+	char msg[200];
+	if (live)
+		snprintf(msg, sizeof msg, "cancelled the rollout of v%d; v%d stays live", v, live);
+	else
+		snprintf(msg, sizeof msg, "cancelled the rollout of v%d (the app had no live release)", v);
+	http_respond_json(c->req, 200, json_pack("{s:b, s:i, s:s}", "cancelled", 1, "release", v, "message", msg));
 }

@@ -71,6 +71,39 @@ static int check_error_pages(json_t *doc, struct err *e)
 	return 0;
 }
 
+/* The route's app must exist (404), and once it has a release, the route's process must be
+ * one of it with a port (400). *deployed says whether it has a release; 0, or -1 with e. */
+static int check_target(struct api *a, json_t *route, bool *deployed, struct err *e)
+{
+	const char *env = json_string_value(json_object_get(route, "env"));
+	const char *app = json_string_value(json_object_get(route, "app"));
+	const char *proc = json_string_value(json_object_get(route, "process"));
+	json_t *doc = api_app_doc(a, env, app, NULL, e);
+	if (!doc) {
+		if (e->code == ERR_NOTFOUND)
+			err_set(e, ERR_NOTFOUND, "no app %s in env %s: create it first (berth apps create %s "
+				"--env %s) or deploy it", app, env, app, env);
+		return -1;
+	}
+	json_t *m = api_app_manifest(a, doc, e);
+	json_decref(doc);
+	if (!m)
+		return e->code ? -1 : 0;
+	*deployed = true;
+	struct buf names = BUF_INIT;
+	json_t *p = api_manifest_process(m, proc, &names);
+	int r = 0;
+	if (!p)
+		r = err_set(e, ERR_INVALID, "%s/%s has no process \"%s\" (it has: %s)", env, app, proc,
+			    buf_str(&names));
+	else if (!json_is_true(json_object_get(p, "port")))
+		r = err_set(e, ERR_INVALID, "%s has no port: only processes with port: true can be routed",
+			    proc);
+	buf_free(&names);
+	json_decref(m);
+	return r;
+}
+
 void api_routes(struct ctx *c)
 {
 	json_t *arr = json_array();
@@ -102,6 +135,14 @@ void api_route_add(struct ctx *c)
 		api_fail(c->req, &e);
 		return;
 	}
+	const char *env = json_string_value(json_object_get(clean, "env"));
+	const char *app = json_string_value(json_object_get(clean, "app"));
+	bool deployed = false;
+	if (check_target(c->api, clean, &deployed, &e) < 0) {
+		json_decref(clean);
+		api_fail(c->req, &e);
+		return;
+	}
 	const char *host = json_string_value(json_object_get(clean, "host"));
 	const char *path = json_string_value(json_object_get(clean, "path"));
 	char *key = routes_key(host, path);
@@ -120,13 +161,7 @@ void api_route_add(struct ctx *c)
 	}
 	json_object_set_new(clean, "replaced", json_boolean(existed == 0));
 	/* A route may come before its app's first deploy; say so, since it answers 503 until then. */
-	const char *env = json_string_value(json_object_get(clean, "env"));
-	const char *app = json_string_value(json_object_get(clean, "app"));
-	struct err ae = ERR_INIT;
-	json_t *adoc = api_app_doc(c->api, env, app, NULL, &ae);
-	if (adoc)
-		json_decref(adoc);
-	else if (ae.code == ERR_NOTFOUND)
+	if (!deployed)
 		json_object_set_new(clean, "warning", json_sprintf("%s/%s has not been deployed yet: the route "
 			"answers 503 until it has a healthy instance", env, app));
 	http_respond_json(c->req, existed == 0 ? 200 : 201, clean);

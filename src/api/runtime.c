@@ -80,13 +80,52 @@ static void follow_abort(struct http_req *r, void *arg)
 	free(f);
 }
 
+/* Logs of one-offs go under their kind instead of a process name. */
+static bool oneoff_kind(const char *proc)
+{
+	static const char *const kinds[] = {"build", "release", "run", "exec", NULL};
+	for (size_t k = 0; kinds[k]; k++)
+		if (!strcmp(proc, kinds[k]))
+			return true;
+	return !strncmp(proc, "cron.", 5) && name_valid(proc + 5);
+}
+
+/* ?process=P must name a process of the app (api_app_manifest) or a one-off kind: a typo
+ * would otherwise show nothing, or follow nothing forever. 0, or -1 with e (ERR_INVALID). */
+static int check_log_process(struct api *a, json_t *app, const char *proc, struct err *e)
+{
+	if (oneoff_kind(proc))
+		return 0;
+	const char *name = model_json_str(app, "name", "");
+	json_t *m = name_valid(proc) ? api_app_manifest(a, app, e) : NULL;
+	if (!m && e->code)
+		return -1;
+	struct buf names = BUF_INIT;
+	bool found = m && api_manifest_process(m, proc, &names);
+	json_decref(m);
+	if (!found) {
+		if (m)
+			err_set(e, ERR_INVALID, "%s has no process \"%.100s\" (its processes: %s; one-offs: build, "
+				"release, run, exec, cron.NAME)", name, proc, buf_str(&names));
+		else
+			err_set(e, ERR_INVALID, "%s has no process \"%.100s\"%s (one-offs: build, release, run, "
+				"exec, cron.NAME)", name, proc, name_valid(proc) ? ": it has no release yet" : "");
+	}
+	buf_free(&names);
+	return found ? 0 : -1;
+}
+
 void api_logs(struct ctx *c)
 {
 	struct err e = ERR_INIT;
 	struct http_req *r = c->req;
+	const char *proc = http_req_query(r, "process");
+	if (proc && !*proc)
+		proc = NULL;
 	if (strcmp(c->env, API_SYSTEM_ENV)) {
 		json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-		if (!app) {
+		if (!app || (proc && check_log_process(c->api, app, proc, &e) < 0)) {
+			json_decref(app);
 			api_fail(r, &e);
 			return;
 		}
@@ -115,10 +154,7 @@ void api_logs(struct ctx *c)
 			since = time_now_us() - ms * 1000;
 		}
 	}
-	const char *proc = http_req_query(r, "process");
-	if (proc && !*proc)
-		proc = NULL;
-	if (proc && !name_valid(proc)) {
+	if (proc && !name_valid(proc) && !oneoff_kind(proc)) {
 		http_respond_error(r, 400, "process must be a process name");
 		return;
 	}

@@ -57,11 +57,34 @@ static void write_stamped(struct http_req *r, json_t *ev)
 	json_decref(s);
 }
 
+void api_stream_begin(struct ctx *c)
+{
+	if (c->streaming)
+		return;
+	c->streaming = true;
+	http_stream_start(c->req, 200, "application/x-ndjson");
+}
+
+void api_stream_event(struct ctx *c, json_t *ev)
+{
+	api_stream_begin(c);
+	write_stamped(c->req, ev);
+	json_decref(ev);
+}
+
+void api_stream_finish(struct ctx *c, json_t *done)
+{
+	api_stream_begin(c);
+	write_stamped(c->req, done);
+	json_decref(done);
+	http_stream_end(c->req);
+}
+
 void api_stream_wait(struct ctx *c, enum rc_wait kind, int version, json_t *first)
 {
 	struct op *op = xcalloc(1, sizeof *op);
 	op->req = c->req;
-	http_stream_start(c->req, 200, "application/x-ndjson");
+	api_stream_begin(c);
 	size_t k;
 	json_t *ev;
 	json_array_foreach(first, k, ev)

@@ -1,15 +1,19 @@
 /* archive/pack: turn an app directory into a gzip'd pax tar in memory (archive_pack_dir).
  * Walks the tree without following symlinks, in sorted order so the same tree gives the same
- * bytes; stores relative paths, permission bits and symlinks as symlinks; skips .git and
- * .berth at the top; refuses devices, FIFOs and sockets rather than silently dropping them.
- * Owns nothing after it returns; the caller's buf receives the archive. */
+ * bytes; stores relative paths, permission bits and symlinks as symlinks; leaves out what the
+ * ignore rules say (which rules: archive.h; matching: ignore.c), never descending into a
+ * left-out directory; refuses devices, FIFOs and sockets that are not left out rather than
+ * silently dropping them. Owns nothing after it returns; the caller's buf receives the
+ * archive. */
 #include "archive/archive.h"
+#include "archive/ignore.h"
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +27,11 @@ struct packer {
 	int toobig;          /* set by the write callback when max_bytes was passed */
 	struct archive_entry *ent;
 	struct err *e;
+	struct ignore *rules;  /* the defaults then .berthignore, or the .gitignore files */
+	struct ignore *fixed;  /* the defaults when no .berthignore may negate them, else NULL */
+	bool gitignore;        /* read each directory's .gitignore on the way down */
+	bool berthignore, saw_gitignore, node, python;   /* for st->source */
+	struct pack_stats *st;
 };
 
 static la_ssize_t pack_write(struct archive *a, void *ud, const void *data, size_t n)
@@ -140,6 +149,8 @@ static int pack_file(struct packer *p, const char *full, const char *rel)
 		close(fd);
 		return -1;
 	}
+	p->st->files_packed++;
+	p->st->bytes += st.st_size;
 	char chunk[65536];
 	int64_t left = st.st_size;
 	while (left > 0) {
@@ -193,7 +204,76 @@ static int pack_symlink(struct packer *p, const char *full, const char *rel, con
 	free(target);
 	if (put_header(p, p->ent) < 0)
 		return pack_fail(p, rel);
+	p->st->files_packed++;
 	return 0;
+}
+
+/* Read the ignore file at full (rel names it in errors) into b. A file that is not there is
+ * not an error: *found says whether it was. Bounded: a non-regular file (a FIFO would block)
+ * is refused, and reading stops past IGNORE_MAX_FILE (ignore_add_file then refuses it). */
+static int read_ignore(const char *full, const char *rel, struct buf *b, bool *found,
+		       struct err *e)
+{
+	*found = false;
+	int fd = open(full, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : err_errno(e, errno, "open %s", rel);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(e, ERR_INVALID, "%s is not a regular file", rel);
+	}
+	char chunk[65536];
+	while (b->len <= IGNORE_MAX_FILE) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int er = errno;
+			close(fd);
+			return err_errno(e, er, "read %s", rel);
+		}
+		if (r == 0)
+			break;
+		buf_add(b, chunk, (size_t)r);
+	}
+	close(fd);
+	*found = true;
+	return 0;
+}
+
+/* Add the .gitignore of directory rel (full on disk), if it has one, to p->rules. */
+static int load_gitignore(struct packer *p, const char *full, const char *rel)
+{
+	char *gfull = xasprintf("%s/.gitignore", full);
+	char *grel = *rel ? xasprintf("%s/.gitignore", rel) : xstrdup(".gitignore");
+	struct buf b = BUF_INIT;
+	bool found;
+	int rc = read_ignore(gfull, grel, &b, &found, p->e);
+	if (rc == 0 && found) {
+		rc = ignore_add_file(p->rules, rel, grel, buf_str(&b), b.len, p->e);
+		p->saw_gitignore = true;
+	}
+	buf_free(&b);
+	free(gfull);
+	free(grel);
+	return rc;
+}
+
+/* Whether the entry crel (named name, in directory rel) is left out. */
+static bool left_out(const struct packer *p, const char *rel, const char *name, const char *crel,
+		     bool is_dir)
+{
+	if (!strcmp(name, ".git") || (!*rel && !strcmp(name, ".berth")))
+		return true;
+	if (p->fixed && ignore_match_entry(p->fixed, crel, is_dir))
+		return true;
+	return ignore_match_entry(p->rules, crel, is_dir);
+}
+
+static bool has_name(char **names, size_t n, const char *name)
+{
+	return bsearch(&name, names, n, sizeof *names, cmp_names) != NULL;
 }
 
 /* Pack the directory full (whose archive name is rel, "" for the root) and everything below. */
@@ -204,16 +284,23 @@ static int pack_tree(struct packer *p, const char *full, const char *rel)
 	if (list_dir(full, &names, &n, p->e) < 0)
 		return -1;
 	int rc = 0;
+	size_t mark = ignore_mark(p->rules);
+	if (p->gitignore && has_name(names, n, ".gitignore"))
+		rc = load_gitignore(p, full, rel);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *name = names[i];
-		if (!*rel && (!strcmp(name, ".git") || !strcmp(name, ".berth")))
-			continue;
 		char *cfull = xasprintf("%s/%s", full, name);
 		char *crel = *rel ? xasprintf("%s/%s", rel, name) : xstrdup(name);
 		struct stat st;
 		if (lstat(cfull, &st) < 0) {
 			rc = err_errno(p->e, errno, "stat %s", cfull);
+		} else if (left_out(p, rel, name, crel, S_ISDIR(st.st_mode))) {
+			if (S_ISDIR(st.st_mode))
+				p->st->dirs_ignored++;
+			else
+				p->st->files_ignored++;
 		} else if (S_ISDIR(st.st_mode)) {
+			p->st->dirs_packed++;
 			rc = write_header(p, crel, &st);
 			if (rc == 0)
 				rc = pack_tree(p, cfull, crel);
@@ -228,13 +315,55 @@ static int pack_tree(struct packer *p, const char *full, const char *rel)
 		free(cfull);
 		free(crel);
 	}
+	ignore_rewind(p->rules, mark);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	return rc;
 }
 
-int archive_pack_dir(const char *dir, struct buf *out, int64_t max_bytes, struct err *e)
+static bool exists_in(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	struct stat st;
+	bool yes = lstat(path, &st) == 0;
+	free(path);
+	return yes;
+}
+
+/* Choose the rules for dir (archive.h says which and why). */
+static int setup_rules(struct packer *p, const char *dir)
+{
+	struct buf defaults = BUF_INIT, bi = BUF_INIT;
+	if (exists_in(dir, "package.json")) {
+		buf_adds(&defaults, "node_modules\n");
+		p->node = true;
+	}
+	if (exists_in(dir, "requirements.txt") || exists_in(dir, "pyproject.toml")) {
+		buf_adds(&defaults, ".venv\n__pycache__\n");
+		p->python = true;
+	}
+	char *full = xasprintf("%s/.berthignore", dir);
+	int rc = read_ignore(full, ".berthignore", &bi, &p->berthignore, p->e);
+	free(full);
+	p->rules = ignore_new();
+	if (rc == 0 && p->berthignore) {
+		/* the defaults first, so that a "!node_modules/" in .berthignore wins over them */
+		rc = ignore_add_file(p->rules, "", "(defaults)", buf_str(&defaults), defaults.len, p->e);
+		if (rc == 0)
+			rc = ignore_add_file(p->rules, "", ".berthignore", buf_str(&bi), bi.len, p->e);
+	} else if (rc == 0) {
+		p->fixed = ignore_new();
+		rc = ignore_add_file(p->fixed, "", "(defaults)", buf_str(&defaults), defaults.len, p->e);
+		p->gitignore = true;
+	}
+	buf_free(&defaults);
+	buf_free(&bi);
+	return rc;
+}
+
+int archive_pack_dir(const char *dir, struct buf *out, int64_t max_bytes,
+		     struct pack_stats *stats, struct err *e)
 {
 	struct stat st;
 	if (stat(dir, &st) < 0)
@@ -242,7 +371,12 @@ int archive_pack_dir(const char *dir, struct buf *out, int64_t max_bytes, struct
 	if (!S_ISDIR(st.st_mode))
 		return err_set(e, ERR_INVALID, "pack %s: not a directory", dir);
 
-	struct packer p = { .out = out, .start = out->len, .max_bytes = max_bytes, .e = e };
+	struct pack_stats unused;
+	if (!stats)
+		stats = &unused;
+	memset(stats, 0, sizeof *stats);
+	struct packer p = { .out = out, .start = out->len, .max_bytes = max_bytes, .e = e,
+			    .st = stats };
 	p.a = archive_write_new();
 	p.ent = archive_entry_new();
 	if (!p.a || !p.ent) {
@@ -251,6 +385,8 @@ int archive_pack_dir(const char *dir, struct buf *out, int64_t max_bytes, struct
 		return err_set(e, ERR_INTERNAL, "pack %s: out of memory", dir);
 	}
 	int rc = -1;
+	if (setup_rules(&p, dir) < 0)
+		goto done;
 	if (archive_write_set_format_pax_restricted(p.a) != ARCHIVE_OK ||
 	    archive_write_add_filter_gzip(p.a) != ARCHIVE_OK) {
 		err_set(e, ERR_INTERNAL, "pack %s: %s", dir, archive_error_string(p.a));
@@ -271,9 +407,14 @@ int archive_pack_dir(const char *dir, struct buf *out, int64_t max_bytes, struct
 		goto done;
 	}
 	rc = 0;
+	snprintf(stats->source, sizeof stats->source, "%s%s%s",
+		 p.berthignore ? ".berthignore" : p.saw_gitignore ? ".gitignore" : "no ignore file",
+		 p.node ? ", node_modules" : "", p.python ? ", .venv, __pycache__" : "");
 done:
 	archive_write_free(p.a); /* after a failure this may try to flush; the callback refuses */
 	archive_entry_free(p.ent);
+	ignore_free(p.rules);
+	ignore_free(p.fixed);
 	if (rc < 0) {
 		out->len = p.start;
 		if (out->p)

@@ -22,8 +22,9 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE, G_APP,
-	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--json]",
+	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE | F_NO_CACHE | F_CANCEL, G_APP,
+	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--no-cache] [--json]\n"
+	 "berth deploy --cancel [--app A] [--env E]",
 	 "Pack a directory and roll it out as a new release",
 	 "Checks DIR's berth.yaml or Procfile here first (a mistake is reported as file:line:col\n"
 	 "before anything is uploaded), packs DIR (default: the current directory; .git/ and\n"
@@ -39,15 +40,27 @@ static const struct verb verbs[] = {
 	 "  berth deploy examples/web --app web   # another directory\n"
 	 "  berth deploy --env staging -m \"try the new cache\"\n"
 	 "  berth deploy --json | jq .event       # the raw progress events (NDJSON)\n"},
-	{"apps", cmd_apps, F_ENV | F_CONN | F_JSON | F_HELP, G_APP,
-	 "berth apps [--env E] [--json]",
-	 "List apps with their live release and state",
+	{"apps", cmd_apps, F_COMMON | F_CONFIRM | F_VOLUMES | F_PURGE_LOGS, G_APP,
+	 "berth apps [--env E] [--json]\n"
+	 "berth apps create APP [--env E]\n"
+	 "berth apps info [APP] [--env E] [--json]\n"
+	 "berth apps destroy APP [--env E] --confirm APP [--volumes] [--purge-logs]",
+	 "List, create, show or destroy apps",
 	 "Lists every app in every environment (or only in E with --env) with its live release,\n"
-	 "state, running/total instances and formation.\n"
+	 "its state as it is (new, deploying, starting, running, crashing, degraded, failed,\n"
+	 "stopped), running/wanted instances and formation.\n"
+	 "`apps create APP` makes an app with no release: config (`berth config set`) and routes\n"
+	 "(`berth routes add`) can be set before the first deploy, which takes them.\n"
+	 "`apps info APP` shows one app in full.\n"
+	 "`apps destroy APP --confirm APP` stops its instances and one-offs and removes its\n"
+	 "releases, code, dependency cache, config and routes; volumes only with --volumes, logs\n"
+	 "only with --purge-logs.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth apps\n"
-	 "  berth apps --env staging --json\n"},
+	 "  berth apps --env staging --json\n"
+	 "  berth apps create shop --env staging\n"
+	 "  berth apps destroy shop --env staging --confirm shop\n"},
 	{"envs", cmd_envs, F_CONN | F_JSON | F_HELP | F_WEBHOOK | F_CLEAR, G_APP,
 	 "berth envs [--json]\n"
 	 "berth envs alerts ENV [--json]\n"
@@ -99,19 +112,24 @@ static const struct verb verbs[] = {
 	 "  berth logs -n 500 --process worker --since 1h\n"
 	 "  berth logs --json | jq -r 'select(.stream == \"err\") | .line'\n"
 	 "  berth logs --router -f\n"},
-	{"releases", cmd_releases, F_COMMON, G_APP,
-	 "berth releases [--app A] [--env E] [--json]",
+	{"releases", cmd_releases, F_COMMON | F_REVEAL, G_APP,
+	 "berth releases [--app A] [--env E] [--json]\n"
+	 "berth releases info vN [--reveal] [--app A] [--env E] [--json]",
 	 "List an app's releases and what changed in each",
 	 "Lists the app's releases, newest first: version, status (pending, active, superseded,\n"
 	 "failed), when it was made, its description and what changed from the release before\n"
 	 "(code, config keys, formation). Every deploy, config change, scale and rollback makes a\n"
-	 "new release; releases never change.\n"
+	 "new release; releases never change. The BUILD column says how a release was built\n"
+	 "(builder, build time, the dependency hash and whether it was unchanged).\n"
+	 "`releases info vN` shows one release in full: its processes and commands, formation,\n"
+	 "config keys (values masked; --reveal shows them, to deployers), build, release phase,\n"
+	 "cron jobs, who made it and when.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth releases\n"
 	 "  berth releases --json | jq '.releases[0]'\n"},
-	{"rollback", cmd_rollback, F_COMMON, G_APP,
-	 "berth rollback [vN] [--app A] [--env E] [--json]",
+	{"rollback", cmd_rollback, F_COMMON | F_RUN_RELEASE, G_APP,
+	 "berth rollback [vN] [--run-release] [--app A] [--env E] [--json]",
 	 "Roll back to an earlier release",
 	 "Makes a new release with the code, config and formation of release vN (written v3 or\n"
 	 "3; default: the release before the live one) and rolls it out like a deploy.\n"
@@ -119,20 +137,26 @@ static const struct verb verbs[] = {
 	 "Examples:\n"
 	 "  berth rollback          # back to the release before the live one\n"
 	 "  berth rollback v3\n"},
-	{"config", cmd_config, F_COMMON, G_APP,
-	 "berth config [list] [--app A] [--env E] [--json]\n"
+	{"config", cmd_config, F_COMMON | F_SHELL, G_APP,
+	 "berth config [list] [--shell] [--app A] [--env E] [--json]\n"
 	 "berth config get KEY\n"
 	 "berth config set KEY=VALUE ...\n"
 	 "berth config unset KEY ...",
 	 "List, get, set or unset an app's config vars",
 	 "An app's config is the environment its instances get on top of berth.yaml's env:.\n"
-	 "`config` and `config list` show it; `config get KEY` prints one value alone (for\n"
-	 "scripts). `set` and `unset` make a new release and roll it out like a deploy. A KEY is\n"
+	 "`config` and `config list` show what an instance really gets, each value with its\n"
+	 "source: config set, berth.yaml (its config: defaults), build (what the builder adds,\n"
+	 "e.g. NODE_ENV and PATH) or berth (BERTH_APP, BERTH_ENV, BERTH_RELEASE; PORT and\n"
+	 "BERTH_INSTANCE are per instance). `config --shell` prints KEY='value' lines for\n"
+	 "`eval \"$(berth config --shell)\"`. `config get KEY` prints one value alone (for\n"
+	 "scripts). `set` and `unset` make a new release and roll it out like a deploy; a change\n"
+	 "that changes nothing makes no release. Before the first deploy they are kept for it. A KEY is\n"
 	 "letters, digits and '_' (not starting with a digit); a VALUE is everything after the\n"
 	 "first '=' and may be empty or contain '='.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth config\n"
+	 "  eval \"$(berth config --shell)\"\n"
 	 "  berth config set GREETING=hello DATABASE_URL=postgres://db/app?sslmode=disable\n"
 	 "  berth config unset GREETING\n"
 	 "  berth config get DATABASE_URL\n"},
@@ -156,6 +180,20 @@ static const struct verb verbs[] = {
 	 "Examples:\n"
 	 "  berth restart\n"
 	 "  berth restart worker\n"},
+	{"cron", cmd_cron, F_COMMON, G_APP,
+	 "berth cron [list] [--app A] [--env E] [--json]\n"
+	 "berth cron run NAME [--app A] [--env E]",
+	 "List an app's scheduled jobs; run one now",
+	 "Lists the cron: jobs of the app's live release (berth.yaml) with their schedule and time\n"
+	 "zone, their last run (when, how long, how it ended) and their next run. Each run is a\n"
+	 "one-off of the live release with its output in the logs as process cron.NAME\n"
+	 "(`berth logs --process cron.NAME`). With concurrency: forbid (the default) a run still\n"
+	 "going skips the next. After the server was down, a missed run is made up once.\n"
+	 "`cron run NAME` starts the job now.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth cron\n"
+	 "  berth cron run nightly-report\n"},
 	{"stop", cmd_stop, F_COMMON, G_APP,
 	 "berth stop [--app A] [--env E] [--json]",
 	 "Stop every instance of an app",
@@ -171,6 +209,40 @@ static const struct verb verbs[] = {
 	 "\n"
 	 "Examples:\n"
 	 "  berth start --app web --env staging\n"},
+	{"run", cmd_run, F_TARGET | F_CONN | F_HELP | F_PROCESS | F_SIZE | F_DETACH | F_TTY | F_NO_TTY,
+	 G_APP,
+	 "berth run [--process P] [--size PROFILE] [-d] [-t|-T] [--app A] [--env E] [--] CMD [ARGS...]",
+	 "Run a one-off command in a new instance of the live release",
+	 "Starts CMD in a new temporary instance of the app's live release, with the environment,\n"
+	 "config, volumes and resource profile of the process P (--size picks another profile);\n"
+	 "it gets no port and no route. berth stays attached: stdin goes to CMD, its stdout and\n"
+	 "stderr come back, and berth exits with CMD's exit status (128+N when signal N ended it;\n"
+	 "255 when the connection to the server was lost, which stops CMD).\n"
+	 "CMD gets a terminal when stdin and stdout are terminals (-t forces one, -T gives plain\n"
+	 "pipes); Ctrl-C is then a key like any other. With pipes, Ctrl-C sends SIGINT to CMD and\n"
+	 "the third Ctrl-C disconnects, which stops CMD. Flags go before CMD: from CMD on, every\n"
+	 "word is CMD's own. -d leaves CMD running in the background (its output goes to the\n"
+	 "logs) and prints its id.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth run -- python manage.py migrate\n"
+	 "  berth run sh                            # a shell in the app's environment\n"
+	 "  berth run --process worker --size large -- rake reindex\n"
+	 "  berth run -- sh -c 'psql \"$DATABASE_URL\"' < report.sql\n"
+	 "  berth run -d -- ./scripts/backfill.sh    # prints the id, e.g. run.4\n"},
+	{"exec", cmd_exec, F_TARGET | F_CONN | F_HELP | F_TTY | F_NO_TTY, G_APP,
+	 "berth exec INSTANCE [-t|-T] [--app A] [--env E] [--] CMD [ARGS...]",
+	 "Run a command beside a running instance",
+	 "Runs CMD beside the running instance INSTANCE (as `berth ps` names it, e.g. web.1): in\n"
+	 "its directory, with its environment, in its cgroup (so it shares the instance's memory\n"
+	 "and CPU limits). The instance itself is left alone. berth stays attached as with\n"
+	 "`berth run`: a terminal or pipes, Ctrl-C, CMD's exit status; CMD is stopped when berth\n"
+	 "disconnects. Flags go before CMD: from CMD on, every word is CMD's own.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth exec web.1 -- sh\n"
+	 "  berth exec worker.2 -- cat /proc/self/status\n"
+	 "  berth exec web.1 --app shop ls -la\n"},
 	{"volumes", cmd_volumes, F_COMMON | F_YES, G_APP,
 	 "berth volumes [list] [--app A] [--env E] [--json]\n"
 	 "berth volumes rm NAME --yes",
@@ -215,6 +287,22 @@ static const struct verb verbs[] = {
 	 "  berth routes add api.site.test --app api --env staging --balance least-conn\n"
 	 "  berth routes add shop.test --app shop --error-pages /srv/shop/errors\n"
 	 "  berth routes remove site.test/careers\n"},
+	{"maintenance", cmd_maintenance, F_COMMON, G_APP,
+	 "berth maintenance [on|off] [--app A] [--env E] [--json]",
+	 "Turn an app's maintenance mode on or off",
+	 "`maintenance on` makes the router answer every request for the app's hosts (its routes\n"
+	 "and its APP.ENV.localhost / APP.localhost) with a 503 maintenance page (Retry-After: 60)\n"
+	 "instead of sending it to the app; `maintenance off` sends requests to the app again.\n"
+	 "The instances are left alone: they keep running and being health-checked, `berth ps`\n"
+	 "does not change, deploys go on, and the mode stays on across deploys and server\n"
+	 "restarts until it is turned off. The command returns once the router answers with the\n"
+	 "new state. A maintenance.html in the route's --error-pages directory (or in server.yaml's\n"
+	 "router.error_pages) replaces the built-in page. Without on or off, shows the state.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth maintenance on --app shop\n"
+	 "  berth run --app shop -- ./migrate.sh && berth maintenance off --app shop\n"
+	 "  berth maintenance --app shop --json\n"},
 	{"tokens", cmd_tokens, F_CONN | F_JSON | F_HELP | F_ROLE, G_ADMIN,
 	 "berth tokens [list] [--json]\n"
 	 "berth tokens create NAME --role admin|deployer|viewer\n"
@@ -324,12 +412,15 @@ static void print_flags(FILE *f, const struct verb *v)
 		cli_flags_t bit;
 		const char *text;
 	} special[] = {
-		{"apps", F_ENV, "  --env NAME        only the apps in this environment (default: all)"},
+		{"apps", F_ENV, "  --env NAME        the environment (listing: only the apps in it; default:\n"
+			"                    all; create/info/destroy: default production)"},
 		{"routes", F_APP, "  --app NAME        the app the route sends to (routes add; required)"},
 		{"routes", F_ENV, "  --env NAME        the app's environment (default: env: in "
 			"./berth.yaml, else\n                    production)"},
 		{"routes", F_PROCESS, "  --process NAME    the process the route sends to (default "
 			"web)"},
+		{"run", F_PROCESS, "  --process NAME    the process whose environment, volumes and profile "
+			"CMD gets\n                    (default web)"},
 	};
 	if (!(v->flags & ~F_HELP))
 		return;
@@ -422,6 +513,30 @@ static int check_front_flags(const struct verb *v, cli_flags_t front)
 	return 0;
 }
 
+/* run and exec end with a command of its own: their flags stop at the command's first word
+ * (exec's INSTANCE comes before it), so `berth run ls -la` hands -la to ls. */
+static int parse_command_line(const struct verb *v, int argc, char **argv, struct cli_opts *o,
+			      struct err *e)
+{
+	int i = 0, next;
+	int lead = v->fn == cmd_exec;   /* positional words before the command */
+	for (;;) {
+		if (cli_parse_flags(argc - i, argv + i, v->flags, true, o, &next, e))
+			return -1;
+		i += next;
+		bool dashdash = next > 0 && !strcmp(argv[i - 1], "--");
+		if (i >= argc || dashdash || lead == 0)
+			break;
+		o->pos = xrealloc(o->pos, (o->npos + 1) * sizeof *o->pos);
+		o->pos[o->npos++] = argv[i++];
+		lead--;
+	}
+	o->pos = xrealloc(o->pos, (o->npos + (size_t)(argc - i)) * sizeof *o->pos);
+	while (i < argc)
+		o->pos[o->npos++] = argv[i++];
+	return 0;
+}
+
 int cli_main(int argc, char **argv)
 {
 	struct cli_opts o = {0};
@@ -477,7 +592,9 @@ int cli_main(int argc, char **argv)
 		cli_opts_free(&o);
 		return rc;
 	}
-	if (cli_parse_flags(argc - vi - 1, argv + vi + 1, v->flags, false, &o, NULL, &e)) {
+	if (v->fn == cmd_run || v->fn == cmd_exec
+		    ? parse_command_line(v, argc - vi - 1, argv + vi + 1, &o, &e)
+		    : cli_parse_flags(argc - vi - 1, argv + vi + 1, v->flags, false, &o, NULL, &e)) {
 		cli_opts_free(&o);
 		return cli_usage_error(v->name, "%s", e.msg);
 	}

@@ -32,6 +32,10 @@ int cmd_start(struct cli_opts *o);
 int cmd_volumes(struct cli_opts *o);
 int cmd_tokens(struct cli_opts *o);
 int cmd_routes(struct cli_opts *o);
+int cmd_maintenance(struct cli_opts *o);
+int cmd_cron(struct cli_opts *o);
+int cmd_run(struct cli_opts *o);
+int cmd_exec(struct cli_opts *o);
 
 /* The app a verb acts on. Owned strings; free with cli_target_free. */
 struct cli_target {

@@ -1,4 +1,6 @@
-/* cli/config: `berth config [list]`, `config get K`, `config set K=V ...`, `config unset K ...`.
+/* cli/config: `berth config [list] [--shell]`, `config get K`, `config set K=V ...`,
+ * `config unset K ...`. The listing shows what an instance really gets, each value with its
+ * source (config set, berth.yaml, build, berth).
  * An app's config is the environment its instances get; changing it makes a new release that
  * rolls out like a deploy. Values are shown because that is what this verb is for; they are
  * never part of an error message. */
@@ -7,37 +9,71 @@
 #include "cli/cmd.h"
 #include "cli/output.h"
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_var(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	return strcmp(json_string_value(json_object_get(x, "key")), json_string_value(json_object_get(y, "key")));
+}
+
+/* The vars an instance gets, sorted by key (borrowed entries; free the array). */
+static json_t **sorted_vars(json_t *doc, size_t *n)
+{
+	json_t *vars = json_object_get(doc, "vars");
+	*n = json_array_size(vars);
+	json_t **v = xcalloc(*n ? *n : 1, sizeof *v);
+	for (size_t i = 0; i < *n; i++)
+		v[i] = json_array_get(vars, i);
+	qsort(v, *n, sizeof *v, cmp_var);
+	return v;
 }
 
 static void show_list(json_t *doc, const struct cli_target *t)
 {
-	json_t *cfg = json_object_get(doc, "config");
-	size_t n = json_object_size(cfg), i = 0;
+	size_t n;
+	json_t **v = sorted_vars(doc, &n);
 	if (!n) {
 		printf("No config vars for %s in %s. Set one with `berth config set KEY=VALUE`.\n",
 		       t->app, t->env);
+		free(v);
 		return;
 	}
-	const char **keys = xmalloc(n * sizeof *keys);
-	const char *k;
-	json_t *v;
-	json_object_foreach(cfg, k, v)
-		keys[i++] = k;
-	qsort(keys, n, sizeof *keys, cmp_str);
-	static const char *const head[] = {"KEY", "VALUE"};
-	struct table *tb = table_new(2, head);
-	for (i = 0; i < n; i++) {
-		const char *row[] = {keys[i], json_string_value(json_object_get(cfg, keys[i]))};
+	static const char *const head[] = {"KEY", "VALUE", "SOURCE"};
+	struct table *tb = table_new(3, head);
+	for (size_t i = 0; i < n; i++) {
+		const char *src = json_string_value(json_object_get(v[i], "source"));
+		const char *row[] = {json_string_value(json_object_get(v[i], "key")),
+				     json_string_value(json_object_get(v[i], "value")),
+				     !strcmp(src, "config") ? "config set" : src};
 		if (!row[1])
 			row[1] = "";
 		table_add(tb, row);
 	}
 	table_print(tb, stdout);
 	table_free(tb);
-	free(keys);
+	free(v);
+}
+
+/* `config --shell`: KEY='value' lines for eval (the app's own vars: not PATH nor BERTH_*). */
+static void show_shell(json_t *doc, const struct cli_target *t)
+{
+	size_t n;
+	json_t **v = sorted_vars(doc, &n);
+	for (size_t i = 0; i < n; i++) {
+		const char *k = json_string_value(json_object_get(v[i], "key"));
+		const char *src = json_string_value(json_object_get(v[i], "source"));
+		const char *val = json_string_value(json_object_get(v[i], "value"));
+		if (!k || !val || !strcmp(src, "berth") || !strcmp(k, "PATH"))
+			continue;
+		printf("%s='", k);
+		for (const char *p = val; *p; p++) {
+			if (*p == '\'')
+				fputs("'\\''", stdout);
+			else
+				putchar(*p);
+		}
+		puts("'");
+	}
+	free(v);
 }
 
 /* `config get K`: the bare value, for scripts. */
@@ -60,6 +96,11 @@ static int get_one(struct cli_opts *o, const char *key)
 	rc = EXIT_FAIL;
 	if (doc) {
 		json_t *v = json_object_get(json_object_get(doc, "config"), key);
+		size_t i;
+		json_t *it;
+		json_array_foreach(json_object_get(doc, "vars"), i, it)
+			if (!strcmp(json_string_value(json_object_get(it, "key")), key))
+				v = json_object_get(it, "value");
 		if (!v) {
 			fprintf(stderr, "berth: %s is not set for %s in %s\n", key, t.app, t.env);
 		} else if (o->json) {
@@ -103,7 +144,9 @@ int cmd_config(struct cli_opts *o)
 		if (o->npos > 1)
 			return cli_usage_error("config", "config list takes no arguments, got \"%s\"",
 					       o->pos[1]);
-		return cli_app_get(o, "/config", show_list);
+		if (o->shell && o->json)
+			return cli_usage_error("config", "--shell and --json do not go together");
+		return cli_app_get(o, "/config", o->shell ? show_shell : show_list);
 	}
 	if (!strcmp(sub, "get")) {
 		if (o->npos != 2)

@@ -12,8 +12,43 @@
 /* Bigger than any sane app directory; the server's own limit (default 256 MiB) is lower. */
 #define PACK_LIMIT (1024LL * 1024 * 1024)
 
+/* `berth deploy --cancel`: stop the rollout in progress; the live release stays. */
+static int deploy_cancel(struct cli_opts *o)
+{
+	if (o->npos)
+		return cli_usage_error("deploy", "deploy --cancel takes no directory");
+	struct cli_target t;
+	int rc = cli_target(o, &t);
+	if (rc)
+		return rc;
+	struct client c;
+	if ((rc = cli_connect(o, &c))) {
+		cli_target_free(&t);
+		return rc;
+	}
+	struct buf path = BUF_INIT;
+	cli_app_path(&path, &t, "/cancel");
+	json_t *doc = NULL;
+	struct err e = ERR_INIT;
+	if (client_json(&c, "POST", path.p, NULL, &doc, &e)) {
+		rc = cli_fail(&e);
+	} else if (o->json) {
+		rc = cli_print_json(doc);
+	} else {
+		printf("-----> %s\n", json_string_value(json_object_get(doc, "message")));
+		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+	}
+	json_decref(doc);
+	buf_free(&path);
+	client_close(&c);
+	cli_target_free(&t);
+	return rc;
+}
+
 int cmd_deploy(struct cli_opts *o)
 {
+	if (o->cancel)
+		return deploy_cancel(o);
 	if (o->npos > 1)
 		return cli_usage_error("deploy", "deploy takes one directory, got %zu arguments",
 				       o->npos);
@@ -37,16 +72,25 @@ int cmd_deploy(struct cli_opts *o)
 
 	struct buf tgz = BUF_INIT, path = BUF_INIT;
 	struct client c;
-	if (archive_pack_dir(dir, &tgz, PACK_LIMIT, &e)) {
+	struct pack_stats ps;
+	if (archive_pack_dir(dir, &tgz, PACK_LIMIT, &ps, &e)) {
 		err_prefix(&e, "packing %s", dir);
 		rc = cli_fail(&e);
 		goto out;
 	}
+	struct buf psize = BUF_INIT;
+	fmt_bytes(&psize, ps.bytes);
+	fprintf(stderr, "-----> Packed %zu file%s (%s); left out %zu file%s and %zu director%s (%s)\n",
+		ps.files_packed, ps.files_packed == 1 ? "" : "s", buf_str(&psize), ps.files_ignored,
+		ps.files_ignored == 1 ? "" : "s", ps.dirs_ignored, ps.dirs_ignored == 1 ? "y" : "ies",
+		ps.source);
+	buf_free(&psize);
 	if ((rc = cli_connect(o, &c)))
 		goto out;
 	cli_app_path(&path, &t, "/deploys");
+	buf_adds(&path, o->no_cache ? "?no_cache=1" : "?no_cache=0");
 	if (o->message) {
-		buf_adds(&path, "?description=");
+		buf_adds(&path, "&description=");
 		client_escape(&path, o->message);
 	}
 	if (!o->json) {

@@ -3,8 +3,11 @@
  * indented under them, and the final done event deciding the exit status. With --json the
  * events are printed as they came, one per line. The server keeps going if we disconnect,
  * so a broken stream says so instead of claiming the change failed. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cmd.h"
 #include "cli/output.h"
 
@@ -18,7 +21,7 @@ struct progress {
 
 static bool is_step(const char *ev)
 {
-	static const char *const steps[] = {"release", "upload", "unpack", "rollback", "info"};
+	static const char *const steps[] = {"release", "upload", "unpack", "rollback", "info", "build"};
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
 		if (!strcmp(ev, steps[i]))
 			return true;
@@ -112,12 +115,47 @@ static int on_event(const char *line, size_t len, void *ud)
 	return pg->done ? 2 : 0;
 }
 
+/* Ctrl-C while a change is under way: the server goes on with it, so say that and how to
+ * follow or stop it (written from the signal handler: one prepared message, write(2)). */
+static char interrupt_msg[600];
+static size_t interrupt_len;
+
+static void on_interrupt(int sig)
+{
+	ssize_t w = write(2, interrupt_msg, interrupt_len);
+	(void)w;
+	_exit(128 + sig);
+}
+
+/* "/v1/envs/E/apps/A/..." -> the flags that name the app. */
+static void prepare_interrupt(const char *path)
+{
+	char env[80] = "", app[80] = "";
+	if (sscanf(path, "/v1/envs/%79[^/]/apps/%79[^/?]", env, app) != 2)
+		return;
+	int n = snprintf(interrupt_msg, sizeof interrupt_msg,
+			 "\nberth: interrupted: the change goes on on the server. Follow it with `berth ps --app %s "
+			 "--env %s` and `berth logs -f --app %s --env %s`; stop a rollout with `berth deploy --cancel "
+			 "--app %s --env %s`.\n", app, env, app, env, app, env);
+	interrupt_len = n > 0 && (size_t)n < sizeof interrupt_msg ? (size_t)n : 0;
+	if (!interrupt_len)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_interrupt;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 int cli_progress(struct client *c, const char *path, const char *ctype, const void *body,
 		 size_t n, bool json)
 {
 	struct progress pg = {.json = json};
 	struct err e = ERR_INIT;
+	prepare_interrupt(path);
 	int rc = client_stream(c, "POST", path, ctype, body, n, on_event, &pg, &e);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	if (rc < 0) {
 		if (pg.events)
 			err_prefix(&e, "lost the progress stream (the change goes on on the server; see "

@@ -5,6 +5,8 @@
 #include "cli/cmd.h"
 #include "cli/output.h"
 #include "util/timeutil.h"
+#include <stdio.h>
+#include <string.h>
 
 /* Did the server say some release's code is gone? (Older servers send no "code_kept".) */
 static bool some_code_removed(json_t *releases)
@@ -17,17 +19,37 @@ static bool some_code_removed(json_t *releases)
 	return false;
 }
 
+/* "python 9.8s deps 1a2b3c4d (unchanged)" for a built release; "" otherwise. */
+static void fmt_build(struct buf *b, json_t *build)
+{
+	const char *builder = json_string_value(json_object_get(build, "builder"));
+	if (!builder)
+		return;
+	buf_adds(b, builder);
+	json_t *d = json_object_get(build, "duration_ms");
+	if (json_is_integer(d) && json_integer_value(d) > 0) {
+		buf_addc(b, ' ');
+		fmt_duration(b, (double)json_integer_value(d) / 1000.0);
+	}
+	const char *h = json_string_value(json_object_get(build, "deps_hash"));
+	if (h)
+		buf_addf(b, " deps %.8s%s", h, json_is_true(json_object_get(build, "deps_cached")) ? " (unchanged)" : "");
+	if (json_is_true(json_object_get(build, "reused")))
+		buf_adds(b, " (reused)");
+}
+
 static void show(json_t *releases)
 {
-	static const char *const head[] = {"VERSION", "STATUS", "CREATED", "DESCRIPTION", "CHANGES"};
-	static const char *const head_code[] = {"VERSION", "STATUS", "CODE", "CREATED", "DESCRIPTION", "CHANGES"};
+	static const char *const head[] = {"VERSION", "STATUS", "CREATED", "BUILD", "DESCRIPTION", "CHANGES"};
+	static const char *const head_code[] = {"VERSION", "STATUS", "CODE", "CREATED", "BUILD", "DESCRIPTION", "CHANGES"};
 	bool with_code = some_code_removed(releases);
-	struct table *t = with_code ? table_new(6, head_code) : table_new(5, head);
+	struct table *t = with_code ? table_new(7, head_code) : table_new(6, head);
 	int64_t now = time_now_us();
 	size_t i;
 	json_t *r;
 	json_array_foreach(releases, i, r) {
-		struct buf ver = BUF_INIT, created = BUF_INIT, desc = BUF_INIT, changes = BUF_INIT;
+		struct buf ver = BUF_INIT, created = BUF_INIT, desc = BUF_INIT, changes = BUF_INIT, build = BUF_INIT;
+		fmt_build(&build, json_object_get(r, "build"));
 		fmt_release(&ver, json_object_get(r, "version"));
 		fmt_ago_str(&created, json_string_value(json_object_get(r, "created_at")), now);
 		const char *d = json_string_value(json_object_get(r, "description"));
@@ -47,14 +69,16 @@ static void show(json_t *releases)
 		}
 		const char *status = json_string_value(json_object_get(r, "status"));
 		const char *code = json_is_false(json_object_get(r, "code_kept")) ? "removed" : "kept";
-		const char *row[] = {ver.p, status, created.p, desc.len ? desc.p : "-", changes.len ? changes.p : "-"};
-		const char *row_code[] = {ver.p, status, code, created.p, desc.len ? desc.p : "-",
+		const char *row[] = {ver.p, status, created.p, build.p, desc.len ? desc.p : "-",
+				     changes.len ? changes.p : "-"};
+		const char *row_code[] = {ver.p, status, code, created.p, build.p, desc.len ? desc.p : "-",
 					  changes.len ? changes.p : "-"};
 		table_add(t, with_code ? row_code : row);
 		buf_free(&ver);
 		buf_free(&created);
 		buf_free(&desc);
 		buf_free(&changes);
+		buf_free(&build);
 	}
 	table_print(t, stdout);
 	table_free(t);
@@ -69,9 +93,74 @@ static void show_doc(json_t *doc, const struct cli_target *t)
 		show(rels);
 }
 
+static void show_info(json_t *r, const struct cli_target *t)
+{
+	int64_t now = time_now_us();
+	struct buf b = BUF_INIT;
+	fmt_release(&b, json_object_get(r, "version"));
+	printf("=== %s (%s) %s: %s\n", t->app, t->env, b.p, json_string_value(json_object_get(r, "status")));
+	buf_free(&b);
+	const char *desc = json_string_value(json_object_get(r, "description"));
+	printf("Description: %s\n", desc ? desc : "-");
+	fmt_ago_str(&b, json_string_value(json_object_get(r, "created_at")), now);
+	const char *by = json_string_value(json_object_get(r, "by"));
+	printf("Created:     %s (%s)%s%s\n", json_string_value(json_object_get(r, "created_at")), b.p, by ? " by " : "",
+	       by ? by : "");
+	buf_free(&b);
+	const char *reason = json_string_value(json_object_get(r, "reason"));
+	if (reason)
+		printf("Failed:      %s\n", reason);
+	const char *code = json_string_value(json_object_get(r, "code"));
+	printf("Code:        sha256 %.12s%s\n", code ? code : "-",
+	       json_is_false(json_object_get(r, "code_kept")) ? " (removed: release_keep)" : "");
+	fmt_build(&b, json_object_get(r, "build"));
+	printf("Build:       %s\n", b.len ? b.p : "none (nothing to build)");
+	buf_free(&b);
+	const char *rel = json_string_value(json_object_get(r, "release_command"));
+	if (rel)
+		printf("Release:     %s (%s)\n", rel, json_string_value(json_object_get(r, "release_phase")) ?
+		       json_string_value(json_object_get(r, "release_phase")) : "not run");
+	printf("Processes:\n");
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(r, "process_details"), i, p)
+		printf("  %s=%lld%s%s  %s\n", json_string_value(json_object_get(p, "name")),
+		       (long long)json_integer_value(json_object_get(p, "instances")),
+		       json_string_value(json_object_get(p, "profile")) ? " profile " : "",
+		       json_string_value(json_object_get(p, "profile")) ? json_string_value(json_object_get(p, "profile")) : "",
+		       json_string_value(json_object_get(p, "command")));
+	json_t *cfg = json_object_get(r, "config");
+	printf("Config:%s\n", json_object_size(cfg) ? "" : "      none");
+	const char *k;
+	json_t *v;
+	json_object_foreach(cfg, k, v)
+		printf("  %s=%s\n", k, json_string_value(v));
+	json_array_foreach(json_object_get(r, "cron"), i, p)
+		printf("%s  cron.%s  %s  %s\n", i ? "" : "Cron:\n", json_string_value(json_object_get(p, "name")),
+		       json_string_value(json_object_get(p, "schedule")), json_string_value(json_object_get(p, "command")));
+	json_t *ch = json_object_get(r, "changes");
+	if (json_array_size(ch)) {
+		printf("Changes:    ");
+		json_array_foreach(ch, i, p)
+			printf("%s%s", i ? ", " : " ", json_string_value(p));
+		printf("\n");
+	}
+}
+
 int cmd_releases(struct cli_opts *o)
 {
+	if (o->npos && !strcmp(o->pos[0], "info")) {
+		if (o->npos != 2)
+			return cli_usage_error("releases", "releases info takes one release, like v3");
+		int64_t v;
+		struct err e = ERR_INIT;
+		if (cli_parse_version(o->pos[1], &v, &e))
+			return cli_usage_error("releases", "%s", e.msg);
+		char suffix[64];
+		snprintf(suffix, sizeof suffix, "/releases/%lld%s", (long long)v, o->reveal ? "?reveal=1" : "");
+		return cli_app_get(o, suffix, show_info);
+	}
 	if (o->npos)
-		return cli_usage_error("releases", "releases takes no arguments, got \"%s\"", o->pos[0]);
+		return cli_usage_error("releases", "releases takes no arguments or info vN, got \"%s\"", o->pos[0]);
 	return cli_app_get(o, "/releases", show_doc);
 }

@@ -17,6 +17,8 @@ int cmd_rollback(struct cli_opts *o)
 		}
 		json_object_set_new(body, "version", json_integer(v));
 	}
+	if (o->run_release)
+		json_object_set_new(body, "run_release", json_true());
 	int rc = cli_app_change(o, "/rollback", body);
 	json_decref(body);
 	return rc;

@@ -1,6 +1,7 @@
 /* driver/process: the process driver. Runs an instance as `/bin/sh -c COMMAND` in a new
- * session (so it leads its own process group), with stdin on /dev/null and stdout/stderr on
- * pipes read by the loop. When cgroups are available the shell joins the instance's cgroup
+ * session (so it leads its own process group), with stdin on /dev/null (or a pipe) and
+ * stdout/stderr on pipes read by the loop; a one-off that wants a terminal gets a
+ * pseudo-terminal instead (util-linux `setsid -c` makes it the controlling terminal). When cgroups are available the shell joins the instance's cgroup
  * before it runs the command, so not even a fast fork can escape. When the main process exits, whatever it left in its group is killed: an instance
  * never leaves orphans behind. */
 #include "driver/driver.h"
@@ -8,7 +9,11 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,11 +28,16 @@ struct pdriver {
 struct driver_proc {
 	struct pdriver *pd;
 	uv_process_t proc;
-	uv_pipe_t out, err;
+	uv_pipe_t out, err;        /* TTY: out is the terminal's master side (read and written) */
+	uv_pipe_t in;              /* PIPE: the write end of the child's stdin */
+	enum driver_stdin stdin_mode;
+	bool stdin_closed, in_open;
+	size_t stdin_queued;
 	uv_timer_t drain;
 	struct driver_events ev;
 	pid_t pid;
 	char *cgroup;
+	bool cgroup_shared;
 	int handles;               /* open libuv handles; freed when it drops to 0 */
 	bool exited, reported, out_eof, err_eof;
 	int64_t status;
@@ -59,7 +69,7 @@ static void kill_leftovers(struct driver_proc *p)
 {
 	if (p->pid > 0)
 		kill(-p->pid, SIGKILL);
-	if (p->cgroup)
+	if (p->cgroup && !p->cgroup_shared)
 		cgroup_kill(p->cgroup);
 }
 
@@ -78,6 +88,9 @@ static void maybe_report(struct driver_proc *p, bool force)
 	close_handle(p, (uv_handle_t *)&p->err);
 	close_handle(p, (uv_handle_t *)&p->drain);
 	close_handle(p, (uv_handle_t *)&p->proc);
+	if (p->in_open)
+		close_handle(p, (uv_handle_t *)&p->in);
+	p->stdin_closed = true;
 	if (p->ev.on_exit)
 		p->ev.on_exit(p->ev.arg, p->status, p->sig);
 }
@@ -167,10 +180,33 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	}
 	argv[ac] = NULL;
 
+	p->stdin_mode = spec->stdin_mode;
+	p->cgroup_shared = spec->cgroup_shared;
+	int master = -1, slave = -1;
+	if (spec->stdin_mode == DRIVER_STDIN_TTY) {
+		struct winsize ws = {.ws_row = (unsigned short)(spec->rows > 0 ? spec->rows : 24),
+				     .ws_col = (unsigned short)(spec->cols > 0 ? spec->cols : 80)};
+		if (openpty(&master, &slave, NULL, NULL, &ws) < 0) {
+			int en = errno;
+			for (int k = 0; k < nf; k++)
+				free(files[k]);
+			free(files);
+			free(argv);
+			free(p->cgroup);
+			free(p);
+			return err_errno(e, en, "open a pseudo-terminal");
+		}
+		(void)fcntl(master, F_SETFD, FD_CLOEXEC);
+		/* `setsid -c`: a new session whose controlling terminal is the pty on stdin. */
+		memmove(argv + 2, argv, (size_t)(ac + 1) * sizeof *argv);
+		argv[0] = "/usr/bin/setsid";
+		argv[1] = "-c";
+		ac += 2;
+	}
 	uv_pipe_init(pd->loop, &p->out, 0);
 	uv_pipe_init(pd->loop, &p->err, 0);
 	uv_timer_init(pd->loop, &p->drain);
-	p->out.data = p->err.data = p->drain.data = p->proc.data = p;
+	p->out.data = p->err.data = p->drain.data = p->proc.data = p->in.data = p;
 	p->handles = 3;
 
 	uv_stdio_container_t stdio[3];
@@ -179,6 +215,18 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	stdio[1].data.stream = (uv_stream_t *)&p->out;
 	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
 	stdio[2].data.stream = (uv_stream_t *)&p->err;
+	if (spec->stdin_mode == DRIVER_STDIN_PIPE) {
+		uv_pipe_init(pd->loop, &p->in, 0);
+		p->in_open = true;
+		p->handles++;
+		stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+		stdio[0].data.stream = (uv_stream_t *)&p->in;
+	} else if (spec->stdin_mode == DRIVER_STDIN_TTY) {
+		for (int k = 0; k < 3; k++) {
+			stdio[k].flags = UV_INHERIT_FD;
+			stdio[k].data.fd = slave;
+		}
+	}
 
 	uv_process_options_t o;
 	memset(&o, 0, sizeof o);
@@ -186,11 +234,14 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	o.args = argv;
 	o.env = (char **)spec->env;
 	o.cwd = spec->cwd;
-	o.flags = UV_PROCESS_DETACHED;   /* setsid(): its own session and process group */
+	/* setsid(): its own session and process group (a terminal gets it from `setsid -c`). */
+	o.flags = spec->stdin_mode == DRIVER_STDIN_TTY ? 0 : UV_PROCESS_DETACHED;
 	o.exit_cb = on_exit_cb;
 	o.stdio = stdio;
 	o.stdio_count = 3;
 	int r = uv_spawn(pd->loop, &p->proc, &o);
+	if (slave >= 0)
+		close(slave);
 	for (int k = 0; k < nf; k++)
 		free(files[k]);
 	free(files);
@@ -204,12 +255,23 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 		close_handle(p, (uv_handle_t *)&p->out);
 		close_handle(p, (uv_handle_t *)&p->err);
 		close_handle(p, (uv_handle_t *)&p->drain);
+		if (p->in_open)
+			close_handle(p, (uv_handle_t *)&p->in);
+		if (master >= 0)
+			close(master);
 		return -1;
 	}
 	p->handles++;
 	p->pid = p->proc.pid;
+	if (master >= 0) {
+		/* The terminal is both directions; there is no separate stderr. */
+		if (uv_pipe_open(&p->out, master) < 0)
+			close(master);
+		p->err_eof = true;
+	} else {
+		uv_read_start((uv_stream_t *)&p->err, on_alloc, on_read);
+	}
 	uv_read_start((uv_stream_t *)&p->out, on_alloc, on_read);
-	uv_read_start((uv_stream_t *)&p->err, on_alloc, on_read);
 	*out = p;
 	return 0;
 }
@@ -225,8 +287,95 @@ static void pd_signal(struct driver_proc *p, int sig)
 		return;
 	if (kill(-p->pid, sig) < 0 && errno == ESRCH)
 		kill(p->pid, sig);
-	if (sig == SIGKILL && p->cgroup)
+	if (sig == SIGKILL && p->cgroup && !p->cgroup_shared)
 		cgroup_kill(p->cgroup);
+}
+
+struct stdin_write {
+	uv_write_t w;
+	struct driver_proc *p;
+	size_t n;
+	char data[];
+};
+
+static void on_stdin_written(uv_write_t *w, int status)
+{
+	struct stdin_write *sw = (struct stdin_write *)w;
+	sw->p->stdin_queued -= sw->n;
+	free(sw);
+}
+
+static uv_stream_t *stdin_stream(struct driver_proc *p)
+{
+	if (p->reported || p->stdin_closed)
+		return NULL;
+	if (p->stdin_mode == DRIVER_STDIN_PIPE)
+		return (uv_stream_t *)&p->in;
+	if (p->stdin_mode == DRIVER_STDIN_TTY)
+		return (uv_stream_t *)&p->out;
+	return NULL;
+}
+
+static int pd_write_stdin(struct driver_proc *p, const void *data, size_t n)
+{
+	uv_stream_t *st = stdin_stream(p);
+	if (!st)
+		return -1;
+	if (!n)
+		return 0;
+	struct stdin_write *sw = xmalloc(sizeof *sw + n);
+	sw->p = p;
+	sw->n = n;
+	memcpy(sw->data, data, n);
+	uv_buf_t b = uv_buf_init(sw->data, (unsigned int)n);
+	if (uv_write(&sw->w, st, &b, 1, on_stdin_written) < 0) {
+		free(sw);
+		return -1;
+	}
+	p->stdin_queued += n;
+	return 0;
+}
+
+static size_t pd_stdin_queued(const struct driver_proc *p)
+{
+	return p->stdin_queued;
+}
+
+static void on_stdin_shutdown(uv_shutdown_t *req, int status)
+{
+	struct driver_proc *p = req->data;
+	free(req);
+	if (p->in_open)
+		close_handle(p, (uv_handle_t *)&p->in);
+}
+
+static void pd_close_stdin(struct driver_proc *p)
+{
+	uv_stream_t *st = stdin_stream(p);
+	if (!st)
+		return;
+	if (p->stdin_mode == DRIVER_STDIN_TTY) {
+		pd_write_stdin(p, "\x04", 1);     /* the terminal's end-of-file character */
+		return;
+	}
+	p->stdin_closed = true;
+	uv_shutdown_t *req = xmalloc(sizeof *req);
+	req->data = p;
+	if (uv_shutdown(req, st, on_stdin_shutdown) < 0) {
+		free(req);
+		close_handle(p, (uv_handle_t *)&p->in);
+	}
+}
+
+static void pd_resize(struct driver_proc *p, int rows, int cols)
+{
+	if (p->stdin_mode != DRIVER_STDIN_TTY || p->reported || rows <= 0 || cols <= 0)
+		return;
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&p->out, &fd) < 0)
+		return;
+	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+	ioctl(fd, TIOCSWINSZ, &ws);   /* the kernel sends SIGWINCH to the foreground group */
 }
 
 struct driver *driver_process_new(uv_loop_t *loop)
@@ -238,6 +387,10 @@ struct driver *driver_process_new(uv_loop_t *loop)
 	d->start = pd_start;
 	d->pid = pd_pid;
 	d->signal = pd_signal;
+	d->write_stdin = pd_write_stdin;
+	d->stdin_queued = pd_stdin_queued;
+	d->close_stdin = pd_close_stdin;
+	d->resize = pd_resize;
 	d->impl = pd;
 	return d;
 }

@@ -14,6 +14,11 @@ struct reader {
 	_Atomic uint64_t adopted;
 };
 
+struct app_set {
+	char **pairs;
+	size_t n;
+};
+
 struct endpoints {
 	uv_loop_t *loop;
 	struct endpoint **eps;        /* in the table, each with one table reference */
@@ -22,11 +27,50 @@ struct endpoints {
 	size_t nroutes;
 	struct ep_snapshot *cur;
 	uint64_t version;
-	char **web_apps;              /* "env\0app" pairs declared to have a web process */
-	size_t nweb_apps;
+	struct app_set web_apps;      /* apps declared to have a web process */
+	struct app_set maint;         /* apps in maintenance mode */
 	struct reader readers[MAX_READERS];
 	int nreaders;
 };
+
+/* ---- sets of (env, app), each stored as one "env\0app" string ---- */
+
+static ssize_t app_set_find(const struct app_set *s, const char *env, const char *app)
+{
+	for (size_t k = 0; k < s->n; k++) {
+		const char *e = s->pairs[k];
+		if (!strcmp(e, env) && !strcmp(e + strlen(e) + 1, app))
+			return (ssize_t)k;
+	}
+	return -1;
+}
+
+/* Add or remove (env, app); true when the set changed. */
+static bool app_set_put(struct app_set *s, const char *env, const char *app, bool in)
+{
+	ssize_t k = app_set_find(s, env, app);
+	if (in == (k >= 0))
+		return false;
+	if (!in) {
+		free(s->pairs[k]);
+		s->pairs[k] = s->pairs[--s->n];
+		return true;
+	}
+	size_t el = strlen(env), al = strlen(app);
+	char *pair = xmalloc(el + al + 2);
+	memcpy(pair, env, el + 1);
+	memcpy(pair + el + 1, app, al + 1);
+	s->pairs = xrealloc(s->pairs, (s->n + 1) * sizeof *s->pairs);
+	s->pairs[s->n++] = pair;
+	return true;
+}
+
+static void app_set_free(struct app_set *s)
+{
+	for (size_t k = 0; k < s->n; k++)
+		free(s->pairs[k]);
+	free(s->pairs);
+}
 
 /* ---- refcounts ---- */
 
@@ -234,15 +278,15 @@ static void publish(struct endpoints *t)
 	for (size_t k = 0; k < t->nroutes; k++)
 		route_copy(&s->routes[s->nroutes++], &t->routes[k]);
 	size_t nweb = 0;
-	const char **web = xcalloc(2 * (s->ngroups + t->nweb_apps) + 2, sizeof *web);
+	const char **web = xcalloc(2 * (s->ngroups + t->web_apps.n) + 2, sizeof *web);
 	for (size_t k = 0; k < s->ngroups; k++)
 		if (!strcmp(s->groups[k].process, "web")) {
 			web[2 * nweb] = s->groups[k].env;
 			web[2 * nweb++ + 1] = s->groups[k].app;
 		}
-	for (size_t k = 0; k < t->nweb_apps; k++) {
-		web[2 * nweb] = t->web_apps[k];
-		web[2 * nweb++ + 1] = t->web_apps[k] + strlen(t->web_apps[k]) + 1;
+	for (size_t k = 0; k < t->web_apps.n; k++) {
+		web[2 * nweb] = t->web_apps.pairs[k];
+		web[2 * nweb++ + 1] = t->web_apps.pairs[k] + strlen(t->web_apps.pairs[k]) + 1;
 	}
 	s->routes = xrealloc(s->routes, (s->nroutes + 2 * nweb + 1) * sizeof *s->routes);
 	for (size_t k = 0; k < nweb; k++) {
@@ -261,8 +305,11 @@ static void publish(struct endpoints *t)
 	free(web);
 	if (s->nroutes)
 		qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
-	for (size_t k = 0; k < s->nroutes; k++)
-		s->routes[k].group = ep_snapshot_group(s, s->routes[k].env, s->routes[k].app, s->routes[k].process);
+	for (size_t k = 0; k < s->nroutes; k++) {
+		struct route *r = &s->routes[k];
+		r->group = ep_snapshot_group(s, r->env, r->app, r->process);
+		r->maintenance = t->maint.n && app_set_find(&t->maint, r->env, r->app) >= 0;
+	}
 	struct ep_snapshot *old = t->cur;
 	t->cur = s;
 	for (int r = 0; r < t->nreaders; r++)
@@ -288,9 +335,8 @@ void endpoints_free(struct endpoints *t)
 	for (size_t k = 0; k < t->nroutes; k++)
 		route_free_fields(&t->routes[k]);
 	free(t->routes);
-	for (size_t k = 0; k < t->nweb_apps; k++)
-		free(t->web_apps[k]);
-	free(t->web_apps);
+	app_set_free(&t->web_apps);
+	app_set_free(&t->maint);
 	ep_snapshot_unref(t->cur);
 	free(t);
 }
@@ -388,34 +434,32 @@ struct endpoint *endpoints_withdraw(struct endpoints *t, struct endpoint *e)
 
 bool endpoints_drained(struct endpoints *t, struct endpoint *e)
 {
-	for (int r = 0; r < t->nreaders; r++)
-		if (atomic_load(&t->readers[r].adopted) < e->removed_version)
-			return false;
-	return atomic_load(&e->inflight) == 0;
+	return endpoints_adopted_all(t, e->removed_version) && atomic_load(&e->inflight) == 0;
 }
 
 void endpoints_declare_app(struct endpoints *t, const char *env, const char *app, bool web)
 {
-	size_t el = strlen(env), al = strlen(app);
-	for (size_t k = 0; k < t->nweb_apps; k++) {
-		const char *e = t->web_apps[k];
-		if (!strcmp(e, env) && !strcmp(e + strlen(e) + 1, app)) {
-			if (web)
-				return;
-			free(t->web_apps[k]);
-			t->web_apps[k] = t->web_apps[--t->nweb_apps];
-			publish(t);
-			return;
-		}
-	}
-	if (!web)
-		return;
-	char *pair = xmalloc(el + al + 2);
-	memcpy(pair, env, el + 1);
-	memcpy(pair + el + 1, app, al + 1);
-	t->web_apps = xrealloc(t->web_apps, (t->nweb_apps + 1) * sizeof *t->web_apps);
-	t->web_apps[t->nweb_apps++] = pair;
-	publish(t);
+	if (app_set_put(&t->web_apps, env, app, web))
+		publish(t);
+}
+
+void endpoints_set_maintenance(struct endpoints *t, const char *env, const char *app, bool on)
+{
+	if (app_set_put(&t->maint, env, app, on))
+		publish(t);
+}
+
+bool endpoints_maintenance(const struct endpoints *t, const char *env, const char *app)
+{
+	return app_set_find(&t->maint, env, app) >= 0;
+}
+
+bool endpoints_adopted_all(const struct endpoints *t, uint64_t version)
+{
+	for (int r = 0; r < t->nreaders; r++)
+		if (atomic_load(&t->readers[r].adopted) < version)
+			return false;
+	return true;
 }
 
 void endpoints_set_routes(struct endpoints *t, const struct route *routes, size_t n)

@@ -10,7 +10,12 @@
  *
  * Draining: an endpoint removed from the table stays alive (refcounted) while requests are in
  * flight on it; `inflight` is incremented by a router when it sends a request to it and
- * decremented when the answer is done. endpoints_drained() says when it is safe to stop it. */
+ * decremented when the answer is done. endpoints_drained() says when it is safe to stop it.
+ *
+ * Maintenance mode: the table also knows which apps are in maintenance (routes_sync follows
+ * the app documents' "maintenance" flag) and marks every route to such an app, stored or
+ * default, in the snapshots; the router then answers the route with its maintenance page
+ * and leaves the app's instances alone. */
 #ifndef BERTH_ENDPOINTS_H
 #define BERTH_ENDPOINTS_H
 #include <stdatomic.h>
@@ -50,7 +55,9 @@ struct route {
 	bool strip_prefix;
 	bool is_default;         /* APP.ENV.localhost / APP.localhost, not stored */
 	enum balance balance;
-	char *error_dir;         /* NULL, or a directory with 404.html/502.html/503.html */
+	char *error_dir;         /* NULL, or a directory with 502.html/503.html/504.html/maintenance.html */
+	bool maintenance;        /* the app is in maintenance mode: answer 503, send nothing on.
+	                          * Set by the table when it publishes (a caller's value is ignored) */
 	const struct ep_group *group;   /* resolved target (may be NULL: nothing healthy) */
 };
 
@@ -120,6 +127,15 @@ void endpoints_set_routes(struct endpoints *t, const struct route *routes, size_
 /* Tell the table whether (env, app) has a web process in its desired release, so its default
  * routes exist (and answer 503) even while no instance is healthy. Publishes on change. */
 void endpoints_declare_app(struct endpoints *t, const char *env, const char *app, bool web);
+
+/* Put (env, app) in maintenance mode or take it out: every route to the app (stored and
+ * default) carries the flag in the snapshots from now on. Publishes on change only. */
+void endpoints_set_maintenance(struct endpoints *t, const char *env, const char *app, bool on);
+/* Is (env, app) in maintenance mode in the table? */
+bool endpoints_maintenance(const struct endpoints *t, const char *env, const char *app);
+/* True once every reader has adopted the snapshot of this version (or a newer one): from
+ * then on no new request is routed with an older table. */
+bool endpoints_adopted_all(const struct endpoints *t, uint64_t version);
 
 /* The current snapshot (main loop; borrowed). */
 struct ep_snapshot *endpoints_current(struct endpoints *t);

@@ -1,6 +1,8 @@
-/* routes_sync: store -> endpoints table for HTTP routes (see routes_sync.h). */
+/* routes_sync: store -> endpoints table for HTTP routes and maintenance mode (see
+ * routes_sync.h). */
 #include "endpoints/routes_sync.h"
 #include "manifest/manifest.h"
+#include "model/model.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include <ctype.h>
@@ -8,11 +10,13 @@
 #include <string.h>
 
 #define PREFIX "/routes/"
+#define APPS_PREFIX "/envs/"
 
 struct routes_sync {
 	struct store *st;
 	struct endpoints *eps;
 	int watch;
+	int apps_watch;
 };
 
 char *routes_key(const char *host, const char *path)
@@ -131,6 +135,52 @@ static void on_change(void *arg, const char *key, const char *value, int64_t rev
 	reload(arg);
 }
 
+/* ---- maintenance mode: the "maintenance" flag of app documents ---- */
+
+/* Is key an app document's key ("/envs/E/apps/A", nothing deeper)? env, app: 64 bytes. */
+static bool app_doc_key(const char *key, char *env, char *app)
+{
+	if (model_parse_app_key(key, env, app) < 0)
+		return false;
+	char *k = model_app_key(env, app);
+	bool is = !strcmp(k, key);
+	free(k);
+	return is;
+}
+
+/* value: the app document's JSON text, NULL when it was deleted. */
+static void app_doc_changed(struct routes_sync *s, const char *key, const char *value)
+{
+	char env[64], app[64];
+	if (!app_doc_key(key, env, app))
+		return;
+	bool on = false;
+	if (value) {
+		json_t *d = json_loads(value, 0, NULL);
+		on = json_is_true(json_object_get(d, "maintenance"));
+		json_decref(d);
+	}
+	endpoints_set_maintenance(s->eps, env, app, on);
+}
+
+static void on_app_change(void *arg, const char *key, const char *value, int64_t rev)
+{
+	app_doc_changed(arg, key, value);
+}
+
+static void load_maintenance(struct routes_sync *s)
+{
+	struct store_list l;
+	struct err e = ERR_INIT;
+	if (store_list(s->st, APPS_PREFIX, &l, &e) < 0) {
+		log_error("maintenance mode: %s", e.msg);
+		return;
+	}
+	for (size_t k = 0; k < l.n; k++)
+		app_doc_changed(s, l.items[k].key, l.items[k].value);
+	store_list_free(&l);
+}
+
 struct routes_sync *routes_sync_start(struct store *st, struct endpoints *eps, struct err *e)
 {
 	struct routes_sync *s = xcalloc(1, sizeof *s);
@@ -138,6 +188,8 @@ struct routes_sync *routes_sync_start(struct store *st, struct endpoints *eps, s
 	s->eps = eps;
 	reload(s);
 	s->watch = store_watch(st, PREFIX, on_change, s);
+	load_maintenance(s);
+	s->apps_watch = store_watch(st, APPS_PREFIX, on_app_change, s);
 	return s;
 }
 
@@ -146,5 +198,6 @@ void routes_sync_free(struct routes_sync *s)
 	if (!s)
 		return;
 	store_unwatch(s->st, s->watch);
+	store_unwatch(s->st, s->apps_watch);
 	free(s);
 }

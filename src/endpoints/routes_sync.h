@@ -1,8 +1,12 @@
-/* routes_sync: keeps the endpoints table's routes equal to the routes in the store
- * (/routes/<host><path> -> {"host","path","env","app","process","strip_prefix","balance",
- * "error_pages"}; "error_pages" is an absolute directory on the server or null, and becomes
- * the route's error_dir in the table). Loads them at start and follows every change through
- * a store watch. */
+/* routes_sync: keeps what the router serves equal to what the store says:
+ *  - the endpoints table's routes equal to the routes in the store (/routes/<host><path> ->
+ *    {"host","path","env","app","process","strip_prefix","balance","error_pages"};
+ *    "error_pages" is an absolute directory on the server or null, and becomes the route's
+ *    error_dir in the table);
+ *  - the table's apps in maintenance mode equal to the app documents (/envs/E/apps/A) whose
+ *    "maintenance" is true (an absent field, or a deleted app, is off).
+ * Loads both at start (before the router reads a snapshot, so maintenance mode survives a
+ * restart) and follows every change through store watches. */
 #ifndef BERTH_ROUTES_SYNC_H
 #define BERTH_ROUTES_SYNC_H
 #include "endpoints/endpoints.h"

@@ -1,5 +1,6 @@
 /* http/conn.h: the server's connection state, shared by server.c (sockets, reading, timers,
- * the request cycle) and respond.c (answers). Private to the http module.
+ * the request cycle), respond.c (answers) and tunnel.c (upgraded connections). Private to
+ * the http module.
  *
  * A connection carries one request at a time. Its life:
  *   C_READ    parsing: between requests, in a head, in a body (c->req set once the head
@@ -8,6 +9,10 @@
  *             HTTP_PIPE_MAX), EOF means the peer left
  *   C_DISCARD the answer came before the body (e.g. 401 from on_head): the body is read
  *             and dropped, then C_READ again
+ *   C_TUNNEL  upgraded (http_req_upgrade, from C_ANSWER): no parser, no request, no timer
+ *             deadline; each read goes to the tunnel's on_data and its buffer is freed (rbuf
+ *             holds bytes only while they wait: those that came with the request, or a read
+ *             made just before a pause); EOF or an error ends it. Never back to C_READ.
  *   C_CLOSING the last answer is flushed, then shutdown, then a short linger reading and
  *             dropping input (so the peer sees the answer, not a reset), then closed
  *   C_DEAD    uv handles closing/closed; the struct lives on while a handler still owns a
@@ -23,7 +28,7 @@
 #define HTTP_LINGER_MS 2000
 #define HTTP_READ_CHUNK (64 * 1024)
 
-enum conn_state { C_READ, C_ANSWER, C_DISCARD, C_CLOSING, C_DEAD };
+enum conn_state { C_READ, C_ANSWER, C_DISCARD, C_TUNNEL, C_CLOSING, C_DEAD };
 enum answer_mode { A_NONE, A_STREAM_CHUNKED, A_STREAM_RAW, A_STREAM_NOBODY };
 
 struct http_server {
@@ -57,6 +62,7 @@ struct conn {
 	http_req_cb abort_fn, end_fn;
 	void *abort_arg, *end_arg;
 	enum answer_mode mode;     /* a started stream */
+	struct http_tunnel *tunnel; /* C_TUNNEL (or C_DEAD from it): until on_close or close */
 	size_t nwrites;            /* uv_write requests in flight */
 	unsigned handed : 1;       /* on_request was called for req */
 	unsigned complete : 1;     /* req's body is fully read */
@@ -70,6 +76,7 @@ struct conn {
 	unsigned head_timer : 1;   /* the head deadline is armed */
 	unsigned served : 1;       /* at least one request was answered */
 	unsigned eof : 1;
+	unsigned tpaused : 1;      /* C_TUNNEL: the handler paused reading */
 	unsigned shut : 1;         /* shutdown requested */
 	unsigned nclosed : 2;      /* handle close callbacks seen */
 	char peer[64];
@@ -82,7 +89,19 @@ void conn_close_now(struct conn *c);
 void conn_close_graceful(struct conn *c);
 int conn_body_unread_ok(const struct conn *c);       /* may an early answer keep the conn? */
 void conn_req_drop(struct conn *c);                  /* free c->req unless a handler owns it */
+void conn_update(struct conn *c);                    /* deadlines and reading, after a change */
+/* c->req was answered with a 101: release it (its on_end runs), drop the parser and enter
+ * C_TUNNEL with c->tunnel set by the caller; bytes already buffered go to the tunnel from
+ * the loop. */
+void conn_tunnel_enter(struct conn *c);
 
 /* respond.c: an error answer from the layer itself; the connection closes after it. */
 void conn_send_error(struct conn *c, int status);
+/* respond.c: the head of a "101 Switching Protocols" to proto (a checked token). */
+void conn_send_switching(struct conn *c, const char *proto, const char *extra_headers);
+
+/* tunnel.c, called by server.c on a C_TUNNEL connection: */
+void conn_tunnel_deliver(struct conn *c);            /* hand buffered input to on_data */
+void conn_tunnel_gone(struct conn *c);               /* on_close (once), detach and free */
+void conn_tunnel_wrote(struct conn *c);              /* a write completed: maybe on_drain */
 #endif

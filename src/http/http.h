@@ -19,14 +19,17 @@
  *    "100-continue": 417.
  *  - 10 s to receive a request head (408), 60 s between body bytes (408), 60 s idle keep-alive
  *    (closed silently). After any error answer the connection is closed.
- * Keep-alive: HTTP/1.1 by default, HTTP/1.0 only with "Connection: keep-alive"; Upgrade
- * requests are answered as plain HTTP and the connection is then closed.
+ * Keep-alive: HTTP/1.1 by default, HTTP/1.0 only with "Connection: keep-alive". An Upgrade
+ * request (its body, if any, read first) is either answered as plain HTTP, after which the
+ * connection closes, or switched by the handler to a tunnel (http_req_upgrade): raw bytes both
+ * ways, no timeouts, never HTTP again on that connection.
  * "Expect: 100-continue" gets "HTTP/1.1 100 Continue" once on_head accepted the request.
  * Answers carry Date, Content-Type, Content-Length (or chunked coding for streams; HTTP/1.0
  * streams end with the connection) and "Connection: close" when the connection ends after
  * them; answers to HEAD carry no body, nor do 1xx/204/304. */
 #ifndef BERTH_HTTP_H
 #define BERTH_HTTP_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -126,6 +129,49 @@ void http_req_on_end(struct http_req *r, void (*fn)(struct http_req *r, void *ar
 void http_req_on_end(struct http_req *r, void (*fn)(struct http_req *r, void *arg), void *arg);
 
 const char *http_status_text(int status);
+
+/* --- Upgrade: an HTTP/1.1 connection turned into a byte tunnel (berth run/exec attach) ---
+ * The handler gets the whole request first (a JSON body is complete in r->body), then either
+ * answers it normally (the connection closes after the answer) or calls http_req_upgrade.
+ * A tunnel has no idle or read deadline (a shell may sit idle for an hour; TCP keep-alive
+ * finds dead peers); every callback runs from the loop, never from inside an http_* call.
+ * The peer's half-close (EOF) ends the tunnel like a reset does. */
+struct http_tunnel;   /* an upgraded connection: raw bytes both ways */
+struct http_tunnel_events {
+	/* Bytes from the peer (valid during the call). May call any http_tunnel_* on t. */
+	void (*on_data)(void *arg, const char *data, size_t n);
+	/* The peer closed or the connection failed or the server is closing. Called at most once,
+	 * never after http_tunnel_close; the tunnel is freed right after it returns (writes from
+	 * inside it fail; do not close it there). */
+	void (*on_close)(void *arg);
+	void *arg;
+	/* Optional (NULL: none). Everything queued reached the socket, after a write that had
+	 * to queue: the moment to resume a producer paused on http_tunnel_queued. */
+	void (*on_drain)(void *arg);
+};
+/* Is r an Upgrade request (HTTP/1.1, Connection: upgrade + Upgrade header) whose Upgrade
+ * header names proto (case-insensitive token match within the comma list)? */
+bool http_req_wants_upgrade(const struct http_req *r, const char *proto);
+/* Answer r with "101 Switching Protocols" (Upgrade: proto, Connection: Upgrade, extra_headers
+ * may be NULL) and turn its connection into a tunnel. The req is released (its on_end runs,
+ * no abort callback later) and must not be used again: copy what you need from it (r->body)
+ * first. Bytes the peer already sent after the request are delivered to on_data right after
+ * this returns (from the loop, not from inside this call). NULL when r cannot be upgraded
+ * (not an upgrade request for proto, called from on_head, an answer started, peer gone);
+ * then r is still the handler's to answer. ev is copied; on_data and on_close are required. */
+struct http_tunnel *http_req_upgrade(struct http_req *r, const char *proto, const char *extra_headers,
+				     const struct http_tunnel_events *ev);
+/* Queue bytes to the peer (copied). 0, or -1 once the tunnel is closed/failed. The layer
+ * sets no limit: the producer bounds it with http_tunnel_queued (and on_drain). */
+int http_tunnel_write(struct http_tunnel *t, const void *data, size_t n);
+/* Bytes queued and not yet written to the socket (for backpressure). */
+size_t http_tunnel_queued(const struct http_tunnel *t);
+/* Stop / resume reading from the peer (backpressure on a slow consumer). While paused no
+ * on_data runs (nor, as nothing is read, an on_close for the peer's EOF). */
+void http_tunnel_pause(struct http_tunnel *t, bool paused);
+/* Flush what is queued, then close (bounded as any last answer: the idle timeout to flush,
+ * then the linger deadline). on_close is not called. t must not be used afterwards. */
+void http_tunnel_close(struct http_tunnel *t);
 
 /* --- the framing layer, without I/O (what the fuzz harness drives) --- */
 struct http_parse;

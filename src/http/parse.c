@@ -450,6 +450,11 @@ static int cb_chunk_complete(llhttp_t *ll)
 	return HPE_PAUSED;
 }
 
+/* Also where an Upgrade request stops: llhttp reads its body like any other (strict mode
+ * only skips it when there is none) and would report HPE_PAUSED_UPGRADE only after this
+ * callback; our pause comes first, and as an upgrade never keeps the connection alive the
+ * parser then stops (P_CLOSED). The bytes after the body are left to the connection: the
+ * tunnel's if the handler switches to one. */
 static int cb_message_complete(llhttp_t *ll)
 {
 	PARSER(ll)->mc = 1;

@@ -1,7 +1,8 @@
 /* http/respond: answers. Full responses (Content-Length), chunked streams, the layer's own
- * error answers, the Date header and the status texts. Each answer's bytes are built in one
- * buffer and queued on the connection; ending an answer hands the connection back to
- * server.c (next pipelined request, discard of an unread body, or close).
+ * error answers, the 101 that starts a tunnel, the Date header and the status texts. Each
+ * answer's bytes are built in one buffer and queued on the connection; ending an answer
+ * hands the connection back to server.c (next pipelined request, discard of an unread body,
+ * or close).
  * Answers for a request whose peer left are dropped (and free the request). */
 #include "http/conn.h"
 #include "util/log.h"
@@ -111,6 +112,16 @@ static void decide_close(struct conn *c, const struct http_reqx *rx)
 		c->close_after = 1;
 }
 
+static void add_extra(struct buf *b, const struct conn *c, const char *extra)
+{
+	if (extra && *extra) {
+		if (clean_extra(extra))
+			buf_adds(b, extra);
+		else
+			log_warn("http: %s: malformed extra headers were dropped", c->peer);
+	}
+}
+
 /* Status line and common headers, up to (not including) framing and the final CRLF. */
 static void add_head(struct buf *b, const struct conn *c, const struct http_reqx *rx, int status,
 		     const char *ctype, const char *extra)
@@ -126,12 +137,7 @@ static void add_head(struct buf *b, const struct conn *c, const struct http_reqx
 		buf_adds(b, "Connection: close\r\n");
 	else if (rx && rx->http_minor == 0)
 		buf_adds(b, "Connection: keep-alive\r\n");
-	if (extra && *extra) {
-		if (clean_extra(extra))
-			buf_adds(b, extra);
-		else
-			log_warn("http: %s: malformed extra headers were dropped", c->peer);
-	}
+	add_extra(b, c, extra);
 }
 
 static int no_body_status(int status)
@@ -296,4 +302,14 @@ void conn_send_error(struct conn *c, int status)
 	buf_addf(&b, "Content-Length: %d\r\n\r\n%s", n, body);
 	conn_write(c, &b);
 	conn_close_graceful(c);
+}
+
+void conn_send_switching(struct conn *c, const char *proto, const char *extra_headers)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "HTTP/1.1 101 Switching Protocols\r\nDate: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
+		 http_date(), proto);
+	add_extra(&b, c, extra_headers);
+	buf_adds(&b, "\r\n");
+	conn_write(c, &b);
 }

@@ -6,7 +6,9 @@
  * Peer trouble (EOF, ECONNRESET, EPIPE) closes that connection and nothing else; libuv's
  * writes never raise SIGPIPE. A peer that sends EOF while its request is being answered
  * is taken as gone (the abort callback runs), as nginx does. Spooled bodies are written
- * with plain write(2) on the loop: page-cache writes, bounded by the handler's plan.max. */
+ * with plain write(2) on the loop: page-cache writes, bounded by the handler's plan.max.
+ * An upgraded connection (C_TUNNEL) keeps its socket and buffer here; tunnel.c has the
+ * handler's side of it. */
 #include "http/conn.h"
 #include "util/log.h"
 #include <arpa/inet.h>
@@ -23,7 +25,6 @@
 #define DEFAULT_BODY_MS 60000
 
 static void conn_process(struct conn *c);
-static void conn_update(struct conn *c);
 static void on_timer(uv_timer_t *t);
 
 /* An idle connection holds no parser: that is the phase between requests. */
@@ -319,6 +320,32 @@ void conn_answer_end(struct conn *c)
 		conn_process(c);
 }
 
+void conn_tunnel_enter(struct conn *c)
+{
+	struct http_reqx *rx = c->req;
+	c->state = C_TUNNEL;
+	c->answering = 0;
+	c->mode = A_NONE;
+	c->abort_fn = NULL;
+	c->served = 1;
+	c->wblocked = 0;
+	c->head_timer = 0;
+	c->tpaused = 0;
+	http_parse_free(c->parse);     /* what follows the request is not HTTP */
+	c->parse = NULL;
+	if (c->in_cb) {
+		c->ended = rx;             /* freed when on_request returns */
+		c->req = NULL;
+	} else {
+		req_release(c, rx);
+	}
+	if (c->state != C_TUNNEL)
+		return;                    /* on_end closed the server */
+	uv_timer_stop(&c->timer);
+	if (!c->in_process)
+		conn_update(c);            /* else conn_process's end does it */
+}
+
 /* --- closing --------------------------------------------------------------------------- */
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -336,6 +363,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	s->nconns--;
 	s->nhandles -= 2;
 	c->srv = NULL;
+	conn_tunnel_gone(c);          /* failed, reset, or the server closes: on_close */
 	if (c->req) {
 		struct http_reqx *rx = c->req;
 		if (c->abort_fn) {
@@ -426,6 +454,8 @@ static void on_write(uv_write_t *w, int status)
 		if (c->state == C_READ || c->state == C_DISCARD)
 			conn_process(c);
 	}
+	if (c->state == C_TUNNEL)
+		conn_tunnel_wrote(c);     /* last: its on_drain may close the tunnel */
 }
 
 void conn_write(struct conn *c, struct buf *b)
@@ -464,6 +494,9 @@ static void on_timer(uv_timer_t *t)
 	case C_CLOSING:
 		conn_close_now(c);
 		break;
+	case C_TUNNEL:
+		conn_tunnel_deliver(c);        /* no deadline: only "hand over what is buffered" */
+		break;
 	default:
 		break;
 	}
@@ -480,6 +513,12 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void conn_peer_end(struct conn *c, ssize_t err)
 {
 	c->eof = 1;
+	if (c->state == C_TUNNEL) {
+		conn_tunnel_deliver(c);        /* bytes that came before the end, if still held */
+		conn_tunnel_gone(c);
+		if (c->state == C_TUNNEL)
+			c->state = C_CLOSING;      /* flush what the handler queued, then close */
+	}
 	if (err != UV_EOF) {
 		conn_close_now(c);
 		return;
@@ -512,6 +551,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		return;                       /* lingering: dropped */
 	c->rbuf.len += (size_t)nread;
 	c->rbuf.p[c->rbuf.len] = 0;
+	if (c->state == C_TUNNEL) {
+		conn_tunnel_deliver(c);
+		return;
+	}
 	if ((c->state == C_READ || c->state == C_DISCARD) && !c->wblocked)
 		conn_process(c);
 	else
@@ -529,6 +572,9 @@ static void update_reading(struct conn *c)
 		break;
 	case C_ANSWER:
 		want = pending < HTTP_PIPE_MAX;   /* keep watching for EOF unless much is buffered */
+		break;
+	case C_TUNNEL:
+		want = !c->tpaused;
 		break;
 	case C_CLOSING:
 		want = !c->eof;
@@ -549,7 +595,7 @@ static void update_reading(struct conn *c)
 }
 
 /* Deadlines and reading, after anything happened on c. */
-static void conn_update(struct conn *c)
+void conn_update(struct conn *c)
 {
 	struct http_server *s = c->srv;
 	switch (c->state) {
@@ -576,6 +622,11 @@ static void conn_update(struct conn *c)
 		break;
 	case C_ANSWER:
 		uv_timer_stop(&c->timer);
+		break;
+	case C_TUNNEL:            /* no deadline; bytes held (the request's leftovers, or held
+				   * while paused) are handed over from the loop */
+		if (!c->tpaused && c->rbuf.len > c->rpos)
+			uv_timer_start(&c->timer, on_timer, 0, 0);
 		break;
 	case C_CLOSING:
 		break;            /* its own deadline is set */

@@ -32,6 +32,10 @@
 #define MF_DEF_DEADLINE_MS   30000
 #define MF_DEF_STARTUP_MS    300
 #define MF_DEF_STOP_GRACE_MS 10000
+#define MF_DEF_BUILD_TIMEOUT_MS   (10LL * 60 * 1000)
+#define MF_DEF_RELEASE_TIMEOUT_MS (10LL * 60 * 1000)
+#define MF_DEF_CRON_TIMEOUT_MS    (60LL * 60 * 1000)
+#define MF_MAX_CRON          100
 
 /* manifest.c */
 /* Fill p with the defaults of a process called name (name is copied). The health kind is
@@ -52,6 +56,10 @@ void mf_quote(struct buf *b, const char *s, size_t n);
 size_t mf_utf8_valid_prefix(const char *s, size_t n);
 /* The name of a health kind as written in berth.yaml and JSON: none, http, tcp, exec. */
 const char *mf_health_kind_name(enum health_kind k);
+
+/* cron.c: a cron job's schedule and time zone as the manifest checks them (src/cron). */
+int mf_cron_check(const char *schedule, char *msg, size_t msglen, size_t *off);
+bool mf_cron_tz_ok(const char *tz);
 
 /* procfile.c: the parser behind manifest_parse_procfile, filling only m->procs. */
 int mf_procfile_procs(const char *fname, const char *data, size_t n, struct manifest *m,

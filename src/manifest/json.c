@@ -48,7 +48,74 @@ json_t *manifest_to_json(const struct manifest *m)
 		json_array_append_new(procs, pj);
 	}
 	json_object_set_new(j, "processes", procs);
+	if (m->build)
+		json_object_set_new(j, "build", json_string(m->build));
+	if (m->build_timeout_ms)
+		json_object_set_new(j, "build_timeout_ms", json_integer(m->build_timeout_ms));
+	if (m->release)
+		json_object_set_new(j, "release", json_string(m->release));
+	if (m->release_timeout_ms)
+		json_object_set_new(j, "release_timeout_ms", json_integer(m->release_timeout_ms));
+	if (m->ncron) {
+		json_t *cron = json_array();
+		for (size_t i = 0; i < m->ncron; i++) {
+			const struct cron_job *cj = &m->cron[i];
+			json_array_append_new(cron, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:I, s:s}", "name", cj->name,
+							      "schedule", cj->schedule, "command", cj->command,
+							      "timezone", cj->timezone, "process", cj->process,
+							      "timeout_ms", (json_int_t)cj->timeout_ms, "concurrency",
+							      cj->allow_overlap ? "allow" : "forbid"));
+		}
+		json_object_set_new(j, "cron", cron);
+	}
 	return j;
+}
+
+static int jfail(struct err *e, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The build, release and cron fields (all optional). */
+static int extras_from_json(json_t *j, struct manifest *m, struct err *e)
+{
+	json_t *v;
+	if ((v = json_object_get(j, "build")) && json_is_string(v))
+		m->build = xstrdup(json_string_value(v));
+	if ((v = json_object_get(j, "release")) && json_is_string(v))
+		m->release = xstrdup(json_string_value(v));
+	if ((v = json_object_get(j, "build_timeout_ms")) && json_is_integer(v) && json_integer_value(v) > 0)
+		m->build_timeout_ms = json_integer_value(v);
+	if ((v = json_object_get(j, "release_timeout_ms")) && json_is_integer(v) && json_integer_value(v) > 0)
+		m->release_timeout_ms = json_integer_value(v);
+	json_t *cron = json_object_get(j, "cron");
+	if (!cron)
+		return 0;
+	if (!json_is_array(cron) || json_array_size(cron) > MF_MAX_CRON)
+		return jfail(e, "cron", "expected an array of at most %d jobs", MF_MAX_CRON);
+	m->cron = xcalloc(json_array_size(cron) ? json_array_size(cron) : 1, sizeof *m->cron);
+	size_t i;
+	json_array_foreach(cron, i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *sched = json_string_value(json_object_get(v, "schedule"));
+		const char *cmd = json_string_value(json_object_get(v, "command"));
+		if (!name || !name_valid(name) || !sched || !cmd || !*cmd)
+			return jfail(e, "cron", "job %zu needs a valid name, schedule and command", i);
+		char msg[200];
+		size_t off;
+		if (mf_cron_check(sched, msg, sizeof msg, &off) < 0)
+			return jfail(e, "cron", "job %s: %s", name, msg);
+		struct cron_job *cj = &m->cron[m->ncron++];
+		cj->name = xstrdup(name);
+		cj->schedule = xstrdup(sched);
+		cj->command = xstrdup(cmd);
+		const char *tz = json_string_value(json_object_get(v, "timezone"));
+		const char *proc = json_string_value(json_object_get(v, "process"));
+		cj->timezone = tz ? xstrdup(tz) : NULL;
+		cj->process = proc ? xstrdup(proc) : NULL;
+		json_t *t = json_object_get(v, "timeout_ms");
+		cj->timeout_ms = json_is_integer(t) && json_integer_value(t) > 0 ? json_integer_value(t)
+										  : MF_DEF_CRON_TIMEOUT_MS;
+		cj->allow_overlap = !strcmp((json_string_value(json_object_get(v, "concurrency")) ? json_string_value(json_object_get(v, "concurrency")) : ""), "allow");
+	}
+	return 0;
 }
 
 static int jfail(struct err *e, const char *path, const char *fmt, ...)
@@ -309,6 +376,8 @@ int manifest_from_json(json_t *j, struct manifest *m, struct err *e)
 		goto out;
 	if (!m->source)
 		m->source = xstrdup("berth.yaml");
+	if (extras_from_json(j, m, e) < 0)
+		goto out;
 	json_t *pa = json_object_get(j, "processes");
 	if (!json_is_array(pa) || json_array_size(pa) == 0 ||
 	    json_array_size(pa) > MF_MAX_PROCS) {

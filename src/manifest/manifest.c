@@ -177,6 +177,17 @@ void manifest_free(struct manifest *m)
 		free(m->vars[i].value);
 	}
 	free(m->vars);
+	for (size_t i = 0; i < m->ncron; i++) {
+		struct cron_job *j = &m->cron[i];
+		free(j->name);
+		free(j->schedule);
+		free(j->command);
+		free(j->timezone);
+		free(j->process);
+	}
+	free(m->cron);
+	free(m->build);
+	free(m->release);
 	free(m->source);
 	free(m->app);
 	free(m->env);

@@ -44,6 +44,17 @@ struct env_var {
 	char *value;
 };
 
+/* A scheduled job (cron: in berth.yaml): a one-off of the live release on a schedule. */
+struct cron_job {
+	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
+	char *schedule;          /* five fields or a macro, validated (src/cron/schedule.h) */
+	char *command;           /* run as /bin/sh -c COMMAND */
+	char *timezone;          /* IANA name; NULL = the server's (UTC by default) */
+	char *process;           /* whose environment, volumes and profile it gets; NULL = first */
+	int64_t timeout_ms;      /* default 1 h */
+	bool allow_overlap;      /* concurrency: allow; default forbid (a running job skips the next) */
+};
+
 struct manifest {
 	char *source;            /* "berth.yaml" or "Procfile" */
 	char *app;               /* optional app name from berth.yaml */
@@ -52,6 +63,12 @@ struct manifest {
 	size_t nprocs;
 	struct env_var *vars;    /* default config ("config:" in berth.yaml); release config overrides */
 	size_t nvars;
+	char *build;             /* build: command run in the release dir before it is released; NULL = detect */
+	int64_t build_timeout_ms;/* default 10 min */
+	char *release;           /* release phase: one-off before rollout (Procfile "release:" too) */
+	int64_t release_timeout_ms; /* default 10 min */
+	struct cron_job *cron;
+	size_t ncron;
 };
 
 /* Read DIR/berth.yaml if present, else DIR/Procfile. Errors look like
@@ -107,6 +124,13 @@ struct server_conf {
 		int64_t max_body;         /* request body limit in bytes; 0 = unlimited */
 		char *forwarded_proto;    /* X-Forwarded-Proto sent upstream: "http" or "https" */
 	} router;
+	/* builds: the build stage (docs/builds.md). */
+	struct server_build_conf {
+		char *profile;            /* resource profile of builds; NULL = "large"; "" = no limits */
+		int64_t output_limit;     /* a build printing more is stopped (default 64 MiB) */
+		char **env;               /* "K=V" every build gets (env:, pip_find_links:, ...); NULL-terminated */
+		size_t nenv;
+	} builds;
 };
 
 /* Defaults, then the YAML file at path if it exists (missing file = defaults). */

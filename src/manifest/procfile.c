@@ -37,7 +37,7 @@ static bool blank(char c)
 
 /* Parse one non-blank, non-comment line s[0..len) into a new process of m. */
 static int parse_line(const struct pline *l, const char *s, size_t len, struct manifest *m,
-		      int *lines)
+		      int *lines, int *release_line)
 {
 	size_t i = 0;
 	while (i < len && blank(s[i]))
@@ -77,6 +77,19 @@ static int parse_line(const struct pline *l, const char *s, size_t len, struct m
 		pfail(l, cs, "empty command for process %s", buf_str(&q));
 		goto out;
 	}
+	if (ne - ns == 7 && !memcmp(s + ns, "release", 7)) {
+		/* Heroku's release phase: run once per release before it rolls out. berth.yaml's
+		 * release: (read first) wins over it. */
+		if (*release_line) {
+			pfail(l, ns, "duplicate release line (first on line %d)", *release_line);
+			goto out;
+		}
+		if (!m->release)
+			m->release = xstrndup(s + cs, ce - cs);
+		*release_line = l->line;
+		rc = 0;
+		goto out;
+	}
 	for (size_t p = 0; p < m->nprocs; p++) {
 		if (strlen(m->procs[p].name) == ne - ns && !memcmp(m->procs[p].name, s + ns, ne - ns)) {
 			pfail(l, ns, "duplicate process %s (first defined on line %d)", buf_str(&q),
@@ -109,7 +122,7 @@ int mf_procfile_procs(const char *fname, const char *data, size_t n, struct mani
 			       MF_MAX_FILE_BYTES);
 	m->procs = xcalloc(MF_MAX_PROCS, sizeof *m->procs);
 	m->nprocs = 0;
-	int lines[MF_MAX_PROCS];
+	int lines[MF_MAX_PROCS], release_line = 0;
 	struct pline l = {fname, 0, e};
 	size_t pos = 0;
 	if (n >= 3 && !memcmp(data, "\xef\xbb\xbf", 3))
@@ -134,7 +147,7 @@ int mf_procfile_procs(const char *fname, const char *data, size_t n, struct mani
 			i++;
 		if (i == len || s[i] == '#')
 			continue;
-		if (parse_line(&l, s, len, m, lines) < 0)
+		if (parse_line(&l, s, len, m, lines, &release_line) < 0)
 			return -1;
 	}
 	if (m->nprocs == 0)

@@ -24,8 +24,12 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       "release_keep", "alerts", "router", NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER };
+				       "release_keep", "alerts", "router", "builds", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER, S_BUILDS };
+
+static const char *const builds_keys[] = {"profile", "output_limit", "env", "pip_find_links", "pip_index_url",
+					  "npm_registry", NULL};
+enum { B_PROFILE, B_OUTPUT_LIMIT, B_ENV, B_PIP_FIND_LINKS, B_PIP_INDEX_URL, B_NPM_REGISTRY };
 
 static const char *const router_keys[] = {"error_pages", "threads", "timeouts", "pool_max_idle",
 					  "max_body", "forwarded_proto", NULL};
@@ -131,6 +135,10 @@ void server_conf_free(struct server_conf *c)
 	free(c->alert_envs);
 	free(c->router.error_pages);
 	free(c->router.forwarded_proto);
+	free(c->builds.profile);
+	for (size_t i = 0; i < c->builds.nenv; i++)
+		free(c->builds.env[i]);
+	free(c->builds.env);
 	memset(c, 0, sizeof *c);
 }
 
@@ -155,6 +163,7 @@ static void set_defaults(struct server_conf *c)
 	c->log_rotate_bytes = 10 * MIB;
 	c->log_keep = 5;
 	c->release_keep = 10;
+	c->builds.output_limit = 64LL << 20;
 	c->alert_rate_limit_ms = 60000;
 }
 
@@ -427,6 +436,78 @@ static int parse_router(const struct yctx *yc, const struct ynode *v, struct ser
 	return 0;
 }
 
+static void build_env_put(struct server_build_conf *b, const char *k, const char *v)
+{
+	b->env = xrealloc(b->env, (b->nenv + 2) * sizeof *b->env);
+	b->env[b->nenv++] = xasprintf("%s=%s", k, v);
+	b->env[b->nenv] = NULL;
+}
+
+static int parse_builds(const struct yctx *yc, const struct ynode *v, struct server_build_conf *b)
+{
+	if (y_is_null(v))
+		return 0;
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "builds", "a mapping (profile:, output_limit:, env:, pip_find_links:, "
+				  "pip_index_url:, npm_registry:)");
+	char sub[300];
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(yc, v, i, "builds", builds_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		snprintf(sub, sizeof sub, "builds.%s", builds_keys[k]);
+		char *str = NULL;
+		int r = 0;
+		switch (k) {
+		case B_PROFILE:
+			free(b->profile);
+			b->profile = NULL;
+			r = y_name(yc, val, sub, "a profile name, or none", &b->profile);
+			break;
+		case B_OUTPUT_LIMIT:
+			r = positive_size(yc, val, sub, &b->output_limit);
+			break;
+		case B_ENV:
+			if (y_check_map(yc, val, sub, MF_MAX_VARS) < 0)
+				return -1;
+			for (size_t j = 0; j < y_map_len(val); j++) {
+				char *key = NULL, *value = NULL;
+				if (y_string(yc, val->kids[2 * j], sub, "a variable name", false, &key) < 0)
+					return -1;
+				if (!mf_env_name_valid(key)) {
+					free(key);
+					return y_expected(yc, val->kids[2 * j], sub, "a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+				}
+				if (y_string(yc, val->kids[2 * j + 1], sub, "a string value", true, &value) < 0) {
+					free(key);
+					return -1;
+				}
+				build_env_put(b, key, value);
+				free(key);
+				free(value);
+			}
+			break;
+		case B_PIP_FIND_LINKS:
+		case B_PIP_INDEX_URL:
+		case B_NPM_REGISTRY:
+			r = y_string(yc, val, sub, "a URL or a directory", false, &str);
+			if (r == 0)
+				build_env_put(b, k == B_PIP_FIND_LINKS ? "PIP_FIND_LINKS" : k == B_PIP_INDEX_URL ? "PIP_INDEX_URL"
+													: "npm_config_registry", str);
+			free(str);
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	if (b->profile && !strcmp(b->profile, "none")) {
+		free(b->profile);
+		b->profile = xstrdup("");
+	}
+	return 0;
+}
+
 static int parse_conf(const char *fname, const char *data, size_t n, struct server_conf *c,
 		      struct err *e)
 {
@@ -438,7 +519,7 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:, release_keep:, alerts:, router:)");
+				   "log_rotate:, log_keep:, release_keep:, alerts:, router:, builds:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -463,6 +544,9 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_ROUTER:
 				r = parse_router(&yc, val, &c->router);
+				break;
+			case S_BUILDS:
+				r = parse_builds(&yc, val, &c->builds);
 				break;
 			case S_LOG_KEEP:
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);

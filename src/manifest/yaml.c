@@ -1,4 +1,5 @@
-/* yaml: the berth.yaml schema (app, env, config, processes with health, profile, volumes),
+/* yaml: the berth.yaml schema (app, env, config, processes with health, profile, volumes,
+ * build, release phase, cron jobs),
  * walked over the located tree of ytree.c. Strict: unknown keys, wrong types, out-of-range
  * numbers and bad names are errors naming file:line:col, the dotted path and what was
  * expected. Defaults come from mf_process_init. See docs/manifest.md for the format. */
@@ -7,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const top_keys[] = {"app", "env", "config", "processes", NULL};
-enum { K_APP, K_ENV, K_CONFIG, K_PROCESSES };
+static const char *const top_keys[] = {"app", "env", "config", "processes", "build", "build_timeout",
+				       "release", "release_timeout", "cron", NULL};
+enum { K_APP, K_ENV, K_CONFIG, K_PROCESSES, K_BUILD, K_BUILD_TIMEOUT, K_RELEASE, K_RELEASE_TIMEOUT, K_CRON };
+
+static const char *const cron_keys[] = {"schedule", "command", "timeout", "concurrency", "timezone",
+					"process", NULL};
+enum { C_SCHEDULE, C_COMMAND, C_TIMEOUT, C_CONCURRENCY, C_TIMEZONE, C_PROCESS };
 
 static const char *const proc_keys[] = {"command", "instances", "port", "health", "profile",
 					"volumes", "stop_grace", NULL};
@@ -280,6 +286,93 @@ static int parse_config(const struct yctx *c, const struct ynode *v, struct mani
 	return 0;
 }
 
+static int parse_cron_job(const struct yctx *c, const struct ynode *keyn, const struct ynode *v,
+			  struct cron_job *j)
+{
+	char path[128], sub[256];
+	snprintf(path, sizeof path, "cron.%s", j->name);
+	if (!v || v->type != YN_MAP)
+		return y_expected(c, v ? v : keyn, path, "a mapping with schedule: and command:");
+	const struct ynode *sched = NULL;
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		int k = y_key_index(c, v, i, path, cron_keys);
+		if (k < 0)
+			return -1;
+		const struct ynode *val = v->kids[2 * i + 1];
+		snprintf(sub, sizeof sub, "%s.%s", path, cron_keys[k]);
+		int r = 0;
+		char *conc = NULL;
+		switch (k) {
+		case C_SCHEDULE:
+			r = y_string(c, val, sub, "a five-field schedule like \"*/5 * * * *\"", false, &j->schedule);
+			sched = val;
+			break;
+		case C_COMMAND:
+			r = y_string(c, val, sub, "a non-empty command", false, &j->command);
+			break;
+		case C_TIMEOUT:
+			r = y_duration(c, val, sub, 1, &j->timeout_ms);
+			break;
+		case C_CONCURRENCY:
+			r = y_string(c, val, sub, "forbid or allow", false, &conc);
+			if (r == 0 && strcmp(conc, "forbid") && strcmp(conc, "allow"))
+				r = y_expected(c, val, sub, "forbid (a run still going skips the next) or allow");
+			if (r == 0)
+				j->allow_overlap = !strcmp(conc, "allow");
+			free(conc);
+			break;
+		case C_TIMEZONE:
+			r = y_string(c, val, sub, "a time zone name like UTC or Europe/Berlin", false, &j->timezone);
+			if (r == 0 && !mf_cron_tz_ok(j->timezone))
+				r = y_expected(c, val, sub, "a time zone name this server knows (UTC, Europe/Berlin, "
+					       "... from /usr/share/zoneinfo)");
+			break;
+		case C_PROCESS:
+			r = y_name(c, val, sub, "a process name", &j->process);
+			break;
+		}
+		if (r < 0)
+			return -1;
+	}
+	if (!j->schedule)
+		return y_fail(c, keyn, "%s: missing required key \"schedule\"", path);
+	if (!j->command)
+		return y_fail(c, keyn, "%s: missing required key \"command\"", path);
+	char msg[200];
+	size_t off = 0;
+	if (mf_cron_check(j->schedule, msg, sizeof msg, &off) < 0) {
+		/* Point at the offending field: a plain or quoted one-line scalar starts at its column
+		 * (+1 for the opening quote). */
+		struct ynode at = *sched;
+		if (at.line > 0)
+			at.col += (int)off + (at.plain ? 0 : 1);
+		snprintf(sub, sizeof sub, "%s.schedule", path);
+		return y_fail(c, &at, "%s: %s", sub, msg);
+	}
+	return 0;
+}
+
+static int parse_cron(const struct yctx *c, const struct ynode *v, struct manifest *m)
+{
+	if (y_is_null(v))
+		return 0;
+	if (y_check_map(c, v, "cron", MF_MAX_CRON) < 0)
+		return -1;
+	m->cron = xcalloc(y_map_len(v) ? y_map_len(v) : 1, sizeof *m->cron);
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		const struct ynode *key = v->kids[2 * i];
+		char *name;
+		if (y_name(c, key, "cron", "a job name", &name) < 0)
+			return -1;
+		struct cron_job *j = &m->cron[m->ncron++];
+		j->name = name;
+		j->timeout_ms = MF_DEF_CRON_TIMEOUT_MS;
+		if (parse_cron_job(c, key, v->kids[2 * i + 1], j) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest *m,
 		  bool *has_procs, struct err *e)
 {
@@ -291,6 +384,8 @@ int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest
 	struct yctx c = {fname, e};
 	int rc = -1;
 	m->source = xstrdup("berth.yaml");
+	m->build_timeout_ms = MF_DEF_BUILD_TIMEOUT_MS;
+	m->release_timeout_ms = MF_DEF_RELEASE_TIMEOUT_MS;
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&c, root, "top level", "a mapping (app:, env:, config:, processes:)");
@@ -320,6 +415,23 @@ int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest
 			case K_PROCESSES:
 				r = parse_processes(&c, val, m);
 				*has_procs = true;
+				break;
+			case K_BUILD:
+				r = y_string(&c, val, "build", "a build command run in the release directory", false,
+					     &m->build);
+				break;
+			case K_BUILD_TIMEOUT:
+				r = y_duration(&c, val, "build_timeout", 1000, &m->build_timeout_ms);
+				break;
+			case K_RELEASE:
+				r = y_string(&c, val, "release", "a command run once per release before it rolls out",
+					     false, &m->release);
+				break;
+			case K_RELEASE_TIMEOUT:
+				r = y_duration(&c, val, "release_timeout", 1000, &m->release_timeout_ms);
+				break;
+			case K_CRON:
+				r = parse_cron(&c, val, m);
 				break;
 			}
 			if (r < 0)

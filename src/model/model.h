@@ -5,6 +5,9 @@
  *   /envs/<env>/apps/<app>                   app document (below)
  *   /envs/<env>/apps/<app>/releases/<%010d>  release document (docs/API.md "release", plus
  *                                            "manifest" and "dir")
+ *   /envs/<env>/apps/<app>/cron/<job>        a cron job's last runs: {"last_scheduled" (unix s of
+ *                                            the last schedule slot handled), "last_start",
+ *                                            "last_duration_ms", "last_result", "last_ok"}
  *   /auth/tokens/<name>                      {"name","role","hash","created_at"}
  * App document: {"env","name","created_at","release":N (live, 0 = none),"target":M (rolling
  * out, 0 = none),"state":"running"|"stopped","formation":{P:n},"gens":{P:g},"next_version":K}.
@@ -24,6 +27,7 @@ char *model_app_key(const char *env, const char *app);
 char *model_releases_prefix(const char *env, const char *app);
 char *model_release_key(const char *env, const char *app, int version);
 char *model_token_key(const char *name);
+char *model_cron_key(const char *env, const char *app, const char *job);
 
 /* Read key as a JSON object: the document (new reference) and its mod_rev, NULL when the key
  * is missing (e->code = ERR_NOTFOUND) or on error. */

@@ -29,9 +29,23 @@ static const struct plan_proc *find_proc(const struct plan_input *in, const char
 	return NULL;
 }
 
+int plan_want_gen(const struct plan_proc *p, int slot)
+{
+	int g = p->gen;
+	if (p->slot_gens && slot >= 1 && slot <= p->nslot_gens && p->slot_gens[slot - 1] > g)
+		g = p->slot_gens[slot - 1];
+	return g;
+}
+
 static bool is_current(const struct plan_input *in, const struct plan_inst *x, const struct plan_proc *p)
 {
-	return x->release == in->release && x->gen == p->gen;
+	return x->release == in->release && x->gen == plan_want_gen(p, x->slot);
+}
+
+/* Was this slot restarted on its own, and should its old instance go before the new starts? */
+static bool stop_first(const struct plan_proc *p, int slot)
+{
+	return p->stop_first && plan_want_gen(p, slot) > p->gen;
 }
 
 void plan_compute(const struct plan_input *in, struct plan_output *out)
@@ -69,11 +83,15 @@ void plan_compute(const struct plan_input *in, struct plan_output *out)
 		const struct plan_proc *p = &in->procs[pi];
 		for (int slot = 1; slot <= p->count; slot++) {
 			ssize_t cur = -1;
-			bool has_old = false;
+			bool has_old = false, old_is_restart = true, slot_stopping = false;
 			for (size_t k = 0; k < in->ninsts; k++) {
 				const struct plan_inst *x = &in->insts[k];
-				if (x->stopping || strcmp(x->process, p->name) || x->slot != slot)
+				if (strcmp(x->process, p->name) || x->slot != slot)
 					continue;
+				if (x->stopping) {
+					slot_stopping = true;
+					continue;
+				}
 				if (is_current(in, x, p)) {
 					if (cur < 0)
 						cur = (ssize_t)k;
@@ -81,7 +99,19 @@ void plan_compute(const struct plan_input *in, struct plan_output *out)
 						add_stop(out, k);   /* a duplicate: never two of one slot */
 				} else {
 					has_old = true;
+					old_is_restart &= x->release == in->release;
 				}
+			}
+			if (cur < 0 && stop_first(p, slot) && (has_old ? old_is_restart : slot_stopping)) {
+				/* A lone restart without surge: the old one goes first, then the slot is
+				 * started again once nothing of it is left. */
+				all_ready = false;
+				for (size_t k = 0; k < in->ninsts; k++) {
+					const struct plan_inst *x = &in->insts[k];
+					if (!x->stopping && !strcmp(x->process, p->name) && x->slot == slot)
+						add_stop(out, k);
+				}
+				continue;
 			}
 			if (cur < 0) {
 				all_ready = false;

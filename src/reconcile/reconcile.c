@@ -14,6 +14,8 @@
 #include "metrics/metrics.h"
 #include "endpoints/endpoints.h"
 #include "alerts/alerts.h"
+#include "oneoff/oneoff.h"
+#include "reconcile/cron.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,11 @@ struct rel {
 	int version;
 	struct manifest m;
 	json_t *config;          /* object K -> V */
+	json_t *build;           /* the release's "build" (path, env), or NULL */
 	char *dir;               /* absolute release directory */
+	bool rollback;           /* a rollback (no release phase unless asked) */
+	bool run_release;        /* run the release phase even so */
+	char *phase;             /* release phase state: NULL, "ok", "failed" */
 };
 
 struct rc_waiter {
@@ -52,6 +58,12 @@ struct app_rt {
 	int64_t rollout_started_us;
 	char fail_reason[512];
 	json_t *fail_logs;
+	/* the release phase of the rollout target, while it runs */
+	struct oneoff *phase;
+	int phase_version;
+	struct buf phase_partial;
+	json_t *phase_tail;
+	struct reconciler *rc;
 };
 
 struct reconciler {
@@ -59,6 +71,8 @@ struct reconciler {
 	struct store *st;
 	struct logs *logs;
 	struct supervisor *sv;
+	struct oneoffs *oneoffs;     /* builds, release phases, cron, run/exec (owned) */
+	struct cron_sched_set *cron; /* cron: jobs of live releases (owned) */
 	struct endpoints *eps;
 	const struct server_conf *conf;
 	char *data_dir;
@@ -89,6 +103,7 @@ static struct app_rt *rt_find(struct reconciler *rc, const char *env, const char
 	snprintf(r->env, sizeof r->env, "%s", env);
 	snprintf(r->app, sizeof r->app, "%s", app);
 	r->next = rc->apps;
+	r->rc = rc;
 	rc->apps = r;
 	return r;
 }
@@ -99,7 +114,9 @@ static void rel_free(struct rel *r)
 		return;
 	manifest_free(&r->m);
 	json_decref(r->config);
+	json_decref(r->build);
 	free(r->dir);
+	free(r->phase);
 	free(r);
 }
 
@@ -127,6 +144,12 @@ static struct rel *rel_get(struct reconciler *rc, struct app_rt *rt, int version
 		r->config = json_object();
 	}
 	r->dir = reconciler_release_path(rc, rt->env, rt->app, model_json_str(doc, "dir", ""));
+	json_t *b = json_object_get(doc, "build");
+	r->build = json_is_object(b) ? json_incref(b) : NULL;
+	r->rollback = json_is_integer(json_object_get(doc, "rollback_of"));
+	r->run_release = json_is_true(json_object_get(doc, "run_release"));
+	const char *ph = model_json_str(doc, "release_phase", NULL);
+	r->phase = ph ? xstrdup(ph) : NULL;
 	json_decref(doc);
 	/* Evict the slot that is neither live nor target. */
 	int live = model_json_int(rt->doc, "release", 0), target = model_json_int(rt->doc, "target", 0);
@@ -254,14 +277,49 @@ static void add_var(char ***v, size_t *n, const char *k, const char *val)
 	(*v)[*n] = NULL;
 }
 
-static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt, struct rel *r,
-				       const struct process_spec *p, int slot, int gen, struct err *e)
+/* What every process of release r gets from its build: the build's PATH entries (absolute,
+ * before the server's PATH) and variables, under the app's config. */
+static void add_build_vars(struct rel *r, char ***vars, size_t *nv)
+{
+	json_t *path = json_object_get(r->build, "path");
+	if (json_array_size(path)) {
+		struct buf b = BUF_INIT;
+		size_t i;
+		json_t *p;
+		json_array_foreach(path, i, p)
+			if (json_is_string(p))
+				buf_addf(&b, "%s/%s:", r->dir, json_string_value(p));
+		const char *host = getenv("PATH");
+		buf_adds(&b, host ? host : "/usr/local/bin:/usr/bin:/bin");
+		add_var(vars, nv, "PATH", buf_str(&b));
+		buf_free(&b);
+		const char *venv = NULL;
+		json_array_foreach(path, i, p)
+			if (json_is_string(p) && !strcmp(json_string_value(p), ".berth/venv/bin"))
+				venv = ".berth/venv";
+		if (venv) {
+			char *vdir = xasprintf("%s/%s", r->dir, venv);
+			add_var(vars, nv, "VIRTUAL_ENV", vdir);
+			free(vdir);
+		}
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(r->build, "env"), k, v)
+		if (json_is_string(v) && !json_object_get(r->config, k))
+			add_var(vars, nv, k, json_string_value(v));
+}
+
+/* The variables of a process of release r (config, manifest defaults, build, BERTH_*),
+ * NULL-terminated; caller frees each and the array. */
+static char **release_vars(struct app_rt *rt, struct rel *r, const char *process, size_t *count)
 {
 	char **vars = xcalloc(1, sizeof *vars);
 	size_t nv = 0;
 	for (size_t k = 0; k < r->m.nvars; k++)
 		if (!json_object_get(r->config, r->m.vars[k].name))
 			add_var(&vars, &nv, r->m.vars[k].name, r->m.vars[k].value);
+	add_build_vars(r, &vars, &nv);
 	const char *k;
 	json_t *v;
 	json_object_foreach(r->config, k, v)
@@ -271,8 +329,18 @@ static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt,
 	snprintf(num, sizeof num, "%d", r->version);
 	add_var(&vars, &nv, "BERTH_APP", rt->app);
 	add_var(&vars, &nv, "BERTH_ENV", rt->env);
-	add_var(&vars, &nv, "BERTH_PROCESS", p->name);
+	if (process)
+		add_var(&vars, &nv, "BERTH_PROCESS", process);
 	add_var(&vars, &nv, "BERTH_RELEASE", num);
+	*count = nv;
+	return vars;
+}
+
+static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt, struct rel *r,
+				       const struct process_spec *p, int slot, int gen, struct err *e)
+{
+	size_t nv = 0;
+	char **vars = release_vars(rt, r, p->name, &nv);
 	int rcode = 0;
 	for (size_t j = 0; j < p->nvolumes && rcode == 0; j++) {
 		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
@@ -454,6 +522,159 @@ static void fail_rollout(struct reconciler *rc, struct app_rt *rt, int version, 
 	rollout_finish(rc, rt, version, false, reason, logs);
 }
 
+/* ---- the release phase ---- */
+
+/* Record the outcome of version's release phase in its release document. */
+static void phase_record(struct reconciler *rc, struct app_rt *rt, int version, const char *state)
+{
+	struct err e = ERR_INIT;
+	char *key = model_release_key(rt->env, rt->app, version);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int64_t rev;
+		json_t *doc = model_get(rc->st, key, &rev, &e);
+		if (!doc)
+			break;
+		json_object_set_new(doc, "release_phase", json_string(state));
+		char *sv = model_dump(doc);
+		json_decref(doc);
+		struct store_txn *t = store_txn_new();
+		store_txn_cmp_rev(t, key, rev);
+		store_txn_put(t, key, sv);
+		free(sv);
+		int r = store_txn_commit(rc->st, t, NULL, &e);
+		store_txn_free(t);
+		if (r == 0 || e.code != ERR_CONFLICT)
+			break;
+	}
+	free(key);
+}
+
+static void phase_line(struct app_rt *rt, const char *s, size_t n)
+{
+	if (n && s[n - 1] == '\r')
+		n--;
+	char *text = xstrndup(s, n);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			*p = '?';
+	json_t *line = json_string(text);
+	free(text);
+	if (!line)
+		line = json_string("(a line that is not UTF-8)");
+	json_array_append(rt->phase_tail, line);
+	if (json_array_size(rt->phase_tail) > 20)
+		json_array_remove(rt->phase_tail, 0);
+	if (rt->waiters) {
+		char *msg = xasprintf("release | %s", json_string_value(line));
+		json_t *ev = event_new("output", msg);
+		free(msg);
+		json_object_set_new(ev, "process", json_string("release"));
+		json_object_set(ev, "line", line);
+		broadcast(rt, ev);
+	}
+	json_decref(line);
+}
+
+static void on_phase_output(void *arg, int stream, const char *data, size_t n)
+{
+	struct app_rt *rt = arg;
+	struct buf *b = &rt->phase_partial;
+	buf_add(b, data, n);
+	size_t start = 0;
+	const char *nl;
+	while ((nl = memchr(b->p + start, '\n', b->len - start))) {
+		phase_line(rt, b->p + start, (size_t)(nl - (b->p + start)));
+		start = (size_t)(nl - b->p) + 1;
+	}
+	if (b->len - start > 4096) {
+		phase_line(rt, b->p + start, b->len - start);
+		start = b->len;
+	}
+	buf_consume(b, start);
+}
+
+static void on_phase_exit(void *arg, const struct oneoff_result *res)
+{
+	struct app_rt *rt = arg;
+	struct reconciler *rc = rt->rc;
+	rt->phase = NULL;
+	if (rt->phase_partial.len) {
+		phase_line(rt, rt->phase_partial.p, rt->phase_partial.len);
+		buf_consume(&rt->phase_partial, rt->phase_partial.len);
+	}
+	int version = rt->phase_version;
+	bool ok = !res->signal && res->status == 0 && !res->timed_out;
+	int target = model_json_int(rt->doc, "target", 0);
+	for (int k = 0; k < 4; k++)
+		if (rt->rels[k] && rt->rels[k]->version == version) {
+			free(rt->rels[k]->phase);
+			rt->rels[k]->phase = xstrdup(ok ? "ok" : "failed");
+		}
+	phase_record(rc, rt, version, ok ? "ok" : "failed");
+	if (rt->waiters) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "release phase of v%d %s (%s, %lld ms)", version, ok ? "done" : "failed",
+			 res->summary, (long long)res->duration_ms);
+		broadcast(rt, event_new("info", msg));
+	}
+	if (!ok && target == version && rt->doc) {
+		char reason[400];
+		snprintf(reason, sizeof reason, "the release phase of v%d failed: %s; nothing was rolled out", version,
+			 res->summary);
+		json_t *logs = rt->phase_tail;
+		rt->phase_tail = NULL;
+		fail_rollout(rc, rt, version, reason, logs);
+		json_decref(logs);
+	}
+	json_decref(rt->phase_tail);
+	rt->phase_tail = NULL;
+	rt->dirty = true;
+	schedule(rc);
+}
+
+/* Does the rollout of r wait for its release phase? Starts it when it has not run. true
+ * while it runs (or could not start and the rollout was failed). */
+static bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, struct rel *r)
+{
+	if (!r->m.release || (r->rollback && !r->run_release) || (r->phase && !strcmp(r->phase, "ok")))
+		return false;
+	if (rt->phase)
+		return true;
+	if (r->phase)                    /* failed earlier: the rollout was failed with it */
+		return true;
+	size_t nv = 0;
+	char **vars = release_vars(rt, r, NULL, &nv);
+	struct oneoff_spec spec = {
+		.env = rt->env, .app = rt->app, .kind = "release", .release = r->version, .command = r->m.release,
+		.cwd = r->dir, .env_vars = vars,
+		.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
+		.output_limit = 64LL << 20,
+	};
+	struct oneoff_events ev = {.on_output = on_phase_output, .on_exit = on_phase_exit, .arg = rt};
+	struct err e = ERR_INIT;
+	json_decref(rt->phase_tail);
+	rt->phase_tail = json_array();
+	rt->phase_version = r->version;
+	rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
+	for (size_t k = 0; k < nv; k++)
+		free(vars[k]);
+	free(vars);
+	if (!rt->phase) {
+		char reason[600];
+		snprintf(reason, sizeof reason, "the release phase could not start: %s", e.msg);
+		free(r->phase);
+		r->phase = xstrdup("failed");
+		fail_rollout(rc, rt, r->version, reason, NULL);
+		return true;
+	}
+	if (rt->waiters) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "running the release phase of v%d: %s", r->version, r->m.release);
+		broadcast(rt, event_new("info", msg));
+	}
+	return true;
+}
+
 static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 {
 	rt->dirty = false;
@@ -475,6 +696,16 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 				}
 				desired = 0;
 			}
+		}
+		/* The release phase runs before any instance of the target starts or any old one
+		 * stops: until it is done, the live release is what should run. */
+		if (r && target && release_phase_pending(rc, rt, r)) {
+			if (!model_json_int(rt->doc, "target", 0))
+				return;      /* the phase could not start and failed the rollout */
+			desired = model_json_int(rt->doc, "release", 0);
+			r = desired ? rel_get(rc, rt, desired, &e) : NULL;
+			if (!r)
+				desired = 0;
 		}
 	}
 	if (rc->eps) {
@@ -498,6 +729,21 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 		pp[k].count = formation_of(rt->doc, &r->m.procs[k]);
 		json_t *g = json_object_get(gens, pp[k].name);
 		pp[k].gen = json_is_integer(g) ? (int)json_integer_value(g) : 0;
+		/* "slot_gens": {"web.2": 4}: slots restarted on their own (`berth restart web.2`);
+		 * without a port the old instance goes first (plan.h). */
+		pp[k].stop_first = !r->m.procs[k].port;
+		int *sg = xcalloc((size_t)pp[k].count + 1, sizeof *sg);
+		size_t nl = strlen(pp[k].name);
+		const char *sk;
+		json_t *sv;
+		json_object_foreach(json_object_get(rt->doc, "slot_gens"), sk, sv) {
+			char *end = "";
+			long s = strncmp(sk, pp[k].name, nl) || sk[nl] != '.' ? 0 : strtol(sk + nl + 1, &end, 10);
+			if (s >= 1 && s <= pp[k].count && !*end && json_is_integer(sv))
+				sg[s - 1] = (int)json_integer_value(sv);
+		}
+		pp[k].slot_gens = sg;
+		pp[k].nslot_gens = pp[k].count;
 	}
 	struct plan_input in = {desired, stopped, pp, np, pi, ni, 1};
 	struct plan_output out;
@@ -526,7 +772,7 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 		int gen = 0;
 		for (size_t j = 0; j < np; j++)
 			if (!strcmp(pp[j].name, p->name))
-				gen = pp[j].gen;
+				gen = plan_want_gen(&pp[j], out.starts[k].slot);
 		if (!start_instance(rc, rt, r, p, out.starts[k].slot, gen, &e)) {
 			char reason[700];
 			snprintf(reason, sizeof reason, "%s.%d: %s", p->name, out.starts[k].slot, e.msg);
@@ -544,15 +790,27 @@ static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 	}
 	bool converged = out.converged;
 	plan_output_free(&out);
+	for (size_t k = 0; k < np; k++)
+		free((int *)pp[k].slot_gens);
 	free(pp);
 	free(pi);
 	free(insts);
 
-	if (!rt->doc)
+	if (!rt->doc) {
+		cron_sched_forget(rc->cron, rt->env, rt->app);
 		return;
+	}
+	{
+		int live = model_json_int(rt->doc, "release", 0);
+		struct err ce = ERR_INIT;
+		struct rel *lr = live ? rel_get(rc, rt, live, &ce) : NULL;
+		cron_sched_sync(rc->cron, rt->env, rt->app, live, lr ? &lr->m : NULL, stopped);
+	}
 	int target = model_json_int(rt->doc, "target", 0);
 	if (converged && target && target == desired)
 		rollout_finish(rc, rt, target, true, NULL, NULL);
+	if (target && target != desired)
+		converged = false;     /* the release phase is still running */
 	if (converged) {
 		for (struct rc_waiter *w = rt->waiters, *next; w; w = next) {
 			next = w->next;
@@ -812,6 +1070,39 @@ static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, co
 	}
 }
 
+/* ---- cron runs ---- */
+
+static void on_cron_exit(void *arg, const struct oneoff_result *r)
+{
+	bool ok = !r->signal && r->status == 0 && !r->timed_out;
+	cron_sched_run_ended(arg, ok, r->summary, r->duration_ms);
+}
+
+static struct oneoff *cron_start(void *arg, const char *env, const char *app, const struct cron_job *job,
+				 void *run_ctx, struct err *e)
+{
+	struct reconciler *rc = arg;
+	struct rc_oneoff env_ = {0};
+	if (reconciler_oneoff_env(rc, env, app, job->process, &env_, e) < 0)
+		return NULL;
+	char kind[80];
+	snprintf(kind, sizeof kind, "cron.%s", job->name);
+	struct oneoff_spec spec = {
+		.env = env, .app = app, .kind = kind, .release = env_.release, .command = job->command, .cwd = env_.cwd,
+		.env_vars = env_.vars, .profile = env_.profile, .timeout_ms = job->timeout_ms, .log = true,
+		.output_limit = 64LL << 20,
+	};
+	struct oneoff_events ev = {.on_exit = on_cron_exit, .arg = run_ctx};
+	struct oneoff *o = oneoff_start(rc->oneoffs, &spec, &ev, e);
+	rc_oneoff_free(&env_);
+	return o;
+}
+
+struct cron_sched_set *reconciler_cron(struct reconciler *rc)
+{
+	return rc->cron;
+}
+
 /* ---- life ---- */
 
 struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
@@ -826,6 +1117,8 @@ struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driv
 	rc->data_dir = xstrdup(data_dir);
 	rc->eps = eps;
 	rc->sv = supervisor_new(loop, drv, logs, eps, owner_tag, on_sv_event, rc);
+	rc->oneoffs = oneoffs_new(loop, drv, logs, owner_tag);
+	rc->cron = cron_sched_new(loop, st, cron_start, rc);
 	uv_timer_init(loop, &rc->kick);
 	uv_timer_init(loop, &rc->tick);
 	rc->kick.data = rc->tick.data = rc;
@@ -879,13 +1172,19 @@ int reconciler_start(struct reconciler *rc, struct err *e)
 	return 0;
 }
 
-static void on_sv_shutdown(void *arg)
+static void on_oneoffs_shutdown(void *arg)
 {
 	struct reconciler *rc = arg;
 	void (*done)(void *) = rc->shutdown_done;
 	rc->shutdown_done = NULL;
 	if (done)
 		done(rc->shutdown_arg);
+}
+
+static void on_sv_shutdown(void *arg)
+{
+	struct reconciler *rc = arg;
+	oneoffs_shutdown(rc->oneoffs, on_oneoffs_shutdown, rc);
 }
 
 void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg)
@@ -918,11 +1217,115 @@ void reconciler_free(struct reconciler *rc)
 	uv_close((uv_handle_t *)&rc->kick, NULL);
 	uv_close((uv_handle_t *)&rc->tick, NULL);
 	supervisor_free(rc->sv);
+	cron_sched_free(rc->cron);
+	oneoffs_free(rc->oneoffs);
 	free(rc->data_dir);
 	/* rc itself is freed by the caller after the loop has closed the timers. */
 }
 
+int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
+			  struct rc_oneoff *out, struct err *e)
+{
+	memset(out, 0, sizeof *out);
+	struct app_rt *rt = rt_find(rc, env, app, false);
+	int live = rt ? model_json_int(rt->doc, "release", 0) : 0;
+	if (!live)
+		return err_set(e, ERR_CONFLICT, "%s/%s has no live release: deploy it first", env, app);
+	struct rel *r = rel_get(rc, rt, live, e);
+	if (!r)
+		return -1;
+	const struct process_spec *p = NULL;
+	if (process) {
+		p = manifest_process(&r->m, process);
+		if (!p) {
+			struct buf names = BUF_INIT;
+			for (size_t k = 0; k < r->m.nprocs; k++)
+				buf_addf(&names, "%s%s", k ? ", " : "", r->m.procs[k].name);
+			err_set(e, ERR_INVALID, "v%d of %s/%s has no process \"%s\" (it has: %s)", live, env, app, process,
+				buf_str(&names));
+			buf_free(&names);
+			return -1;
+		}
+	} else {
+		p = manifest_process(&r->m, "web");
+		if (!p)
+			p = &r->m.procs[0];
+	}
+	size_t nv = 0;
+	char **vars = release_vars(rt, r, p->name, &nv);
+	for (size_t j = 0; j < p->nvolumes; j++) {
+		char *path = reconciler_volume_path(rc, env, app, p->volumes[j].name);
+		if (fs_mkdir_p(path, 0750, e) < 0) {
+			free(path);
+			for (size_t k = 0; k < nv; k++)
+				free(vars[k]);
+			free(vars);
+			return -1;
+		}
+		add_var(&vars, &nv, p->volumes[j].env_var, path);
+		free(path);
+	}
+	out->vars = vars;
+	out->cwd = xstrdup(r->dir);
+	out->release = live;
+	out->process = xstrdup(p->name);
+	out->profile = p->profile ? server_conf_profile(rc->conf, p->profile) : NULL;
+	return 0;
+}
+
+struct instance *reconciler_instance(struct reconciler *rc, const char *env, const char *app, const char *id)
+{
+	struct instance **v, *found = NULL;
+	size_t n = supervisor_list(rc->sv, env, app, &v);
+	/* The newest serving incarnation first: a rollout may briefly have two of one slot. */
+	for (size_t k = 0; k < n; k++) {
+		const struct instance_status *st = instance_status(v[k]);
+		if (strcmp(st->id, id) || st->state == INST_STOPPING)
+			continue;
+		if (!found || st->release > instance_status(found)->release)
+			found = v[k];
+	}
+	free(v);
+	return found;
+}
+
+void rc_oneoff_free(struct rc_oneoff *o)
+{
+	for (char **v = o->vars; v && *v; v++)
+		free(*v);
+	free(o->vars);
+	free(o->cwd);
+	free(o->process);
+	memset(o, 0, sizeof *o);
+}
+
+int reconciler_cancel(struct reconciler *rc, const char *env, const char *app, int *version, struct err *e)
+{
+	struct app_rt *rt = rt_find(rc, env, app, false);
+	int target = rt ? model_json_int(rt->doc, "target", 0) : 0;
+	*version = target;
+	if (!target)
+		return err_set(e, ERR_CONFLICT, "no rollout is in progress for %s/%s", env, app);
+	if (rt->phase && rt->phase_version == target) {
+		oneoff_detach(rt->phase, true);
+		rt->phase = NULL;
+		json_decref(rt->phase_tail);
+		rt->phase_tail = NULL;
+	}
+	char reason[200];
+	snprintf(reason, sizeof reason, "cancelled (berth deploy --cancel)");
+	fail_rollout(rc, rt, target, reason, NULL);
+	rt->dirty = true;
+	schedule(rc);
+	return 0;
+}
+
 /* ---- queries ---- */
+
+struct oneoffs *reconciler_oneoffs(struct reconciler *rc)
+{
+	return rc->oneoffs;
+}
 
 static int inst_cmp(const void *a, const void *b)
 {

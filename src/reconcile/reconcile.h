@@ -47,6 +47,34 @@ struct rc_waiter *reconciler_wait(struct reconciler *rc, const char *env, const 
 /* Drop a waiter whose client went away (fn is not called again). */
 void reconciler_unwait(struct rc_waiter *w);
 
+/* Stop the rollout in progress of env/app (and its release phase): its new instances are
+ * stopped, the release is marked failed ("cancelled"), the live release stays. *version is
+ * the cancelled one. -1 with ERR_CONFLICT when nothing is rolling out. */
+int reconciler_cancel(struct reconciler *rc, const char *env, const char *app, int *version, struct err *e);
+
+/* What a one-off of the live release of env/app gets, as process `process` would (NULL: web,
+ * else the first): its variables (config, manifest defaults, build PATH, BERTH_*, volume
+ * paths; no PORT), its directory, its profile, the release. -1 with e: no live release
+ * (ERR_CONFLICT), no such process (ERR_INVALID). Free with rc_oneoff_free. */
+struct rc_oneoff {
+	char **vars;             /* NULL-terminated "K=V" */
+	char *cwd;
+	char *process;
+	const struct profile *profile;
+	int release;
+};
+int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
+			  struct rc_oneoff *out, struct err *e);
+void rc_oneoff_free(struct rc_oneoff *o);
+/* The live instance of env/app called id ("web.1"), or NULL. */
+struct instance *reconciler_instance(struct reconciler *rc, const char *env, const char *app, const char *id);
+
+/* The cron scheduler (reconcile/cron.h). */
+struct cron_sched_set *reconciler_cron(struct reconciler *rc);
+
+/* The one-offs (builds, release phases, cron runs, `run`/`exec`) the reconciler owns. */
+struct oneoffs *reconciler_oneoffs(struct reconciler *rc);
+
 /* Instances of an app as JSON (docs/API.md "instance"), sorted by process, slot, release. */
 json_t *reconciler_instances(struct reconciler *rc, const char *env, const char *app);
 void reconciler_counts(struct reconciler *rc, const char *env, const char *app, int *running, int *total);

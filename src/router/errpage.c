@@ -1,6 +1,7 @@
 /* router/errpage: the pages the router answers with when it cannot proxy (404 unmatched
  * host, 503 no healthy instance, 502 upstream failure, 504 upstream timeout, and the
- * 4xx framing refusals). A route's error_dir, then the global one, may hold NNN.html
+ * 4xx framing refusals) or must not (503 for an app in maintenance mode). A route's
+ * error_dir, then the global one, may hold NNN.html (maintenance.html for maintenance mode)
  * replacing the built-in page (sent as is); a client whose Accept prefers JSON gets
  * {"error","status","request_id"} instead.
  *
@@ -21,7 +22,7 @@
 struct epage {
 	struct epage *next;
 	char *dir;
-	int status;
+	const char *file; /* a page_file() name (static) */
 	char *body;       /* NULL: no such file (or unreadable) */
 	size_t len;
 	uint64_t checked_ms;
@@ -93,11 +94,38 @@ static const char *explain(int status)
 	}
 }
 
-/* Read dir/NNN.html (bounded). Returns a malloc'd body or NULL. */
-static char *load(const char *dir, int status, size_t *len)
+const char *errpage_file(int status, bool maintenance)
+{
+	if (maintenance)
+		return "maintenance.html";
+	switch (status) {
+	case 404: return "404.html";
+	case 502: return "502.html";
+	case 503: return "503.html";
+	case 504: return "504.html";
+	default: return NULL;
+	}
+}
+
+size_t errpage_sources(const char *route_dir, const char *global_dir, int status, bool maintenance,
+		       struct errpage_src out[2])
+{
+	const char *file = errpage_file(status, maintenance);
+	size_t n = 0;
+	if (!file)
+		return 0;
+	if (route_dir && *route_dir)
+		out[n++] = (struct errpage_src){route_dir, file};
+	if (global_dir && *global_dir)
+		out[n++] = (struct errpage_src){global_dir, file};
+	return n;
+}
+
+/* Read dir/file (bounded). Returns a malloc'd body or NULL. */
+static char *load(const char *dir, const char *file, size_t *len)
 {
 	char path[4096];
-	int n = snprintf(path, sizeof path, "%s/%d.html", dir, status);
+	int n = snprintf(path, sizeof path, "%s/%s", dir, file);
 	if (n < 0 || (size_t)n >= sizeof path)
 		return NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -122,15 +150,21 @@ static char *load(const char *dir, int status, size_t *len)
 	return body;
 }
 
-/* Copy the page for (dir, status) into out; false when there is none. */
-static bool lookup(struct errpages *ep, const char *dir, int status, struct buf *out)
+static struct epage *find_page(struct errpages *ep, const char *dir, const char *file)
+{
+	struct epage *p;
+	for (p = ep->pages; p; p = p->next)
+		if (!strcmp(p->file, file) && !strcmp(p->dir, dir))
+			break;
+	return p;
+}
+
+/* Copy the page dir/file into out; false when there is none. */
+static bool lookup(struct errpages *ep, const char *dir, const char *file, struct buf *out)
 {
 	uint64_t now = uv_hrtime() / 1000000;
 	uv_mutex_lock(&ep->mu);
-	struct epage *p;
-	for (p = ep->pages; p; p = p->next)
-		if (p->status == status && !strcmp(p->dir, dir))
-			break;
+	struct epage *p = find_page(ep, dir, file);
 	if (p && now - p->checked_ms < ERRPAGE_RECHECK_MS) {
 		bool found = p->body != NULL;
 		if (found)
@@ -141,16 +175,14 @@ static bool lookup(struct errpages *ep, const char *dir, int status, struct buf 
 	uv_mutex_unlock(&ep->mu);
 
 	size_t len = 0;
-	char *body = load(dir, status, &len);
+	char *body = load(dir, file, &len);
 
 	uv_mutex_lock(&ep->mu);
-	for (p = ep->pages; p; p = p->next)
-		if (p->status == status && !strcmp(p->dir, dir))
-			break;
+	p = find_page(ep, dir, file);
 	if (!p) {
 		p = xcalloc(1, sizeof *p);
 		p->dir = xstrdup(dir);
-		p->status = status;
+		p->file = file;
 		p->next = ep->pages;
 		ep->pages = p;
 	}
@@ -164,22 +196,9 @@ static bool lookup(struct errpages *ep, const char *dir, int status, struct buf 
 	return body != NULL;
 }
 
-void errpage_build(struct errpages *ep, const struct route *rt, int status, bool json, const char *id,
-		   struct buf *body, const char **ctype)
+/* The built-in page: berth's brand around a status, a title and one sentence. */
+static void builtin(struct buf *body, int status, const char *head, const char *text, const char *id)
 {
-	if (json) {
-		/* the id is checked (reqid_ok) or ours: no byte needs escaping */
-		buf_addf(body, "{\"error\": \"%s\", \"status\": %d, \"request_id\": \"%s\"}\n",
-			 errpage_message(status), status, id);
-		*ctype = "application/json";
-		return;
-	}
-	*ctype = "text/html; charset=utf-8";
-	bool overridable = status == 404 || status == 502 || status == 503 || status == 504;
-	if (overridable && rt && rt->error_dir && *rt->error_dir && lookup(ep, rt->error_dir, status, body))
-		return;
-	if (overridable && ep->global_dir && lookup(ep, ep->global_dir, status, body))
-		return;
 	buf_addf(body,
 		 "<!doctype html>\n"
 		 "<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -193,5 +212,31 @@ void errpage_build(struct errpages *ep, const struct route *rt, int status, bool
 		 "footer{margin-top:2rem;color:#5f7590;font-size:.8rem;letter-spacing:.1em}</style>"
 		 "</head>\n<body><main><h1>%d</h1><h2>%s</h2><p>%s</p>"
 		 "<p><code>request id %s</code></p><footer>BERTH</footer></main></body></html>\n",
-		 status, title(status), status, title(status), explain(status), id);
+		 status, head, status, head, text, id);
+}
+
+void errpage_build(struct errpages *ep, const struct route *rt, int status, bool maintenance, bool json,
+		   const char *id, struct buf *body, const char **ctype)
+{
+	if (maintenance)
+		status = 503;
+	if (json) {
+		/* the id is checked (reqid_ok) or ours: no byte needs escaping */
+		buf_addf(body, "{\"error\": \"%s\", \"status\": %d, \"request_id\": \"%s\"}\n",
+			 maintenance ? ERRPAGE_MAINTENANCE_MSG : errpage_message(status), status, id);
+		*ctype = "application/json";
+		return;
+	}
+	*ctype = "text/html; charset=utf-8";
+	struct errpage_src src[2];
+	size_t n = errpage_sources(rt ? rt->error_dir : NULL, ep->global_dir, status, maintenance, src);
+	for (size_t k = 0; k < n; k++)
+		if (lookup(ep, src[k].dir, src[k].file, body))
+			return;
+	if (maintenance)
+		builtin(body, 503, "Down for maintenance",
+			"This app is down for maintenance right now. It will be back shortly; please "
+			"try again in a few minutes.", id);
+	else
+		builtin(body, status, title(status), explain(status), id);
 }

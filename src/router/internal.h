@@ -7,7 +7,7 @@
  *   tunnel.c    websocket tunnels after a 101
  *   upstream.c  upstream connections and the per-thread pools
  *   headers.c   pure helpers: hop-by-hop, forwarded headers, request ids, Accept, targets
- *   errpage.c   error pages (built-in, per-route and global overrides, JSON)
+ *   errpage.c   error and maintenance pages (built-in, per-route and global overrides, JSON)
  *   stats.c     per-thread counters, latency histogram, access-log lines
  *   wire.c      writes that try the socket first and copy only what is left
  *   resp.c      upstream response framing (no I/O)
@@ -246,6 +246,7 @@ struct preq {
 	unsigned interim : 1;        /* the upstream head being passed is a 1xx (dropped) */
 	unsigned up_eof : 1;         /* tunnel: the upstream shut its side */
 	unsigned tried_ref : 1;      /* tried[] outlive the snapshot they came from: referenced */
+	unsigned maintenance : 1;    /* answered with the maintenance page (the app is in maintenance) */
 };
 
 /* The head of a request was read (takes hr). */
@@ -336,14 +337,27 @@ bool host_ok(const char *h, size_t n);
 int target_rewrite(const char *t, size_t strip, struct buf *out, const char **auth, size_t *alen);
 
 /* ---- error pages (errpage.c) ---- */
+#define ERRPAGE_MAINTENANCE_MSG "this app is down for maintenance"   /* the JSON "error" text */
+#define ERRPAGE_RETRY_AFTER "60"     /* Retry-After of a maintenance answer (seconds) */
 struct errpages;
 struct errpages *errpages_new(const char *global_dir);
 void errpages_free(struct errpages *ep);
 /* The body of an error answer: a route's page, the global one, or the built-in page (or
- * the JSON variant). ctype is set to a static string. Any thread. */
-void errpage_build(struct errpages *ep, const struct route *rt, int status, bool json, const char *id,
-		   struct buf *body, const char **ctype);
+ * the JSON variant). maintenance: the maintenance page (a 503 whatever status says).
+ * ctype is set to a static string. Any thread. */
+void errpage_build(struct errpages *ep, const struct route *rt, int status, bool maintenance, bool json,
+		   const char *id, struct buf *body, const char **ctype);
 const char *errpage_message(int status);   /* the JSON "error" text */
+/* Where a page may come from (pure): the file that replaces the built-in page of status
+ * ("503.html"; "maintenance.html" for maintenance mode; NULL when that status cannot be
+ * replaced), and the (dir, file) pairs to try in order: the route's directory, then the
+ * global one (either may be NULL or ""). Returns how many pairs were filled in out. */
+struct errpage_src {
+	const char *dir, *file;
+};
+const char *errpage_file(int status, bool maintenance);
+size_t errpage_sources(const char *route_dir, const char *global_dir, int status, bool maintenance,
+		       struct errpage_src out[2]);
 
 /* ---- stats and the access log (stats.c) ---- */
 void stats_request(struct rthread *w, const struct preq *q);   /* one finished request */

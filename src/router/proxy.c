@@ -11,6 +11,8 @@
  * retried: once body bytes went to an upstream, the request belongs to it.
  * Errors before the answer began become an error page (502/503/504, 404 unrouted);
  * after it began, the client connection is cut so the client sees a truncated answer.
+ * A route to an app in maintenance mode is answered at once with the maintenance page (503,
+ * Retry-After): one flag of the route already found, nothing sent upstream.
  *
  * Every path out of a request goes through req_end(), which releases the endpoint's
  * inflight count exactly once (the `counted` flag), so draining never waits on a leak.
@@ -116,7 +118,9 @@ bool proxy_can_feed(const struct preq *q)
 
 /* ---- error answers ---- */
 
-void proxy_error(struct preq *q, int status)
+/* The router's own answer: an error page, or (maintenance) the maintenance page, a 503 with
+ * Retry-After that no instance is asked for. */
+static void answer_page(struct preq *q, int status, bool maintenance)
 {
 	struct client *c = q->c;
 	if (q->resp_started) {
@@ -133,11 +137,12 @@ void proxy_error(struct preq *q, int status)
 	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE);
 	struct buf body = BUF_INIT, h = BUF_INIT;
 	const char *ctype;
-	errpage_build(router_errpages(q->w->r), q->route, status, json, q->id, &body, &ctype);
+	errpage_build(router_errpages(q->w->r), q->route, status, maintenance, json, q->id, &body, &ctype);
 	buf_addf(&h,
 		 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		 "X-Request-Id: %s\r\nCache-Control: no-store\r\n%s\r\n",
+		 "X-Request-Id: %s\r\nCache-Control: no-store\r\n%s%s\r\n",
 		 status, http_status_text(status), rthread_date(q->w), ctype, body.len, q->id,
+		 maintenance ? "Retry-After: " ERRPAGE_RETRY_AFTER "\r\n" : "",
 		 !keep ? "Connection: close\r\n" : (rx && !rx->http_minor) ? "Connection: keep-alive\r\n" : "");
 	uv_buf_t b[2] = {uv_buf_init(h.p, (unsigned)h.len), uv_buf_init(body.p ? body.p : "", (unsigned)body.len)};
 	client_write(c, b, head ? 1 : 2);
@@ -146,6 +151,11 @@ void proxy_error(struct preq *q, int status)
 	buf_free(&body);
 	q->keep_alive = keep;
 	finish(q);
+}
+
+void proxy_error(struct preq *q, int status)
+{
+	answer_page(q, status, false);
 }
 
 void proxy_refuse(struct client *c, int status, uint64_t bytes_in)
@@ -444,6 +454,12 @@ void proxy_head(struct client *c, struct http_req *hr, uint64_t head_bytes)
 	q->route = ep_snapshot_route(q->hold->snap, q->host, hl, hr->path, strlen(hr->path));
 	if (!q->route) {
 		proxy_error(q, 404);
+		return;
+	}
+	if (q->route->maintenance) {
+		/* the app is down for maintenance: its instances run on, untouched */
+		q->maintenance = 1;
+		answer_page(q, 503, true);
 		return;
 	}
 	q->group = q->route->group;

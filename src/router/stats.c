@@ -185,6 +185,8 @@ static void format_line(struct rthread *w, const struct preq *q, int status, uin
 	}
 	if (q->tunnel)
 		buf_adds(b, " tunnel=1");
+	if (q->maintenance)
+		buf_adds(b, " maintenance=1");
 	buf_addc(b, '\n');
 }
 

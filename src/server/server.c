@@ -68,16 +68,72 @@ struct server {
 	int lock_fd;
 };
 
+/* Every flag `berth server` takes. The parser (server_main) and the help (`berth help server`,
+ * `berth server --help`) both read this table, so they cannot drift apart. */
+enum server_flag_id { SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_QUIET, SF_HELP };
+static const struct server_flag {
+	enum server_flag_id id;
+	const char *name;         /* "--data" */
+	const char *value;        /* what it takes ("DIR"); NULL: nothing */
+	const char *help;         /* what it does and its default; '\n' starts a new line */
+} server_flags[] = {
+	{SF_DATA, "--data", "DIR", "state, logs, releases and volumes (default ./.berth); one server\n"
+	 "per DIR (DIR/server.lock)"},
+	{SF_API, "--api", "HOST:PORT", "where the API listens (default 127.0.0.1:7070; :PORT is every\n"
+	 "address)"},
+	{SF_ROUTER, "--router", "HOST:PORT", "where the HTTP router listens (default 127.0.0.1:8080, left\n"
+	 "off with a warning when taken; off: no router)"},
+	{SF_DNS, "--dns", "HOST:PORT", "DNS service discovery, UDP and TCP (default 127.0.0.1:8600, left\n"
+	 "off with a warning when taken; off: no DNS)"},
+	{SF_CONFIG, "--config", "FILE", "server config: resource profiles, limits, router:, alerts:,\n"
+	 "builds: (default DIR/server.yaml; none: built-in defaults)"},
+	{SF_QUIET, "--quiet", NULL, "log only warnings and errors"},
+	{SF_HELP, "--help", NULL, "show this help (also -h)"},
+};
+#define NSERVER_FLAGS (sizeof server_flags / sizeof server_flags[0])
+
+void server_print_flags(FILE *f)
+{
+	for (size_t k = 0; k < NSERVER_FLAGS; k++) {
+		const struct server_flag *sf = &server_flags[k];
+		char head[40];
+		snprintf(head, sizeof head, "%s%s%s", sf->name, sf->value ? " " : "", sf->value ? sf->value : "");
+		fprintf(f, "  %-19s ", head);
+		for (const char *p = sf->help; *p; p++) {
+			fputc(*p, f);
+			if (*p == '\n')
+				fprintf(f, "%22s", "");
+		}
+		fputc('\n', f);
+	}
+}
+
+static const struct server_flag *server_flag_find(const char *arg)
+{
+	if (!strcmp(arg, "-h"))
+		arg = "--help";
+	for (size_t k = 0; k < NSERVER_FLAGS; k++)
+		if (!strcmp(server_flags[k].name, arg))
+			return &server_flags[k];
+	return NULL;
+}
+
+bool server_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const struct server_flag *sf = server_flag_find(argv[i]);
+		if (sf && sf->id == SF_HELP)
+			return true;
+		if (sf && sf->value)
+			i++;
+	}
+	return false;
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: berth server [--data DIR] [--api HOST:PORT] [--config FILE] [--quiet]\n"
-		   "  --data DIR        state, logs, releases and volumes (default ./.berth)\n"
-		   "  --api HOST:PORT   API listen address (default 127.0.0.1:7070)\n"
-		   "  --router HOST:PORT  HTTP router (default 127.0.0.1:8080; off: no router)\n"
-		   "  --dns HOST:PORT   DNS service discovery, UDP and TCP (default 127.0.0.1:8600; off: no DNS)\n"
-		   "  --config FILE     server config: resource profiles, limits, router: settings\n"
-		   "                    (default DIR/server.yaml)\n"
-		   "  --quiet           log only warnings and errors\n");
+	fputs("usage: berth server [FLAGS]\n\nFlags:\n", f);
+	server_print_flags(f);
 }
 
 static int parse_hostport(const char *s, char **host, int *port)
@@ -572,21 +628,33 @@ int server_main(int argc, char **argv)
 	s.dns_port = DNS_PORT_DEFAULT;
 	s.lock_fd = -1;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		const struct server_flag *sf = server_flag_find(argv[i]);
+		const char *v = sf && sf->value && i + 1 < argc ? argv[++i] : NULL;
+		if (!sf) {
+			fprintf(stderr, "berth server: unknown flag %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		if (sf->value && !v) {
+			fprintf(stderr, "berth server: %s wants %s\n", sf->name, sf->value);
+			return 2;
+		}
+		switch (sf->id) {
+		case SF_HELP:
 			usage(stdout);
 			return 0;
-		} else if (!strcmp(a, "--quiet")) {
+		case SF_QUIET:
 			log_set_quiet(1);
-		} else if (!strcmp(a, "--data") && v) {
+			break;
+		case SF_DATA:
 			free(s.data);
 			s.data = xstrdup(v);
-			i++;
-		} else if (!strcmp(a, "--config") && v) {
+			break;
+		case SF_CONFIG:
+			free(s.conf_path);
 			s.conf_path = xstrdup(v);
-			i++;
-		} else if (!strcmp(a, "--router") && v) {
+			break;
+		case SF_ROUTER:
 			free(s.router_host);
 			s.router_host = NULL;
 			s.router_explicit = true;
@@ -594,8 +662,8 @@ int server_main(int argc, char **argv)
 				fprintf(stderr, "berth server: --router wants HOST:PORT or off, got \"%s\"\n", v);
 				return 2;
 			}
-			i++;
-		} else if (!strcmp(a, "--dns") && v) {
+			break;
+		case SF_DNS:
 			free(s.dns_host);
 			s.dns_host = NULL;
 			s.dns_explicit = true;
@@ -603,18 +671,15 @@ int server_main(int argc, char **argv)
 				fprintf(stderr, "berth server: --dns wants HOST:PORT or off, got \"%s\"\n", v);
 				return 2;
 			}
-			i++;
-		} else if (!strcmp(a, "--api") && v) {
+			break;
+		case SF_API:
 			free(s.api_host);
+			s.api_host = NULL;
 			if (parse_hostport(v, &s.api_host, &s.api_port) < 0) {
 				fprintf(stderr, "berth server: --api wants HOST:PORT, got \"%s\"\n", v);
 				return 2;
 			}
-			i++;
-		} else {
-			fprintf(stderr, "berth server: unknown or incomplete option %s\n", a);
-			usage(stderr);
-			return 2;
+			break;
 		}
 	}
 	if (sodium_init() < 0) {

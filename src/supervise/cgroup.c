@@ -658,6 +658,26 @@ undo:
 	return -1;
 }
 
+int cgroup_oom_kills(const char *name)
+{
+	struct cg_hier *h = ctrl_hier(CG_MEMORY);
+	if (!cg.available || !h || !name_ok(name))
+		return 0;
+	/* v2: memory.events "oom_kill N"; v1: memory.oom_control "oom_kill N" (kernel >= 4.13),
+	 * else memory.failcnt as a hint that the limit was hit. */
+	char *path = group_path(h, name, h->v2 ? "memory.events" : "memory.oom_control");
+	struct buf b = BUF_INIT;
+	int n = 0;
+	if (read_str(path, &b) == 0) {
+		const char *k = strstr(buf_str(&b), "oom_kill ");
+		if (k)
+			n = atoi(k + 9);
+	}
+	buf_free(&b);
+	free(path);
+	return n;
+}
+
 int cgroup_enter(const char *name, pid_t pid, struct err *e)
 {
 	char v[32];

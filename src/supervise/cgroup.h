@@ -28,6 +28,8 @@ int cgroup_enter(const char *name, pid_t pid, struct err *e);
 int cgroup_procs_files(const char *name, char ***out);
 /* Pids currently in the instance's group; returns count (<= max), -1 on error. */
 int cgroup_pids(const char *name, pid_t *pids, int max);
+/* How many processes of the group the kernel killed at its memory limit (0 when unknown). */
+int cgroup_oom_kills(const char *name);
 /* SIGKILL everything in the group (cgroup.kill on v2, else signal each pid). */
 int cgroup_kill(const char *name);
 /* Remove the (empty) group from every hierarchy. */

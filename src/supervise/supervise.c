@@ -10,6 +10,7 @@
 #include "logs/logs.h"
 #include "endpoints/endpoints.h"
 #include "util/buf.h"
+#include "util/envp.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include <arpa/inet.h>
@@ -465,51 +466,27 @@ static void spawn_instance(struct instance *i)
 
 /* ---- environment ---- */
 
-static void env_put(char ***envp, size_t *n, const char *k, const char *v)
+void instance_exec_info(const struct instance *i, const char **cwd, char *const **envp, const char **cgroup)
 {
-	size_t kl = strlen(k);
-	for (size_t j = 0; j < *n; j++) {
-		if (!strncmp((*envp)[j], k, kl) && (*envp)[j][kl] == '=') {
-			free((*envp)[j]);
-			(*envp)[j] = xasprintf("%s=%s", k, v);
-			return;
-		}
-	}
-	*envp = xrealloc(*envp, (*n + 2) * sizeof **envp);
-	(*envp)[(*n)++] = xasprintf("%s=%s", k, v);
-	(*envp)[*n] = NULL;
+	*cwd = i->cwd;
+	*envp = i->envp;
+	*cgroup = i->in_cgroup ? i->st.key : NULL;
 }
 
-/* A clean environment: a few host basics, then the instance's own variables. The daemon's
- * own environment (which may hold BERTH_TOKEN) is not passed on. */
+/* A clean environment (util/envp.h), then the instance's own variables. */
 static char **build_env(struct instance *i, char *const *vars)
 {
-	char **envp = xcalloc(1, sizeof *envp);
-	size_t n = 0;
-	static const char *keep[] = {"PATH", "LANG", "LC_ALL", "TZ", "HOME", NULL};
-	for (const char **k = keep; *k; k++) {
-		const char *v = getenv(*k);
-		if (v)
-			env_put(&envp, &n, *k, v);
-	}
-	if (!getenv("PATH"))
-		env_put(&envp, &n, "PATH", "/usr/local/bin:/usr/bin:/bin");
-	for (char *const *v = vars; v && *v; v++) {
-		const char *eq = strchr(*v, '=');
-		if (!eq)
-			continue;
-		char *k = xstrndup(*v, (size_t)(eq - *v));
-		env_put(&envp, &n, k, eq + 1);
-		free(k);
-	}
+	struct envp e = {0};
+	envp_base(&e);
+	envp_put_all(&e, vars);
 	char port[16];
 	if (i->st.port) {
 		snprintf(port, sizeof port, "%d", i->st.port);
-		env_put(&envp, &n, "PORT", port);
+		envp_put(&e, "PORT", port);
 	}
-	env_put(&envp, &n, "BERTH_INSTANCE", i->st.id);
-	env_put(&envp, &n, "BERTH_OWNER", i->sv->owner_tag);
-	return envp;
+	envp_put(&e, "BERTH_INSTANCE", i->st.id);
+	envp_put(&e, "BERTH_OWNER", i->sv->owner_tag);
+	return envp_detach(&e);
 }
 
 /* ---- public ---- */

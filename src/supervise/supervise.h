@@ -94,6 +94,10 @@ const char *inst_state_name(enum inst_state st);
 /* Last n lines this instance wrote (kept in a small ring for failure reports). */
 json_t *instance_recent_output(const struct instance *i, int n);
 
+/* What `berth exec` needs to run a command beside the instance: its directory, its whole
+ * environment and its cgroup name (NULL without cgroups). Borrowed; valid until it stops. */
+void instance_exec_info(const struct instance *i, const char **cwd, char *const **envp, const char **cgroup);
+
 /* Iterate live instances (any state but STOPPED). Returns the count; *out is an array the
  * caller frees (the instances themselves stay owned by the supervisor). */
 size_t supervisor_list(struct supervisor *s, const char *env, const char *app,

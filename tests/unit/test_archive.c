@@ -192,7 +192,7 @@ static void make_app(struct fx *f, char **src_out)
 	assert_int_equal(mkdir(P(".berth"), 0755), 0);
 	write_file(P(".berth/state"), "x\n", 0644);
 	assert_int_equal(mkdir(P("a/.git"), 0755), 0);
-	write_file(P("a/.git/keep"), "nested .git is app content\n", 0644);
+	write_file(P("a/.git/HEAD"), "a nested repository is not app content\n", 0644);
 #undef P
 	free(p);
 	*src_out = src;
@@ -205,7 +205,7 @@ static void test_pack_roundtrip(void **state)
 	make_app(f, &src);
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b, 0, &e), 0);
+	assert_int_equal(archive_pack_dir(src, &b, 0, NULL, &e), 0);
 	assert_true(b.len > 2 && (unsigned char)b.p[0] == 0x1f && (unsigned char)b.p[1] == 0x8b);
 	assert_int_equal(archive_unpack_mem(b.p, b.len, f->dest, NULL, &e), 0);
 
@@ -264,8 +264,8 @@ static void test_pack_roundtrip(void **state)
 	p = xasprintf("%s/.berth", f->dest);
 	assert_false(fs_exists(p));
 	free(p);
-	p = xasprintf("%s/a/.git/keep", f->dest);
-	assert_true(fs_exists(p));
+	p = xasprintf("%s/a/.git", f->dest);
+	assert_false(fs_exists(p));
 	free(p);
 
 	assert_int_equal(stat(f->dest, &st), 0);
@@ -281,13 +281,12 @@ static void test_pack_sorted_relative_deterministic(void **state)
 	make_app(f, &src);
 	struct buf b1 = BUF_INIT, b2 = BUF_INIT;
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b1, 0, &e), 0);
-	assert_int_equal(archive_pack_dir(src, &b2, 0, &e), 0);
+	assert_int_equal(archive_pack_dir(src, &b1, 0, NULL, &e), 0);
+	assert_int_equal(archive_pack_dir(src, &b2, 0, NULL, &e), 0);
 	assert_int_equal(b1.len, b2.len);
 	assert_memory_equal(b1.p, b2.p, b1.len);
 
-	const char *want[] = { "a", "a/.git", "a/.git/keep", "a/b", "a/b/c.txt", "empty", "link",
-			       "run.sh", "secret.txt" };
+	const char *want[] = { "a", "a/b", "a/b/c.txt", "empty", "link", "run.sh", "secret.txt" };
 	struct archive *a = archive_read_new();
 	archive_read_support_filter_gzip(a);
 	archive_read_support_format_tar(a);
@@ -324,7 +323,7 @@ static void test_pack_refuses_fifo(void **state)
 	struct buf b = BUF_INIT;
 	buf_adds(&b, "keep");
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b, 0, &e), -1);
+	assert_int_equal(archive_pack_dir(src, &b, 0, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	assert_non_null(strstr(e.msg, fifo));
 	assert_non_null(strstr(e.msg, "FIFO"));
@@ -354,11 +353,11 @@ static void test_pack_too_big(void **state)
 	close(fd);
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b, 10000, &e), -1);
+	assert_int_equal(archive_pack_dir(src, &b, 10000, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_TOOBIG);
 	assert_non_null(strstr(e.msg, "10000"));
 	assert_int_equal(b.len, 0);
-	assert_int_equal(archive_pack_dir(src, &b, 400000, &e), 0);
+	assert_int_equal(archive_pack_dir(src, &b, 400000, NULL, &e), 0);
 	assert_true(b.len > 300000 && b.len <= 400000);
 	buf_free(&b);
 	free(p);
@@ -377,7 +376,7 @@ static void test_pack_utf8_names(void **state)
 	assert_int_equal(symlink("caf\xc3\xa9-\xe2\x82\xac.txt", l), 0);
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b, 0, &e), 0);
+	assert_int_equal(archive_pack_dir(src, &b, 0, NULL, &e), 0);
 	assert_int_equal(archive_unpack_mem(b.p, b.len, f->dest, NULL, &e), 0);
 	char *q = xasprintf("%s/lien-\xc3\xa9", f->dest);
 	char *s = read_text(q);
@@ -397,9 +396,265 @@ static void test_pack_missing_dir(void **state)
 	char *src = path_in(f, "nope");
 	struct buf b = BUF_INIT;
 	struct err e = ERR_INIT;
-	assert_int_equal(archive_pack_dir(src, &b, 0, &e), -1);
+	assert_int_equal(archive_pack_dir(src, &b, 0, NULL, &e), -1);
 	assert_non_null(strstr(e.msg, src));
 	free(src);
+}
+
+/* ---- pack: what is left out ---- */
+
+/* Make the tree spec under src, in order: "d/" a directory, "f=text" a file, "l -> target" a
+ * symlink, "p|" a FIFO. */
+static void build_tree(const char *src, const char *const *spec, size_t n)
+{
+	assert_int_equal(mkdir(src, 0755), 0);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = spec[i], *arrow = strstr(s, " -> "), *eq = strchr(s, '=');
+		size_t len = strlen(s);
+		char kind = arrow ? 'l' : eq ? 'f' : s[len - 1];
+		size_t namelen = arrow ? (size_t)(arrow - s) : eq ? (size_t)(eq - s) : len - 1;
+		char *path = xasprintf("%s/%.*s", src, (int)namelen, s);
+		if (kind == 'l')
+			assert_int_equal(symlink(arrow + 4, path), 0);
+		else if (kind == 'f')
+			write_file(path, eq + 1, 0644);
+		else if (kind == '/')
+			assert_int_equal(mkdir(path, 0755), 0);
+		else if (kind == '|')
+			assert_int_equal(mkfifo(path, 0644), 0);
+		else
+			fail_msg("bad spec %s", s);
+		free(path);
+	}
+}
+
+/* The entries of a packed tar.gz in archive order, one a line: directories with a trailing
+ * '/', symlinks as "name -> target". *bytes: the sum of the regular files' sizes. */
+static char *entries_of(const struct buf *b, int64_t *bytes)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_memory(a, b->p, b->len), ARCHIVE_OK);
+	struct buf out = BUF_INIT;
+	struct archive_entry *ent;
+	*bytes = 0;
+	while (archive_read_next_header(a, &ent) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(ent);
+		size_t len = strlen(name);
+		if (len > 1 && name[len - 1] == '/')
+			len--;
+		buf_add(&out, name, len);
+		if (archive_entry_filetype(ent) == AE_IFDIR)
+			buf_addc(&out, '/');
+		if (archive_entry_filetype(ent) == AE_IFLNK)
+			buf_addf(&out, " -> %s", archive_entry_symlink(ent));
+		if (archive_entry_filetype(ent) == AE_IFREG)
+			*bytes += archive_entry_size(ent);
+		buf_addc(&out, '\n');
+	}
+	archive_read_free(a);
+	buf_addc(&out, 0);
+	return buf_detach(&out);
+}
+
+#define TREE(src, ...) do { \
+	const char *const spec_[] = { __VA_ARGS__ }; \
+	build_tree(src, spec_, sizeof spec_ / sizeof spec_[0]); \
+} while (0)
+
+static void test_pack_gitignore(void **state)
+{
+	struct fx *f = *state;
+	char *src = path_in(f, "src");
+	TREE(src,
+	     "package.json={}\n", "app.js=console.log(1)\n", ".env=SECRET=1\n",
+	     ".gitignore=# build output\n/dist/\n*.log\n!keep.log\n.env\nsecrets/\n!secrets/public\n"
+	     "*.sock\ntmp/\n!node_modules/\n",
+	     "debug.log=x\n", "keep.log=kept\n", "dist/", "dist/bundle.js=b\n",
+	     "node_modules/", "node_modules/x/", "node_modules/x/index.js=x\n",
+	     "lib/", "lib/a.js=a\n", "lib/node_modules/", "lib/node_modules/y.js=y\n",
+	     "sub/", "sub/.gitignore=local.txt\n/only-here\n!important.log\n",
+	     "sub/local.txt=l\n", "sub/only-here=o\n", "sub/deeper/", "sub/deeper/only-here=d\n",
+	     "sub/important.log=i\n", "sub/x.log=x\n", "sub/.git/", "sub/.git/HEAD=ref\n",
+	     "vendor/", "vendor/lib/", "vendor/lib/.git=gitdir: ../../.git/modules/lib\n",
+	     "vendor/lib/v.js=v\n", "secrets/", "secrets/key=k\n", "secrets/public=p\n",
+	     "app.sock|", "tmp/", "tmp/fifo|", ".git/", ".git/config=[core]\n",
+	     ".berth/", ".berth/state=s\n");
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct pack_stats st;
+	assert_int_equal(archive_pack_dir(src, &b, 0, &st, &e), 0);
+	int64_t bytes;
+	char *got = entries_of(&b, &bytes);
+	/* Left out: root .gitignore (/dist/, *.log but keep.log, .env, secrets/ with no way back
+	 * for secrets/public, the FIFOs via *.sock and tmp/); sub/.gitignore's rules below sub
+	 * only, "/only-here" anchored there, its !important.log beating the root's *.log; every
+	 * .git; .berth; node_modules at any depth, which "!node_modules/" cannot undo. */
+	assert_string_equal(got,
+			    ".gitignore\n"
+			    "app.js\n"
+			    "keep.log\n"
+			    "lib/\n"
+			    "lib/a.js\n"
+			    "package.json\n"
+			    "sub/\n"
+			    "sub/.gitignore\n"
+			    "sub/deeper/\n"
+			    "sub/deeper/only-here\n"
+			    "sub/important.log\n"
+			    "vendor/\n"
+			    "vendor/lib/\n"
+			    "vendor/lib/v.js\n");
+	assert_int_equal(st.files_packed, 9);
+	assert_int_equal(st.dirs_packed, 5);
+	assert_int_equal(st.bytes, bytes);
+	/* .env app.sock debug.log, sub/{local.txt,only-here,x.log}, vendor/lib/.git */
+	assert_int_equal(st.files_ignored, 7);
+	/* .berth .git dist node_modules secrets tmp, lib/node_modules, sub/.git */
+	assert_int_equal(st.dirs_ignored, 8);
+	assert_string_equal(st.source, ".gitignore, node_modules");
+	free(got);
+	buf_free(&b);
+	free(src);
+}
+
+static void test_pack_berthignore_python(void **state)
+{
+	struct fx *f = *state;
+	char *src = path_in(f, "src");
+	TREE(src,
+	     "requirements.txt=flask\n", "app.py=print(1)\n",
+	     ".gitignore=*.py\n",  /* not read: .berthignore wins */
+	     ".berthignore=.env\n!__pycache__/\n/notes/\n", ".env=SECRET=1\n",
+	     "notes/", "notes/n.txt=n\n",
+	     /* a local venv: its python is a symlink that would point outside the release (here
+	      * dangling); the server refuses such links, so .venv must never be packed */
+	     ".venv/", ".venv/bin/", ".venv/bin/python -> /nonexistent/bin/python3.11",
+	     ".venv/pyvenv.cfg=home = /nonexistent\n",
+	     "tools/", "tools/.venv -> /nonexistent/venv",
+	     "__pycache__/", "__pycache__/app.cpython-311.pyc=c",
+	     "pkg/", "pkg/m.py=m\n", "pkg/__pycache__/", "pkg/__pycache__/m.pyc=c",
+	     "node_modules/", "node_modules/n.js=n\n",   /* no package.json: app content */
+	     "sub/", "sub/.git/", "sub/.git/HEAD=ref\n");
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct pack_stats st;
+	assert_int_equal(archive_pack_dir(src, &b, 0, &st, &e), 0);
+	int64_t bytes;
+	char *got = entries_of(&b, &bytes);
+	assert_string_equal(got,
+			    ".berthignore\n"
+			    ".gitignore\n"
+			    "__pycache__/\n"
+			    "__pycache__/app.cpython-311.pyc\n"
+			    "app.py\n"
+			    "node_modules/\n"
+			    "node_modules/n.js\n"
+			    "pkg/\n"
+			    "pkg/__pycache__/\n"
+			    "pkg/__pycache__/m.pyc\n"
+			    "pkg/m.py\n"
+			    "requirements.txt\n"
+			    "sub/\n"
+			    "tools/\n");
+	assert_string_equal(st.source, ".berthignore, .venv, __pycache__");
+	assert_int_equal(st.files_ignored, 2);   /* .env, tools/.venv (a symlink) */
+	assert_int_equal(st.dirs_ignored, 3);    /* .venv, notes, sub/.git */
+	/* and the server side takes it */
+	assert_int_equal(archive_unpack_mem(b.p, b.len, f->dest, NULL, &e), 0);
+	free(got);
+	buf_free(&b);
+	free(src);
+}
+
+static void test_pack_berthignore_brings_back_defaults(void **state)
+{
+	struct fx *f = *state;
+	char *src = path_in(f, "src");
+	TREE(src, "package.json={}\n", ".berthignore=!node_modules/\n", "node_modules/",
+	     "node_modules/x.js=x\n", "a/", "a/node_modules -> ../node_modules", ".git/",
+	     ".git/HEAD=ref\n");
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct pack_stats st;
+	assert_int_equal(archive_pack_dir(src, &b, 0, &st, &e), 0);
+	int64_t bytes;
+	char *got = entries_of(&b, &bytes);
+	/* the directory comes back; the symlink of the same name does not ("/" = directories) */
+	assert_string_equal(got, ".berthignore\na/\nnode_modules/\nnode_modules/x.js\npackage.json\n");
+	assert_int_equal(st.files_ignored, 1);
+	assert_int_equal(st.dirs_ignored, 1);
+	assert_string_equal(st.source, ".berthignore, node_modules");
+	free(got);
+	buf_free(&b);
+
+	/* no ignore file and nothing to leave out but .git */
+	char *plain = path_in(f, "plain");
+	TREE(plain, "index.html=<p>hi</p>\n", ".git/", "a/", "a/.git=gitdir: x\n");
+	assert_int_equal(archive_pack_dir(plain, &b, 0, &st, &e), 0);
+	assert_int_equal(st.files_packed, 1);
+	assert_int_equal(st.dirs_packed, 1);
+	assert_int_equal(st.bytes, 10);
+	assert_int_equal(st.files_ignored, 1);
+	assert_int_equal(st.dirs_ignored, 1);
+	assert_string_equal(st.source, "no ignore file");
+	buf_free(&b);
+	free(plain);
+	free(src);
+}
+
+static void expect_pack_error(const char *src, int code, const char *what)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "keep");
+	struct err e = ERR_INIT;
+	assert_int_equal(archive_pack_dir(src, &b, 0, NULL, &e), -1);
+	assert_int_equal(e.code, code);
+	if (!strstr(e.msg, what))
+		fail_msg("\"%s\" does not say %s", e.msg, what);
+	assert_string_equal(b.p, "keep");
+	buf_free(&b);
+}
+
+static void test_pack_bad_ignore_files(void **state)
+{
+	struct fx *f = *state;
+	struct buf big = BUF_INIT;
+	buf_adds(&big, ".berthignore=# one\n*.log\n");
+	for (int i = 0; i < 5000; i++)
+		buf_addc(&big, 'x');
+	char *a = path_in(f, "a");
+	TREE(a, "x=1", big.p);
+	expect_pack_error(a, ERR_INVALID, ".berthignore:3: pattern longer than 4096 bytes");
+
+	buf_reset(&big);
+	buf_adds(&big, "sub/.gitignore=");
+	while (big.len < 1024 * 1024 + 100)
+		buf_adds(&big, "# a comment line that is repeated until the file is too big\n");
+	char *b = path_in(f, "b");
+	TREE(b, "sub/", big.p);
+	expect_pack_error(b, ERR_TOOBIG, "sub/.gitignore: ignore file is larger than");
+
+	char *c = path_in(f, "c");   /* a FIFO must be refused, not read (which would block) */
+	TREE(c, ".berthignore|");
+	expect_pack_error(c, ERR_INVALID, ".berthignore is not a regular file");
+
+	/* a dangling .gitignore symlink is no ignore file (and is packed as the symlink it is) */
+	char *d = path_in(f, "d");
+	TREE(d, ".gitignore -> nowhere", "x=1");
+	struct buf out = BUF_INIT;
+	struct err e = ERR_INIT;
+	struct pack_stats st;
+	assert_int_equal(archive_pack_dir(d, &out, 0, &st, &e), 0);
+	assert_int_equal(st.files_packed, 2);
+	assert_string_equal(st.source, "no ignore file");
+	buf_free(&out);
+	buf_free(&big);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
 }
 
 /* ---- unpack: hostile archives ---- */
@@ -753,6 +1008,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pack_refuses_fifo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_too_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_gitignore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_berthignore_python, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_berthignore_brings_back_defaults, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pack_bad_ignore_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_absolute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_dotdot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_empty_name, setup, teardown),

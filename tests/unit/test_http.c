@@ -4,8 +4,10 @@
  * client written with plain blocking sockets in a second thread (keep-alive, pipelining,
  * bodies in memory and spooled to files, 413/431/400, Expect: 100-continue, chunked
  * requests and streamed answers, abort on disconnect, HTTP/1.0, early answers, timeouts,
- * the connection limit, idle connections holding no buffer). The client thread only
- * records what it saw; assertions run in the main thread after it is joined. */
+ * the connection limit, idle connections holding no buffer, Upgrade to a tunnel: echo both
+ * ways, refusals, close by either side or by the server, several MB with backpressure).
+ * The client thread only records what it saw; assertions run in the main thread after it
+ * is joined. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +16,9 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,6 +102,15 @@ static void expect_story(const char *in, const char *want, uint64_t max)
 			fail_msg("input cut in pieces of %zu:\n%s\nwant:\n%s\ngot:\n%s", pieces[i], in, want, got);
 		free(got);
 	}
+}
+
+static struct http_req *parse_one(struct http_parse *p, const char *in)
+{
+	enum http_parse_event ev;
+	int st;
+	http_parse_feed(p, in, strlen(in), &ev, &st);
+	assert_int_equal(ev, HTTP_EV_HEAD);
+	return http_parse_take_req(p);
 }
 
 static void test_parse_get(void **state)
@@ -218,6 +231,80 @@ static void test_parse_keepalive(void **state)
 	assert_int_equal(http_parse_feed(p, "junk", 4, &ev, &st), 4);
 	assert_int_equal(ev, HTTP_EV_NONE);
 	http_parse_free(p);
+}
+
+/* An Upgrade request's body is read first; what follows it is never parsed as HTTP and is
+ * left unconsumed for the tunnel. */
+static void test_parse_upgrade(void **state)
+{
+	const char *head = "POST /run HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: berth-attach/1\r\n"
+			   "Content-Type: application/json\r\nContent-Length: 5\r\n\r\n";
+	struct buf in = BUF_INIT;
+	buf_adds(&in, head);
+	buf_adds(&in, "helloGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+	expect_story(in.p, "HEAD POST /run ?\nDONE hello\n", HTTP_DEFAULT_BODY_MAX);
+	expect_story("POST /run HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nraw bytes",
+		     "HEAD POST /run ?\nDONE hi\n", HTTP_DEFAULT_BODY_MAX);
+	/* an upgrade request is still held to the framing rules */
+	const char *smuggle = "POST /run HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n"
+			      "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+	char *got = story(smuggle, strlen(smuggle), 0, HTTP_DEFAULT_BODY_MAX);
+	assert_string_equal(got, "ERROR 400\n");
+	free(got);
+
+	/* where the request ends, exactly */
+	struct http_parse *p = http_parse_new();
+	enum http_parse_event ev;
+	int st;
+	size_t off = http_parse_feed(p, in.p, in.len, &ev, &st);
+	assert_int_equal(ev, HTTP_EV_HEAD);
+	assert_int_equal(off, strlen(head));
+	struct http_reqx *rx = (struct http_reqx *)http_parse_take_req(p);
+	assert_true(rx->upgrade);
+	assert_false(rx->keep_alive);
+	assert_true(http_req_wants_upgrade(&rx->pub, "berth-attach/1"));
+	assert_true(http_req_wants_upgrade(&rx->pub, "Berth-Attach/1"));
+	assert_false(http_req_wants_upgrade(&rx->pub, "berth-attach"));
+	assert_false(http_req_wants_upgrade(&rx->pub, "websocket"));
+	assert_false(http_req_wants_upgrade(&rx->pub, "berth-attach/1\r\nX: y"));
+	assert_false(http_req_wants_upgrade(&rx->pub, ""));
+	assert_false(http_req_wants_upgrade(NULL, "berth-attach/1"));
+	http_req_free(&rx->pub);
+	off += http_parse_feed(p, in.p + off, in.len - off, &ev, &st);
+	assert_int_equal(ev, HTTP_EV_BODY);
+	off += http_parse_feed(p, in.p + off, in.len - off, &ev, &st);
+	assert_int_equal(ev, HTTP_EV_DONE);
+	assert_int_equal(off, strlen(head) + 5);
+	assert_int_equal(http_parse_phase(p), HTTP_PHASE_CLOSED);
+	http_parse_free(p);
+	buf_free(&in);
+
+	/* which requests want which protocol */
+	const struct {
+		const char *in, *proto;
+		bool want;
+	} cases[] = {
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket ,berth-attach/1\r\n\r\n",
+		 "berth-attach/1", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket ,berth-attach/1\r\n\r\n",
+		 "websocket", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nUpgrade: berth-attach/1\r\n\r\n",
+		 "berth-attach/1", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: berth-attach/1x\r\n\r\n",
+		 "berth-attach/1", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: berth-attach/1\r\n\r\n", "berth-attach/1", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n", "berth-attach/1", false},
+		{"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: berth-attach/1\r\n\r\n", "berth-attach/1", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		p = http_parse_new();
+		struct http_req *r = parse_one(p, cases[i].in);
+		if (http_req_wants_upgrade(r, cases[i].proto) != cases[i].want)
+			fail_msg("case %zu (%s): want %d", i, cases[i].proto, cases[i].want);
+		http_req_free(r);
+		http_parse_free(p);
+	}
 }
 
 static void test_parse_forms(void **state)
@@ -385,15 +472,6 @@ static void test_parse_limits_exact(void **state)
 	buf_free(&b);
 }
 
-static struct http_req *parse_one(struct http_parse *p, const char *in)
-{
-	enum http_parse_event ev;
-	int st;
-	http_parse_feed(p, in, strlen(in), &ev, &st);
-	assert_int_equal(ev, HTTP_EV_HEAD);
-	return http_parse_take_req(p);
-}
-
 static void test_parse_query(void **state)
 {
 	struct http_parse *p = http_parse_new();
@@ -459,6 +537,14 @@ struct fx {
 	size_t probe_conns, probe_rbuf_cap;
 	int probe_has_req, probe_has_parser, probe_requests;
 	atomic_int probe_done, abort_flag;
+	/* tunnels (loop thread) */
+	struct http_tunnel *tun;
+	struct http_req *upgrading;   /* an upgrade decided later, from the tick timer */
+	struct conn *tconn;           /* the tunnel's connection, looked at while it is live */
+	struct buf tin;               /* what on_data got (not in bulk mode) */
+	int tmode, resume, tcloses, tclose_on_server_close, tpauses, tresumes, body_ok, up_null, wants;
+	size_t tbytes, tmax_queued, tmax_rbuf;
+	atomic_int tclosed, tpaused_once;
 	/* the client thread's side */
 	struct resp r[8];
 	int nr;
@@ -697,6 +783,122 @@ static void on_stream_abort(struct http_req *r, void *arg)
 #define BIG_LEN (1024 * 1024)
 static char bigbody[BIG_LEN];
 
+/* --- tunnels (loop thread) --- */
+
+static void on_tick(uv_timer_t *t);
+
+#define ATTACH_PROTO "berth-attach/1"
+#define ATTACH_JSON "{\"argv\":[\"sh\",\"-c\",\"exit 7\"],\"tty\":false}"
+#define BULK_LIMIT (256 * 1024)        /* the bulk echo pauses reading above this much queued */
+enum { T_ECHO, T_QUIT, T_BULK };
+
+static void t_data(void *arg, const char *d, size_t n)
+{
+	struct fx *f = arg;
+	f->tbytes += n;
+	if (f->tconn->tpaused)
+		f->writes_failed = 1000;   /* no data while paused */
+	if (n + f->tconn->rbuf.cap > f->tmax_rbuf)
+		f->tmax_rbuf = n + f->tconn->rbuf.cap;   /* what one read costs */
+	if (f->tmode == T_BULK) {
+		if (http_tunnel_write(f->tun, d, n) < 0)
+			f->writes_failed++;
+		size_t q = http_tunnel_queued(f->tun);
+		if (q > f->tmax_queued)
+			f->tmax_queued = q;
+		if (q > BULK_LIMIT) {
+			http_tunnel_pause(f->tun, true);
+			f->tpauses++;
+			atomic_store(&f->tpaused_once, 1);
+		}
+		return;
+	}
+	buf_add(&f->tin, d, n);
+	if (f->tmode == T_QUIT) {
+		if (strstr(buf_str(&f->tin), "quit")) {
+			/* more than the socket takes at once: the close must flush it first */
+			http_tunnel_write(f->tun, bigbody, BIG_LEN);
+			http_tunnel_write(f->tun, "END", 3);
+			http_tunnel_close(f->tun);
+			f->tun = NULL;
+		}
+		return;
+	}
+	if (http_tunnel_write(f->tun, d, n) < 0)
+		f->writes_failed++;
+}
+
+static void t_close(void *arg)
+{
+	struct fx *f = arg;
+	f->tcloses++;
+	f->tclose_on_server_close = f->srv->closing;
+	if (http_tunnel_write(f->tun, "x", 1) >= 0)   /* a closed tunnel takes no more writes */
+		f->writes_failed = 1000;
+	f->tun = NULL;
+	f->tconn = NULL;
+	atomic_store(&f->tclosed, 1);
+}
+
+static void t_drain(void *arg)
+{
+	struct fx *f = arg;
+	if (f->tmode == T_BULK && f->tconn->tpaused) {
+		f->tresumes++;
+		http_tunnel_pause(f->tun, false);
+	}
+}
+
+/* Switch r to a tunnel; the handlers for /attach/... */
+static void attach(struct fx *f, struct http_req *r)
+{
+	f->body_ok = r->body.len == strlen(ATTACH_JSON) && !memcmp(r->body.p, ATTACH_JSON, r->body.len);
+	struct conn *c = r->conn;
+	bool async = !strcmp(r->path, "/attach/async");   /* r is gone once upgraded */
+	if (!strcmp(r->path, "/attach/bulk")) {
+		int v = 64 * 1024;    /* small socket buffers: the queue, not the kernel, takes the load */
+		uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
+		uv_recv_buffer_size((uv_handle_t *)&c->tcp, &v);
+	}
+	struct http_tunnel_events ev = {t_data, t_close, f, t_drain};
+	f->tmode = !strcmp(r->path, "/attach/quit") ? T_QUIT : !strcmp(r->path, "/attach/bulk") ? T_BULK : T_ECHO;
+	f->tun = http_req_upgrade(r, ATTACH_PROTO, "X-Attach: yes\r\n", &ev);
+	if (!f->tun) {
+		f->up_null++;
+		http_respond_error(r, 500, "could not upgrade");
+		return;
+	}
+	f->tconn = c;
+	http_tunnel_write(f->tun, "hi\n", 3);
+	if (async) {
+		/* paused before anything was handed over: the early bytes wait for the resume */
+		http_tunnel_pause(f->tun, true);
+		f->resume = 1;
+		uv_timer_start(&f->tick, on_tick, 1, 0);
+	}
+}
+
+static void h_attach(struct fx *f, struct http_req *r)
+{
+	f->wants += http_req_wants_upgrade(r, ATTACH_PROTO);
+	if (!strcmp(r->path, "/attach/busy")) {
+		http_respond_error(r, 409, "the app is not running");
+	} else if (!strcmp(r->path, "/attach/wrong") || !strcmp(r->path, "/attach")) {
+		struct http_tunnel_events ev = {t_data, t_close, f, NULL};
+		if (!strcmp(r->path, "/attach/wrong") ? http_req_upgrade(r, "websocket", NULL, &ev)
+						      : http_req_upgrade(r, ATTACH_PROTO, NULL, &ev))
+			f->writes_failed = 1000;   /* must not happen */
+		else
+			f->up_null++;
+		http_respond_error(r, 426, "upgrade to " ATTACH_PROTO);
+	} else if (!strcmp(r->path, "/attach/async")) {
+		f->upgrading = r;               /* decided later, from the loop */
+		uv_timer_start(&f->tick, on_tick, 1, 0);
+	} else {
+		attach(f, r);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct fx *f = t->data;
@@ -707,6 +909,16 @@ static void on_tick(uv_timer_t *t)
 			f->writes_failed++;
 		else
 			f->stream_lines++;
+	}
+	if (f->resume && f->tun) {
+		f->resume = 0;
+		f->tresumes++;
+		http_tunnel_pause(f->tun, false);
+	}
+	if (f->upgrading) {
+		struct http_req *r = f->upgrading;
+		f->upgrading = NULL;
+		attach(f, r);
 	}
 	if (f->pending) {
 		struct http_req *r = f->pending;
@@ -761,6 +973,8 @@ static void h_request(void *arg, struct http_req *r)
 		uv_timer_start(&f->tick, on_tick, 5, f->flood ? 2 : 5);
 	} else if (!strcmp(r->path, "/big")) {
 		http_respond(r, 200, "application/octet-stream", bigbody, BIG_LEN, NULL);
+	} else if (!strncmp(r->path, "/attach", 7)) {
+		h_attach(f, r);
 	} else if (!strcmp(r->path, "/async")) {
 		f->pending = r;
 		uv_timer_start(&f->tick, on_tick, 30, 0);
@@ -843,6 +1057,7 @@ static struct fx *fx_run(void (*client)(struct fx *), uint64_t head_ms, uint64_t
 
 static void fx_free(struct fx *f)
 {
+	buf_free(&f->tin);
 	for (int i = 0; i < 8; i++)
 		resp_free(&f->r[i]);
 	struct err e = ERR_INIT;
@@ -1431,6 +1646,290 @@ static void test_server_spool_abort(void **state)
 	fx_free(f);
 }
 
+/* --- Upgrade: tunnels --- */
+
+/* Wait (with a deadline) for the loop thread to raise a flag. */
+static int wait_flag(atomic_int *flag)
+{
+	for (int i = 0; i < 5000 && !atomic_load(flag); i++)
+		usleep(1000);
+	return atomic_load(flag);
+}
+
+static void send_attach(struct cli *c, const char *path, const char *after)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer T\r\nConnection: Upgrade\r\n"
+		 "Upgrade: " ATTACH_PROTO "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s%s",
+		 path, strlen(ATTACH_JSON), ATTACH_JSON, after);
+	cli_send(c, b.p, b.len);     /* head, body and the first tunnel bytes in one segment */
+	buf_free(&b);
+}
+
+/* Read exactly n tunnel bytes into out. */
+static int cli_take(struct cli *c, size_t n, struct buf *out)
+{
+	if (cli_need(c, n) < 0)
+		return -1;
+	buf_add(out, c->in.p, n);
+	buf_consume(&c->in, n);
+	return 0;
+}
+
+/* Upgrade (answered inside on_request, then from a timer), echo both ways, hang up. */
+static void cl_tunnel_echo(struct fx *f)
+{
+	const char *paths[] = {"/attach/echo", "/attach/async"};
+	for (int i = 0; i < 2; i++) {
+		struct cli c;
+		struct resp *r = &f->r[f->nr];
+		cli_open(&c, f->port);
+		atomic_store(&f->tclosed, 0);
+		send_attach(&c, paths[i], "early!");
+		if (next_response(f, &c, 1) < 0)
+			return;
+		cli_take(&c, 3 + 6, &r->body);          /* the handler's "hi\n", then the echo */
+		cli_sends(&c, "ping");
+		cli_take(&c, 4, &r->body);
+		shutdown(c.fd, SHUT_WR);                 /* the peer's EOF ends the tunnel */
+		f->eof[i] = wait_flag(&f->tclosed) && cli_eof(&c);
+		cli_close(&c);
+	}
+}
+
+static void test_tunnel_echo(void **state)
+{
+	struct fx *f = fx_run(cl_tunnel_echo, 0, 0, 0, 0);
+	assert_int_equal(f->nr, 2);
+	for (int i = 0; i < 2; i++) {
+		struct resp *r = &f->r[i];
+		if (r->status != 101)
+			fail_msg("%d: want 101, got:\n%s", i, buf_str(&r->head));
+		assert_true(!strncmp(r->head.p, "HTTP/1.1 101 Switching Protocols\r\n", 34));
+		assert_string_equal(hdr(r, "Upgrade"), ATTACH_PROTO);
+		assert_string_equal(hdr(r, "Connection"), "Upgrade");
+		assert_string_equal(hdr(r, "X-Attach"), "yes");
+		assert_non_null(hdr(r, "Date"));
+		assert_null(hdr(r, "Content-Length"));
+		assert_null(hdr(r, "Transfer-Encoding"));
+		assert_string_equal(buf_str(&r->body), "hi\nearly!ping");
+		assert_true(f->eof[i]);
+	}
+	/* the bytes sent with the request reached on_data, not the HTTP parser */
+	assert_string_equal(buf_str(&f->tin), "early!pingearly!ping");
+	assert_true(f->body_ok);
+	assert_int_equal(f->tcloses, 2);
+	assert_false(f->tclose_on_server_close);
+	assert_int_equal(f->requests, 2);
+	assert_int_equal(f->wants, 2);
+	assert_int_equal(f->up_null, 0);
+	assert_int_equal(f->tresumes, 1);
+	assert_int_equal(f->writes_failed, 0);
+	assert_ends(f);
+	fx_free(f);
+}
+
+/* Upgrade requests answered as plain HTTP: the answer arrives, then the connection ends. */
+static void cl_tunnel_refused(struct fx *f)
+{
+	struct cli c;
+	cli_open(&c, f->port);
+	send_attach(&c, "/attach/busy", "stdin bytes");
+	next_response(f, &c, 0);                /* r0 */
+	f->eof[0] = cli_eof(&c);
+	cli_close(&c);
+
+	cli_open(&c, f->port);
+	send_attach(&c, "/attach/wrong", "");
+	next_response(f, &c, 0);                /* r1: the handler speaks another protocol */
+	f->eof[1] = cli_eof(&c);
+	cli_close(&c);
+
+	/* not an upgrade request: upgrade refuses, the connection stays for the next request */
+	cli_open(&c, f->port);
+	cli_sends(&c, "POST /attach HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+	next_response(f, &c, 0);                /* r2 */
+	cli_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	next_response(f, &c, 0);                /* r3 */
+	cli_close(&c);
+
+	/* HTTP/1.0 has no Upgrade */
+	cli_open(&c, f->port);
+	cli_sends(&c, "GET /attach/echo HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: " ATTACH_PROTO "\r\n\r\n");
+	next_response(f, &c, 0);                /* r4 */
+	f->eof[2] = cli_eof(&c);
+	cli_close(&c);
+}
+
+static void test_tunnel_refused(void **state)
+{
+	struct fx *f = fx_run(cl_tunnel_refused, 0, 0, 0, 0);
+	assert_int_equal(f->nr, 5);
+	assert_int_equal(f->r[0].status, 409);
+	assert_string_equal(buf_str(&f->r[0].body), "{\"error\":\"the app is not running\"}\n");
+	assert_string_equal(hdr(&f->r[0], "Connection"), "close");
+	assert_null(hdr(&f->r[0], "Upgrade"));
+	assert_true(f->eof[0]);
+	assert_int_equal(f->r[1].status, 426);
+	assert_string_equal(hdr(&f->r[1], "Connection"), "close");
+	assert_true(f->eof[1]);
+	assert_int_equal(f->r[2].status, 426);
+	assert_null(hdr(&f->r[2], "Connection"));
+	assert_int_equal(f->r[3].status, 200);
+	assert_int_equal(f->r[4].status, 500);      /* attach() could not upgrade it */
+	assert_string_equal(hdr(&f->r[4], "Connection"), "close");
+	assert_true(f->eof[2]);
+	assert_int_equal(f->wants, 2);              /* busy and wrong; not the plain one nor 1.0 */
+	assert_int_equal(f->up_null, 3);
+	assert_int_equal(f->tcloses, 0);
+	assert_int_equal(f->writes_failed, 0);
+	assert_ends(f);
+	fx_free(f);
+}
+
+/* The handler closes: the peer gets everything queued, then EOF; no on_close. */
+static void cl_tunnel_handler_close(struct fx *f)
+{
+	struct cli c;
+	cli_open(&c, f->port);
+	send_attach(&c, "/attach/quit", "");
+	next_response(f, &c, 1);
+	struct resp *r = &f->r[0];
+	cli_take(&c, 3, &r->body);
+	cli_sends(&c, "qu");
+	cli_sends(&c, "it");
+	if (cli_take(&c, BIG_LEN + 3, &r->body) == 0)
+		f->eof[0] = cli_eof(&c);
+	cli_close(&c);
+}
+
+static void test_tunnel_handler_close(void **state)
+{
+	for (size_t i = 0; i < BIG_LEN; i++)
+		bigbody[i] = (char)('A' + i % 23);
+	struct fx *f = fx_run(cl_tunnel_handler_close, 0, 0, 0, 0);
+	assert_int_equal(f->r[0].status, 101);
+	assert_int_equal(f->r[0].body.len, 3 + BIG_LEN + 3);
+	assert_memory_equal(f->r[0].body.p, "hi\n", 3);
+	assert_memory_equal(f->r[0].body.p + 3, bigbody, BIG_LEN);
+	assert_memory_equal(f->r[0].body.p + 3 + BIG_LEN, "END", 3);
+	assert_true(f->eof[0]);
+	assert_int_equal(f->tcloses, 0);
+	assert_ends(f);
+	fx_free(f);
+}
+
+/* A tunnel still open when the server closes gets its on_close. */
+static void cl_tunnel_server_close(struct fx *f)
+{
+	struct cli c;
+	cli_open(&c, f->port);
+	send_attach(&c, "/attach/echo", "x");
+	next_response(f, &c, 1);
+	cli_take(&c, 4, &f->r[0].body);
+	f->eof[0] = c.fd;                        /* left open: fx's done closes the server */
+	buf_free(&c.in);
+}
+
+static void test_tunnel_server_close(void **state)
+{
+	struct fx *f = fx_run(cl_tunnel_server_close, 0, 0, 0, 0);
+	close(f->eof[0]);
+	assert_int_equal(f->r[0].status, 101);
+	assert_string_equal(buf_str(&f->r[0].body), "hi\nx");
+	assert_int_equal(f->tcloses, 1);
+	assert_true(f->tclose_on_server_close);
+	assert_int_equal(f->writes_failed, 0);
+	assert_ends(f);
+	fx_free(f);
+}
+
+#define BULK_TOTAL (8u << 20)
+
+static unsigned char bulk_byte(size_t i)
+{
+	return (unsigned char)((i * 131u) ^ (i >> 13));
+}
+
+/* Several MB both ways through an echo that pauses reading while its queue is long, and a
+ * client that reads nothing until the server had to pause. */
+static void cl_tunnel_bulk(struct fx *f)
+{
+	struct cli c;
+	memset(&c, 0, sizeof c);
+	c.fd = socket(AF_INET, SOCK_STREAM, 0);
+	int v = 64 * 1024;
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+	setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+	struct timeval tv = {5, 0};
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(c.fd, (struct sockaddr *)&a, sizeof a) < 0)
+		return;
+	send_attach(&c, "/attach/bulk", "");
+	if (next_response(f, &c, 1) < 0 || cli_need(&c, 3) < 0)
+		return;
+	buf_consume(&c.in, 3);                    /* "hi\n" */
+	fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+	static unsigned char out[64 * 1024];
+	size_t sent = 0, got = 0, bad = 0;
+	long long deadline = now_ms() + 30000;
+	while (got < BULK_TOTAL && now_ms() < deadline) {
+		int reading = atomic_load(&f->tpaused_once) || sent == BULK_TOTAL;
+		struct pollfd pfd = {c.fd, (short)((sent < BULK_TOTAL ? POLLOUT : 0) | (reading ? POLLIN : 0)), 0};
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		if (pfd.revents & POLLOUT) {
+			size_t n = BULK_TOTAL - sent < sizeof out ? BULK_TOTAL - sent : sizeof out;
+			for (size_t i = 0; i < n; i++)
+				out[i] = bulk_byte(sent + i);
+			ssize_t w = send(c.fd, out, n, MSG_NOSIGNAL);
+			if (w > 0)
+				sent += (size_t)w;
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			unsigned char in[64 * 1024];
+			ssize_t n = recv(c.fd, in, sizeof in, 0);
+			if (n <= 0 && !(n < 0 && errno == EAGAIN))
+				break;
+			for (ssize_t i = 0; i < n; i++)
+				bad += in[i] != bulk_byte(got + (size_t)i);
+			if (n > 0)
+				got += (size_t)n;
+		}
+	}
+	f->ms[0] = (long long)sent;
+	f->ms[1] = (long long)got;
+	f->ms[2] = (long long)bad;
+	atomic_store(&f->tclosed, 0);
+	shutdown(c.fd, SHUT_WR);
+	f->eof[0] = wait_flag(&f->tclosed);
+	cli_close(&c);
+}
+
+static void test_tunnel_bulk(void **state)
+{
+	struct fx *f = fx_run(cl_tunnel_bulk, 0, 0, 0, 0);
+	assert_int_equal(f->r[0].status, 101);
+	assert_int_equal(f->ms[0], BULK_TOTAL);
+	assert_int_equal(f->ms[1], BULK_TOTAL);
+	assert_int_equal(f->ms[2], 0);
+	assert_int_equal(f->tbytes, BULK_TOTAL);
+	assert_true(f->tpauses >= 1);
+	assert_true(f->tresumes >= 1);
+	/* bounded memory: the queue stops one read over the limit; a read is handed over
+	 * whole and the connection keeps no other input buffer meanwhile */
+	assert_true(f->tmax_queued <= BULK_LIMIT + 2 * HTTP_READ_CHUNK);
+	assert_true(f->tmax_rbuf > 0);
+	assert_true(f->tmax_rbuf <= 2 * HTTP_READ_CHUNK);
+	assert_true(f->eof[0]);
+	assert_int_equal(f->tcloses, 1);
+	assert_int_equal(f->writes_failed, 0);
+	assert_ends(f);
+	fx_free(f);
+}
+
 static void test_server_listen_error(void **state)
 {
 	uv_loop_t loop;
@@ -1456,6 +1955,7 @@ int main(void)
 		cmocka_unit_test(test_parse_chunked),
 		cmocka_unit_test(test_parse_content_length_limit),
 		cmocka_unit_test(test_parse_keepalive),
+		cmocka_unit_test(test_parse_upgrade),
 		cmocka_unit_test(test_parse_forms),
 		cmocka_unit_test(test_parse_refusals),
 		cmocka_unit_test(test_parse_limits_exact),
@@ -1475,6 +1975,11 @@ int main(void)
 		cmocka_unit_test(test_server_backpressure),
 		cmocka_unit_test(test_server_slow_reader),
 		cmocka_unit_test(test_server_spool_abort),
+		cmocka_unit_test(test_tunnel_echo),
+		cmocka_unit_test(test_tunnel_refused),
+		cmocka_unit_test(test_tunnel_handler_close),
+		cmocka_unit_test(test_tunnel_server_close),
+		cmocka_unit_test(test_tunnel_bulk),
 		cmocka_unit_test(test_server_listen_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

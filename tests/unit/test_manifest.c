@@ -229,7 +229,7 @@ static void test_yaml_errors(void **state)
 		 "berth.yaml:2:3: env: expected an environment name; default config vars go under "
 		 "config:"},
 		{"foo: 1\n", "berth.yaml:1:1: unknown key \"foo\" at top level (expected one of app, "
-		 "env, config, processes)"},
+		 "env, config, processes, build, build_timeout, release, release_timeout, cron)"},
 		{"- 1\n- 2\n", "berth.yaml:1:1: top level: expected a mapping (app:, env:, config:, "
 		 "processes:), got a list"},
 		{"processes:\n  worker:\n    command: x\n    health:\n      tcp: true\n",
@@ -413,7 +413,8 @@ static void test_procfile(void **state)
 	assert_string_equal(m.source, "Procfile");
 	assert_null(m.app);
 	assert_null(m.env);
-	assert_int_equal(m.nprocs, 4);
+	assert_int_equal(m.nprocs, 3);   /* release: is Heroku's release phase, not a process */
+	assert_string_equal(m.release, "./migrate.sh");
 	assert_string_equal(m.procs[0].name, "web");
 	assert_string_equal(m.procs[0].command, "gunicorn app:app --bind 0.0.0.0:$PORT");
 	assert_true(m.procs[0].port);
@@ -427,8 +428,6 @@ static void test_procfile(void **state)
 	assert_int_equal(m.procs[1].health.startup_ms, 300);
 	assert_string_equal(m.procs[2].name, "clock");
 	assert_string_equal(m.procs[2].command, "./cron.sh");
-	assert_string_equal(m.procs[3].name, "release");
-	assert_string_equal(m.procs[3].command, "./migrate.sh");
 	manifest_free(&m);
 
 	static const char bom[] = "\xef\xbb\xbfweb: ./server \xe2\x9c\x93\n";
@@ -951,7 +950,7 @@ static void test_server_conf_file(void **state)
 		{"release_keep: [3]\n", ":1:15: release_keep: expected an integer from 1 to 1000, "
 		 "got a list"},
 		{"upload: 1G\n", ":1:1: unknown key \"upload\" at top level (expected one of profiles, "
-		 "upload_limit, log_rotate, log_keep, release_keep, alerts, router)"},
+		 "upload_limit, log_rotate, log_keep, release_keep, alerts, router, builds)"},
 		{"profiles: [\n", ":2:1: YAML syntax error: did not find expected node content (while "
 		 "parsing a flow node that starts on line 2)"},
 	};

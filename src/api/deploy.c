@@ -60,6 +60,8 @@ struct deploy {
 	struct rc_waiter *waiter;   /* waiting for another rollout of the app */
 	int waited_for;
 	char who[80];           /* who asked (ctx->who) */
+	struct deploy *next_build;  /* api->builds: one build per app at a time, in arrival order */
+	bool in_builds;
 };
 
 static int hash_file(const char *path, char out[65], struct err *e)
@@ -183,9 +185,43 @@ static void hide_path(struct err *e, const char *path, const char *as)
 }
 
 /* Frees d and ends the deploy for the gc (which may free a closing api: nothing after it). */
+static void builds_unlink(struct deploy *d)
+{
+	if (!d->in_builds)
+		return;
+	for (struct deploy **pp = &d->api->builds; *pp; pp = &(*pp)->next_build)
+		if (*pp == d) {
+			*pp = d->next_build;
+			break;
+		}
+	d->in_builds = false;
+}
+
+static int start_build(struct deploy *d, struct err *e);
+static void deploy_fail(struct deploy *d, struct err *e, json_t *logs);
+
+/* The app's next waiting build, if the one that ended was holding it back. */
+static void builds_next(struct api *a, const char *env, const char *app)
+{
+	for (struct deploy *q = a->builds; q; q = q->next_build) {
+		if (strcmp(q->env, env) || strcmp(q->app, app))
+			continue;
+		if (q->job)
+			return;        /* one is running */
+		struct err e = ERR_INIT;
+		if (start_build(q, &e) < 0)
+			deploy_fail(q, &e, NULL);
+		return;
+	}
+}
+
 static void deploy_free(struct deploy *d)
 {
 	struct api *a = d->api;
+	if (d->in_builds) {
+		builds_unlink(d);
+		builds_next(a, d->env, d->app);
+	}
 	char env[64], app[64];
 	snprintf(env, sizeof env, "%s", d->env);
 	snprintf(app, sizeof app, "%s", d->app);
@@ -215,7 +251,7 @@ static void deploy_abort(struct http_req *r, void *arg)
 {
 	struct deploy *d = arg;
 	d->c = NULL;
-	if (d->done && !d->job && !d->waiter)
+	if (d->done && !d->job && !d->waiter && !d->in_builds)
 		deploy_free(d);
 }
 
@@ -381,6 +417,10 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 {
 	struct deploy *d = arg;
 	d->job = NULL;
+	if (d->in_builds) {
+		builds_unlink(d);
+		builds_next(d->api, d->env, d->app);
+	}
 	if (d->partial.len) {
 		build_line(d, d->partial.p, d->partial.len);
 		buf_consume(&d->partial, d->partial.len);
@@ -461,6 +501,21 @@ static char **build_env(struct deploy *d)
 
 static int start_build(struct deploy *d, struct err *e)
 {
+	if (!d->in_builds) {
+		/* One build per app at a time: builds share the app's dependency cache. */
+		struct deploy **pp = &d->api->builds;
+		bool busy = false;
+		for (; *pp; pp = &(*pp)->next_build)
+			busy |= !strcmp((*pp)->env, d->env) && !strcmp((*pp)->app, d->app);
+		*pp = d;
+		d->in_builds = true;
+		if (busy) {
+			deploy_event(d, json_pack("{s:s, s:s}", "event", "info", "message",
+						  "waiting for the build of the deploy in progress to finish (this deploy goes "
+						  "on after it)"));
+			return 0;
+		}
+	}
 	const struct server_build_conf *bc = &d->api->conf->builds;
 	const char *pname = bc->profile ? bc->profile : "large";
 	const struct profile *prof = *pname ? server_conf_profile(d->api->conf, pname) : NULL;

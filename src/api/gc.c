@@ -13,6 +13,8 @@
  * Never blocks the loop; never removes anything when the store could not be read. */
 #include "api/internal.h"
 #include "model/model.h"
+#include "manifest/manifest.h"
+#include <unistd.h>
 #include "util/fsutil.h"
 #include "util/log.h"
 #include <dirent.h>
@@ -48,6 +50,8 @@ struct gc_job {
 	struct api *api;
 	struct gc_app *ga;
 	char *app_dir;            /* DATA/releases/<env>/<app> */
+	char *cache_dir;          /* DATA/cache/<env>/<app> */
+	size_t cache_removed;
 	char **keep;              /* sorted dir names to keep */
 	size_t nkeep;
 	char **paths;             /* start-up: leftover .gc-* paths to remove */
@@ -96,6 +100,7 @@ static void job_free(struct gc_job *j)
 		free(j->paths[k]);
 	free(j->paths);
 	free(j->app_dir);
+	free(j->cache_dir);
 	free(j);
 }
 
@@ -114,6 +119,64 @@ static void job_error(struct gc_job *j, const struct err *e)
 	j->failed++;
 	if (!j->error[0])
 		snprintf(j->error, sizeof j->error, "%s", e->msg);
+}
+
+/* Work thread: the dependency caches (DATA/cache/<env>/<app>/<builder>/<hash>) that no kept
+ * code directory links to any more go too (a build links .berth/venv or node_modules into
+ * them; prunes never run while a deploy of the app is in flight, so a cache directory being
+ * built is never taken for unused). */
+static void prune_cache(struct gc_job *j)
+{
+	static const char *const links[] = {".berth/venv", "node_modules"};
+	static const char *const builders[] = {"python", "node"};
+	char **used = NULL;
+	size_t nused = 0;
+	for (size_t k = 0; k < j->nkeep; k++) {
+		for (size_t l = 0; l < 2; l++) {
+			char *p = xasprintf("%s/%s/%s", j->app_dir, j->keep[k], links[l]);
+			char target[4096];
+			ssize_t n = readlink(p, target, sizeof target - 1);
+			free(p);
+			if (n <= 0)
+				continue;
+			target[n] = 0;
+			char *slash = strrchr(target, '/');   /* .../<hash>/venv -> .../<hash> */
+			if (!slash)
+				continue;
+			*slash = 0;
+			used = xrealloc(used, (nused + 1) * sizeof *used);
+			used[nused++] = xstrdup(target);
+		}
+	}
+	for (size_t b = 0; b < 2; b++) {
+		char *dir = xasprintf("%s/%s", j->cache_dir, builders[b]);
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *p = xasprintf("%s/%s", dir, de->d_name);
+			bool in_use = false;
+			for (size_t u = 0; u < nused && !in_use; u++)
+				in_use = !strcmp(used[u], p);
+			if (!in_use) {
+				char *to = xasprintf("%s/.gc-%s-%08x", dir, de->d_name, randombytes_random());
+				struct err e = ERR_INIT;
+				if (rename(p, to) == 0 && fs_rm_rf(to, &e) == 0)
+					j->cache_removed++;
+				else if (e.msg[0])
+					job_error(j, &e);
+				free(to);
+			}
+			free(p);
+		}
+		if (d)
+			closedir(d);
+		free(dir);
+	}
+	for (size_t u = 0; u < nused; u++)
+		free(used[u]);
+	free(used);
 }
 
 /* Work thread: rename every unkept code-* to .gc-code-*-<random>, then remove those trees. */
@@ -173,6 +236,7 @@ static void prune_work(uv_work_t *w)
 		free(doomed[k]);
 	}
 	free(doomed);
+	prune_cache(j);
 }
 
 static void gc_start(struct api *a, struct gc_app *g);
@@ -185,6 +249,9 @@ static void prune_after(uv_work_t *w, int status)
 	if (j->removed)
 		log_info("%s/%s: removed %zu old release code director%s (release_keep %d)", g->env, g->app,
 			 j->removed, j->removed == 1 ? "y" : "ies", a->conf->release_keep);
+	if (j->cache_removed)
+		log_info("%s/%s: removed %zu unused dependency cache director%s", g->env, g->app, j->cache_removed,
+			 j->cache_removed == 1 ? "y" : "ies");
 	if (j->failed)
 		log_warn("%s/%s: removing old release code: %zu failure%s, first: %s", g->env, g->app, j->failed,
 			 j->failed == 1 ? "" : "s", j->error);
@@ -285,6 +352,7 @@ static void gc_start(struct api *a, struct gc_app *g)
 	j->api = a;
 	j->ga = g;
 	j->app_dir = xasprintf("%s/releases/%s/%s", a->data_dir, g->env, g->app);
+	j->cache_dir = xasprintf("%s/cache/%s/%s", a->data_dir, g->env, g->app);
 	j->keep = xcalloc(json_object_size(keep) + 1, sizeof *j->keep);
 	const char *dir;
 	json_t *v;
@@ -376,7 +444,7 @@ static void sweep_after(uv_work_t *w, int status)
 	struct gc_job *j = w->data;
 	struct api *a = j->api;
 	if (j->removed)
-		log_info("removed %zu release code director%s left half-removed by a previous server",
+		log_info("removed %zu release code or cache director%s left behind by a previous server",
 			 j->removed, j->removed == 1 ? "y" : "ies");
 	if (j->failed)
 		log_warn("removing leftover release code: %zu failure%s, first: %s", j->failed,
@@ -385,21 +453,60 @@ static void sweep_after(uv_work_t *w, int status)
 	api_job_done(a);
 }
 
-void api_gc_init(struct api *a)
+/* Add the matches of DATA/<pattern> to j's paths; with orphans_only, only app directories
+ * (DATA/x/<env>/<app>) whose app the store does not have. */
+static void add_paths(struct api *a, struct gc_job *j, const char *pattern, bool orphans_only)
 {
-	/* Listed now, before any prune of this server can make new ones. */
-	char *pattern = xasprintf("%s/releases/*/*/.gc-*", a->data_dir);
+	char *full = xasprintf("%s/%s", a->data_dir, pattern);
 	glob_t gl;
-	int r = glob(pattern, GLOB_NOSORT, NULL, &gl);
-	free(pattern);
+	int r = glob(full, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &gl);
+	free(full);
 	if (r != 0)
 		return;
+	for (size_t k = 0; k < gl.gl_pathc; k++) {
+		if (orphans_only) {
+			const char *app = strrchr(gl.gl_pathv[k], '/') + 1;
+			const char *env_end = app - 1, *env = env_end;
+			while (env > gl.gl_pathv[k] && env[-1] != '/')
+				env--;
+			char envn[64], appn[64];
+			snprintf(envn, sizeof envn, "%.*s", (int)(env_end - env), env);
+			snprintf(appn, sizeof appn, "%s", app);
+			if (!name_valid(envn) || !name_valid(appn))
+				continue;
+			struct err e = ERR_INIT;
+			char *key = model_app_key(envn, appn);
+			json_t *doc = model_get(a->st, key, NULL, &e);
+			free(key);
+			json_decref(doc);
+			if (doc || e.code != ERR_NOTFOUND)
+				continue;     /* the app exists (or the store could not say): keep */
+			log_info("removing the files of %s/%s, an app that no longer exists (%s)", envn, appn,
+				 gl.gl_pathv[k]);
+		}
+		j->paths = xrealloc(j->paths, (j->npaths + 1) * sizeof *j->paths);
+		j->paths[j->npaths++] = xstrdup(gl.gl_pathv[k]);
+	}
+	globfree(&gl);
+}
+
+void api_gc_init(struct api *a)
+{
+	/* Listed now, before any prune of this server can make new ones: half-removed trees
+	 * (.gc-*), half-unpacked uploads, and the code and caches of apps that were destroyed
+	 * (or deleted by an older server) while their files stayed. */
 	struct gc_job *j = xcalloc(1, sizeof *j);
 	j->api = a;
-	j->paths = xcalloc(gl.gl_pathc, sizeof *j->paths);
-	for (size_t k = 0; k < gl.gl_pathc; k++)
-		j->paths[j->npaths++] = xstrdup(gl.gl_pathv[k]);
-	globfree(&gl);
+	static const char *const leftovers[] = {"releases/*/*/.gc-*", "releases/*/.gc-*", "releases/*/*/.unpack-*",
+						"cache/*/.gc-*", "cache/*/*/*/.gc-*", "volumes/*/.gc-*"};
+	for (size_t k = 0; k < sizeof leftovers / sizeof leftovers[0]; k++)
+		add_paths(a, j, leftovers[k], false);
+	add_paths(a, j, "releases/*/*", true);
+	add_paths(a, j, "cache/*/*", true);
+	if (!j->npaths) {
+		job_free(j);
+		return;
+	}
 	j->work.data = j;
 	a->jobs++;
 	uv_queue_work(a->loop, &j->work, sweep_work, sweep_after);

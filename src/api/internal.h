@@ -34,6 +34,7 @@ struct api {
 	struct endpoints *eps;       /* may be NULL (no router) */
 	struct metrics *metrics;     /* may be NULL */
 	struct gc_app *gc_apps;      /* per-app deploy/prune state (gc.c) */
+	struct deploy *builds;       /* deploys building or waiting to build (deploy.c) */
 	int jobs;                    /* work-queue jobs in flight (deploys, prunes) */
 	bool closing;                /* api_free was called; freed when jobs reaches 0 */
 };

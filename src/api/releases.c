@@ -204,8 +204,8 @@ void api_release_get(struct ctx *c, const char *num)
 		return;
 	}
 	json_t *j = public_release(c, doc, NULL);
-	/* In full: processes with their commands, the config (values masked unless ?reveal=1,
-	 * which needs a deployer), the release phase and cron jobs. */
+	/* In full: processes with their commands, the release phase and cron jobs (the config is
+	 * in the document as in the listing; the CLI masks its values unless --reveal). */
 	json_t *m = json_object_get(doc, "manifest");
 	json_t *procs = json_array();
 	size_t i;
@@ -221,20 +221,6 @@ void api_release_get(struct ctx *c, const char *num)
 		json_array_append_new(procs, pj);
 	}
 	json_object_set_new(j, "process_details", procs);
-	const char *rv = http_req_query(c->req, "reveal");
-	bool reveal = rv && !strcmp(rv, "1");
-	if (reveal && c->role < ROLE_DEPLOYER) {
-		json_decref(j);
-		json_decref(doc);
-		http_respond_error(c->req, 403, "config values are shown to deployers and admins only");
-		return;
-	}
-	json_t *cfg = json_object();
-	const char *k;
-	json_t *cv;
-	json_object_foreach(json_object_get(doc, "config"), k, cv)
-		json_object_set_new(cfg, k, reveal ? json_incref(cv) : json_string("*****"));
-	json_object_set_new(j, "config", cfg);
 	const char *rel_cmd = model_json_str(m, "release", NULL);
 	if (rel_cmd)
 		json_object_set_new(j, "release_command", json_string(rel_cmd));

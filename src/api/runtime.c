@@ -3,6 +3,7 @@
  * logs/; changes nothing except `DELETE volumes/V`. */
 #include "api/internal.h"
 #include "logs/logs.h"
+#include "oneoff/oneoff.h"
 #include "model/model.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
@@ -21,7 +22,8 @@ void api_instances(struct ctx *c)
 		return;
 	}
 	json_decref(app);
-	http_respond_json(c->req, 200, json_pack("{s:o}", "instances", reconciler_instances(c->api->rc, c->env, c->app)));
+	http_respond_json(c->req, 200, json_pack("{s:o, s:o}", "instances", reconciler_instances(c->api->rc, c->env, c->app),
+						 "oneoffs", oneoffs_list(reconciler_oneoffs(c->api->rc), c->env, c->app)));
 }
 
 /* ---- logs ---- */
@@ -36,7 +38,7 @@ static void line_json(struct buf *b, const struct log_line *l)
 	json_object_set_new(j, "process", json_string(l->process));
 	json_object_set_new(j, "slot", json_integer(l->slot));
 	json_object_set_new(j, "release", json_integer(l->release));
-	json_object_set_new(j, "stream", json_string(l->stream == 2 ? "err" : "out"));
+	json_object_set_new(j, "stream", json_string(l->stream == 2 ? "err" : l->stream == LOGS_STREAM_BERTH ? "berth" : "out"));
 	/* Logs are bytes; keep invalid UTF-8 visible rather than failing the line. */
 	json_t *text = json_stringn(l->text, l->len);
 	if (!text) {

@@ -20,8 +20,8 @@ struct pack_stats {
 	size_t files_ignored;  /* files, symlinks and special files left out */
 	size_t dirs_ignored;   /* directories left out (each once, contents not counted) */
 	char source[64];       /* the rules used, for people: ".berthignore", ".gitignore" or
-				* "no ignore file", then ", node_modules" and/or ", .venv, __pycache__"
-				* when those defaults were on */
+				* "no ignore file", then ", node_modules" and/or
+				* ", .venv, __pycache__" when those defaults were on */
 };
 
 /* Pack the tree under dir into out (tar + gzip), leaving out:

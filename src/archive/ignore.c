@@ -75,8 +75,10 @@ static bool cls_has(const struct cls *c, unsigned ch)
 /* The [:name:] classes, in the C locale's ASCII meaning. */
 static bool posix_class(const char *name, size_t len, struct cls *c)
 {
-	static const char *const names[] = { "alnum", "alpha", "blank", "cntrl", "digit", "graph",
-					     "lower", "print", "punct", "space", "upper", "xdigit" };
+	static const char *const names[] = {
+		"alnum", "alpha", "blank", "cntrl", "digit", "graph",
+		"lower", "print", "punct", "space", "upper", "xdigit",
+	};
 	size_t k;
 	for (k = 0; k < sizeof names / sizeof names[0]; k++)
 		if (strlen(names[k]) == len && !memcmp(names[k], name, len))
@@ -204,11 +206,12 @@ static bool compile(const unsigned char *p, size_t len, size_t lead, struct pat 
 			while (i < len && p[i] == '*')
 				i++;
 			t.kind = T_STAR;
-			/* "**" crosses '/' only as a whole component: at the start or after a '/', and
-			 * at the end or before a '/'; elsewhere it is '*'. Before a plain '/' it may also
-			 * match nothing, that '/' included ("a/" "**" "/b" matches "a/b"), so the pair
-			 * becomes T_DIRS + T_DIRS_IN, which take the '/' with them. Before an escaped
-			 * '/' wildmatch offers no such shortcut: "anything", then the '/'. */
+			/* "**" crosses '/' only as a whole component: at the start or after
+			 * a '/', and at the end or before a '/'; elsewhere it is '*'. Before a
+			 * plain '/' it may also match nothing, that '/' included ("a/" "**" "/b"
+			 * matches "a/b"), so it becomes T_DIRS + T_DIRS_IN, which take the '/'
+			 * along. Before an escaped '/' wildmatch offers no such shortcut:
+			 * "anything", then the '/'. */
 			bool starts = s == 0 || s == lead || p[s - 1] == '/';
 			bool ends = i == len || p[i] == '/' ||
 				    (p[i] == '\\' && i + 1 < len && p[i + 1] == '/');
@@ -295,6 +298,7 @@ static bool pat_run(const struct pat *pt, const char *text, size_t m)
 		return m == pt->ntok && !memcmp(pt->lit, text, m);
 	enum { SMALL = 128 };
 	size_t n = pt->ntok;
+	const struct cls *cls = pt->classes;
 	uint32_t lists[2 * (SMALL + 1)];
 	uint8_t marks[2 * (SMALL + 1)];
 	uint32_t *lmem = n <= SMALL ? lists : xmalloc(2 * (n + 1) * sizeof *lmem);
@@ -315,7 +319,7 @@ static bool pat_run(const struct pat *pt, const char *text, size_t m)
 			switch (t->kind) {
 			case T_LIT:     if (c == t->ch) set_add(nxt, i + 1); break;
 			case T_ANY:     if (c != '/') set_add(nxt, i + 1); break;
-			case T_CLASS:   if (cls_has(&pt->classes[t->cls], c)) set_add(nxt, i + 1); break;
+			case T_CLASS:   if (cls_has(cls + t->cls, c)) set_add(nxt, i + 1); break;
 			case T_STAR:    if (c != '/') set_add(nxt, i); break;
 			case T_DSTAR:   set_add(nxt, i); break;
 			case T_DIRS:    break;   /* empty moves only */
@@ -420,9 +424,10 @@ static int parse_line(const char *s, size_t len, struct pat *pt)
 			s++;
 			len--;
 		}
-		/* git compares an anchored pattern's literal head itself and hands only the rest
-		 * to wildmatch, so a "**" right after that head counts as the pattern's start:
-		 * "foo" "**" "/bar" matches "foox/y/bar" and "foobar". Copied, to agree with git. */
+		/* git compares an anchored pattern's literal head itself and hands only the
+		 * rest to wildmatch, so a "**" right after that head counts as the pattern's
+		 * start: "foo" "**" "/bar" matches "foox/y/bar" and "foobar". Copied, to agree
+		 * with git. */
 		while (lead < len && !strchr("*?[\\", s[lead]))
 			lead++;
 	}
@@ -453,7 +458,8 @@ int ignore_add_file(struct ignore *ig, const char *base, const char *fname, cons
 		i += len + 1;
 		if (memchr(s, 0, len)) {
 			file_clear(&f);
-			return err_set(e, ERR_INVALID, "%s:%u: NUL byte in an ignore file", fname, line);
+			return err_set(e, ERR_INVALID, "%s:%u: NUL byte in an ignore file", fname,
+				       line);
 		}
 		if (len && s[len - 1] == '\r')
 			len--;
@@ -462,8 +468,8 @@ int ignore_add_file(struct ignore *ig, const char *base, const char *fname, cons
 		len = trim_trailing_spaces(s, len);
 		if (len > IGNORE_MAX_PATTERN) {
 			file_clear(&f);
-			return err_set(e, ERR_INVALID, "%s:%u: pattern longer than %d bytes", fname, line,
-				       IGNORE_MAX_PATTERN);
+			return err_set(e, ERR_INVALID, "%s:%u: pattern longer than %d bytes", fname,
+				       line, IGNORE_MAX_PATTERN);
 		}
 		if (f.npat == cap) {
 			cap = cap ? 2 * cap : 8;

@@ -347,14 +347,15 @@ static int setup_rules(struct packer *p, const char *dir)
 	int rc = read_ignore(full, ".berthignore", &bi, &p->berthignore, p->e);
 	free(full);
 	p->rules = ignore_new();
+	const char *dflt = buf_str(&defaults);
 	if (rc == 0 && p->berthignore) {
 		/* the defaults first, so that a "!node_modules/" in .berthignore wins over them */
-		rc = ignore_add_file(p->rules, "", "(defaults)", buf_str(&defaults), defaults.len, p->e);
+		rc = ignore_add_file(p->rules, "", "(defaults)", dflt, defaults.len, p->e);
 		if (rc == 0)
 			rc = ignore_add_file(p->rules, "", ".berthignore", buf_str(&bi), bi.len, p->e);
 	} else if (rc == 0) {
 		p->fixed = ignore_new();
-		rc = ignore_add_file(p->fixed, "", "(defaults)", buf_str(&defaults), defaults.len, p->e);
+		rc = ignore_add_file(p->fixed, "", "(defaults)", dflt, defaults.len, p->e);
 		p->gitignore = true;
 	}
 	buf_free(&defaults);

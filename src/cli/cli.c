@@ -165,21 +165,27 @@ static const struct verb verbs[] = {
 	 "Set how many instances of each process run",
 	 "Sets the number of instances of each named process (a non-negative integer; 0 stops a\n"
 	 "process). This makes a new release with the new formation and rolls it out. Without\n"
-	 "arguments, prints the current formation.\n"
+	 "arguments, prints the current formation. A stopped app is not scaled: `berth start` it\n"
+	 "first.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth scale web=3 worker=2\n"
 	 "  berth scale worker=0\n"
 	 "  berth scale             # show the formation, e.g. web=3 worker=2\n"},
 	{"restart", cmd_restart, F_COMMON, G_APP,
-	 "berth restart [PROCESS] [--app A] [--env E] [--json]",
+	 "berth restart [PROCESS | PROCESS.N] [--app A] [--env E] [--json]",
 	 "Restart an app's instances, one at a time",
 	 "Replaces every instance of the app (or only those of PROCESS) with a fresh one of the\n"
 	 "same release, one at a time, each new one gated by its health check.\n"
+	 "PROCESS.N (as `berth ps` names it, e.g. web.2) restarts that one instance alone: for a\n"
+	 "process with a port the new one starts and must be healthy before the old one stops, so\n"
+	 "no request is dropped; a process without a port is stopped first, then started again.\n"
+	 "A stopped app is left alone: `berth start` it first.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth restart\n"
-	 "  berth restart worker\n"},
+	 "  berth restart worker\n"
+	 "  berth restart web.2\n"},
 	{"cron", cmd_cron, F_COMMON, G_APP,
 	 "berth cron [list] [--app A] [--env E] [--json]\n"
 	 "berth cron run NAME [--app A] [--env E]",
@@ -318,12 +324,11 @@ static const struct verb verbs[] = {
 	 "  export BERTH_TOKEN=$(berth tokens create ci --role deployer)\n"
 	 "  berth tokens rm ci\n"},
 	{"server", NULL, 0, G_ADMIN,
-	 "berth server [--data DIR] [--api HOST:PORT] [--config FILE]",
+	 "berth server [--data DIR] [--api HOST:PORT] [--config FILE] [FLAGS]",
 	 "Run the berth daemon",
 	 "Runs the daemon in the foreground until SIGTERM or Ctrl-C. State lives in DIR\n"
 	 "(default ./.berth). On first start it creates an admin token in DIR/admin.token\n"
 	 "(mode 0600); clients on the same machine can use it with --data DIR.\n"
-	 "`berth server --help` lists all of its flags.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth server\n"
@@ -343,12 +348,140 @@ static const struct verb verbs[] = {
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
-static const struct verb *find_verb(const char *name)
+static const struct verb *find_verb_n(const char *name, size_t n)
 {
 	for (size_t i = 0; i < NVERBS; i++)
-		if (!strcmp(verbs[i].name, name))
+		if (strlen(verbs[i].name) == n && !strncmp(verbs[i].name, name, n))
 			return &verbs[i];
 	return NULL;
+}
+
+static const struct verb *find_verb(const char *name)
+{
+	return find_verb_n(name, strlen(name));
+}
+
+/* Optimal string alignment distance (an edit: insert, delete, replace, swap two neighbours),
+ * for words of up to 31 bytes; longer ones are "far" (99). */
+static int edit_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	if (n > 31 || m > 31)
+		return 99;
+	int d[32][32];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[n][m];
+}
+
+/* Heroku's spellings. Beyond these renames, VERB:SUB is `VERB SUB` for every verb
+ * (config:set, apps:create, releases:info, maintenance:on, ...); `logs --tail` is a flag of
+ * its own (args.c). */
+static const struct alias {
+	const char *name;
+	const char *verb;
+	const char *arg;     /* a word put right after the verb; NULL: none */
+} aliases[] = {
+	{"ps:scale", "scale", NULL},
+	{"ps:restart", "restart", NULL},
+	{"releases:rollback", "rollback", NULL},
+	{"run:detached", "run", "-d"},
+};
+#define NALIASES (sizeof aliases / sizeof aliases[0])
+
+/* The verb a colon word stands for ("config:set": config, with *next "set"; "ps:scale":
+ * scale, *next NULL), or NULL when it stands for none. *next points into word or the table. */
+static const struct verb *resolve_colon(const char *word, const char **next)
+{
+	*next = NULL;
+	for (size_t i = 0; i < NALIASES; i++)
+		if (!strcmp(aliases[i].name, word)) {
+			*next = aliases[i].arg;
+			return find_verb(aliases[i].verb);
+		}
+	const char *colon = strchr(word, ':');
+	if (!colon || colon == word || !colon[1])
+		return NULL;
+	for (size_t i = 0; i < NALIASES; i++)   /* "ps:sacle" is a typo, not `ps sacle` */
+		if (edit_distance(aliases[i].name, word) <= 2)
+			return NULL;
+	const struct verb *v = find_verb_n(word, (size_t)(colon - word));
+	if (!v || v->group == G_HIDDEN || !v->fn)
+		return NULL;
+	*next = colon + 1;
+	return v;
+}
+
+/* The names closest to word (by edit distance, at most limit; else, with prefix, those word
+ * is a prefix of, from 2 letters): their indexes into best_idx, returning how many. NULL
+ * names are skipped. */
+static size_t closest(const char *word, const char *const *names, size_t n, int limit, bool prefix,
+		      size_t *best_idx)
+{
+	int best = 99;
+	size_t nb = 0, wn = strlen(word);
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i])
+			continue;
+		int d = edit_distance(word, names[i]);
+		if (d > limit)
+			d = prefix && wn >= 2 && !strncmp(names[i], word, wn) ? 50 : 99;
+		if (d == 99 || d > best)
+			continue;
+		if (d < best)
+			nb = 0;
+		best = d;
+		best_idx[nb++] = i;
+	}
+	return nb;
+}
+
+/* "berth: unknown verb "deplyo"; did you mean deploy?" on stderr. For VERB:SUB, the Heroku
+ * spellings near it ("ps:sacle": ps:scale), else the verbs near VERB with :SUB kept. Returns
+ * EXIT_USAGE. */
+static int unknown_verb(const char *word)
+{
+	const char *names[NVERBS > NALIASES ? NVERBS : NALIASES];
+	size_t idx[NVERBS > NALIASES ? NVERBS : NALIASES], nb = 0;
+	const char *colon = strchr(word, ':'), *suffix = "";
+	if (colon) {
+		for (size_t i = 0; i < NALIASES; i++)
+			names[i] = aliases[i].name;
+		nb = closest(word, names, NALIASES, 2, false, idx);
+	}
+	if (!nb) {
+		char w[32];
+		size_t wn = colon ? (size_t)(colon - word) : strlen(word);
+		snprintf(w, sizeof w, "%.*s", (int)(wn < sizeof w ? wn : sizeof w - 1), word);
+		for (size_t i = 0; i < NVERBS; i++)
+			names[i] = verbs[i].group == G_HIDDEN ? NULL : verbs[i].name;
+		nb = closest(w, names, NVERBS, strlen(w) >= 5 ? 2 : 1, true, idx);
+		suffix = colon ? colon : "";
+	}
+	fprintf(stderr, "berth: unknown verb \"%s\"", word);
+	if (!nb) {
+		fprintf(stderr, " (run `berth help` for the list)\n");
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "; did you mean ");
+	for (size_t k = 0; k < nb; k++)
+		fprintf(stderr, "%s%s%s", k == 0 ? "" : k + 1 == nb ? " or " : ", ", names[idx[k]], suffix);
+	fprintf(stderr, "?\n");
+	return EXIT_USAGE;
 }
 
 /* One line per flag the verb accepts, for its help page. */
@@ -458,7 +591,12 @@ static void print_verb_help(const struct verb *v)
 {
 	cli_print_usage(stdout, v->name);
 	printf("\n%s.\n\n%s", v->summary, v->help);
-	print_flags(stdout, v);
+	if (!strcmp(v->name, "server")) {   /* its flags are the server's own (server.c) */
+		fputs("\nFlags:\n", stdout);
+		server_print_flags(stdout);
+	} else {
+		print_flags(stdout, v);
+	}
 }
 
 static void print_overview(FILE *f)
@@ -472,6 +610,13 @@ static void print_overview(FILE *f)
 			if ((int)verbs[i].group == g)
 				fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
 	}
+	fputs("\nHeroku's spellings work too:\n"
+	      "  VERB:SUB            VERB SUB (config:set, config:get, config:unset, apps:create,\n"
+	      "                      apps:info, apps:destroy, releases:info, maintenance:on, ...)\n", f);
+	for (size_t i = 0; i < NALIASES; i++)
+		fprintf(f, "  %-19s %s%s%s\n", aliases[i].name, aliases[i].verb, aliases[i].arg ? " " : "",
+			aliases[i].arg ? aliases[i].arg : "");
+	fprintf(f, "  %-19s %s\n", "logs --tail", "logs -f");
 	fputs("\nApp and env come from --app/--env or from app:/env: in ./berth.yaml (env defaults\n"
 	      "to production). The server is --api or $BERTH_API (default " CLIENT_DEFAULT_API ");\n"
 	      "the token is --token or $BERTH_TOKEN, or DIR/admin.token with --data DIR.\n"
@@ -493,12 +638,12 @@ static int cmd_help(struct cli_opts *o)
 		print_overview(stdout);
 		return cli_flush() ? EXIT_FAIL : EXIT_OK;
 	}
+	const char *next;
 	const struct verb *v = find_verb(o->pos[0]);
-	if (!v || v->group == G_HIDDEN) {
-		fprintf(stderr, "berth: unknown verb \"%s\" (run `berth help` for the list)\n",
-			o->pos[0]);
-		return EXIT_USAGE;
-	}
+	if (!v)
+		v = resolve_colon(o->pos[0], &next);
+	if (!v || v->group == G_HIDDEN)
+		return unknown_verb(o->pos[0]);
 	print_verb_help(v);
 	return cli_flush() ? EXIT_FAIL : EXIT_OK;
 }
@@ -566,9 +711,24 @@ int cli_main(int argc, char **argv)
 	}
 	const struct verb *v = find_verb(argv[vi]);
 	if (!v) {
-		fprintf(stderr, "berth: unknown verb \"%s\" (run `berth help` for the list)\n", argv[vi]);
 		cli_opts_free(&o);
-		return EXIT_USAGE;
+		const char *word;
+		if (!(v = resolve_colon(argv[vi], &word)))
+			return unknown_verb(argv[vi]);
+		/* `berth ps:scale web=2` is `berth scale web=2`: the same line with the words
+		 * of the Heroku spelling replaced. */
+		char **av = xcalloc((size_t)argc + 2, sizeof *av);
+		int n = 0;
+		for (int i = 0; i < vi; i++)
+			av[n++] = argv[i];
+		av[n++] = (char *)v->name;
+		if (word)
+			av[n++] = (char *)word;
+		for (int i = vi + 1; i < argc; i++)
+			av[n++] = argv[i];
+		rc = cli_main(n, av);
+		free(av);
+		return rc;
 	}
 	if (front & F_VERSION) {
 		cli_opts_free(&o);
@@ -577,9 +737,10 @@ int cli_main(int argc, char **argv)
 	}
 	if (!strcmp(v->name, "server")) {
 		cli_opts_free(&o);
-		if (front == F_HELP && v->group != G_HIDDEN) {   /* `berth --help server` */
+		if ((front == F_HELP || (!front && server_wants_help(argc - vi, argv + vi))) &&
+		    v->group != G_HIDDEN) {   /* `berth --help server`, `berth server --help` */
 			print_verb_help(v);
-			return EXIT_OK;
+			return cli_flush() ? EXIT_FAIL : EXIT_OK;
 		}
 		if (front) {
 			fprintf(stderr, "berth: put the flags of `berth %s` after the verb, e.g. "

@@ -27,11 +27,19 @@ static json_t **sorted_vars(json_t *doc, size_t *n)
 	return v;
 }
 
+/* Is it one of berth's own (BERTH_*), not the app's config? */
+static bool berth_own(json_t *var)
+{
+	return !strcmp(json_string_value(json_object_get(var, "source")), "berth");
+}
+
 static void show_list(json_t *doc, const struct cli_target *t)
 {
-	size_t n;
+	size_t n, own = 0;
 	json_t **v = sorted_vars(doc, &n);
-	if (!n) {
+	for (size_t i = 0; i < n; i++)
+		own += berth_own(v[i]);
+	if (n == own) {
 		printf("No config vars for %s in %s. Set one with `berth config set KEY=VALUE`.\n",
 		       t->app, t->env);
 		free(v);
@@ -41,6 +49,8 @@ static void show_list(json_t *doc, const struct cli_target *t)
 	struct table *tb = table_new(3, head);
 	for (size_t i = 0; i < n; i++) {
 		const char *src = json_string_value(json_object_get(v[i], "source"));
+		if (berth_own(v[i]))
+			continue;      /* BERTH_APP, BERTH_ENV, ...: in --json; every app has them */
 		const char *row[] = {json_string_value(json_object_get(v[i], "key")),
 				     json_string_value(json_object_get(v[i], "value")),
 				     !strcmp(src, "config") ? "config set" : src};

@@ -47,7 +47,8 @@ static int on_line(const char *line, size_t len, void *ud)
 			buf_addf(&b, " %s ", inst ? inst : "-");
 			fmt_release(&b, json_object_get(j, "release"));
 			const char *stream = json_string_value(json_object_get(j, "stream"));
-			buf_adds(&b, stream && !strcmp(stream, "err") ? " err| " : " | ");
+			buf_adds(&b, stream && !strcmp(stream, "err") ? " err| " :
+				     stream && !strcmp(stream, "berth") ? " berth| " : " | ");
 		}
 		json_t *text = json_object_get(j, "line");
 		if (json_is_string(text))
@@ -105,8 +106,9 @@ int cmd_logs(struct cli_opts *o)
 	if (o->since && time_parse_rfc3339(o->since, &us) && time_parse_duration_ms(o->since, &ms))
 		return cli_usage_error("logs", "--since wants a time like 2026-11-24T20:00:00Z or a "
 				       "duration like 10m or 2h, got \"%s\"", o->since);
-	if (o->process && !name_valid(o->process))
-		return cli_usage_error("logs", "\"%s\" is not a process name", o->process);
+	if (o->process && !name_valid(o->process) &&
+	    !(!strncmp(o->process, "cron.", 5) && name_valid(o->process + 5)))
+		return cli_usage_error("logs", "\"%s\" is not a process name (nor cron.JOB)", o->process);
 	if (o->router && (o->set & (F_APP | F_ENV | F_PROCESS)))
 		return cli_usage_error("logs", "--router shows the router's access log: it takes no "
 				       "--%s", cli_flag_name(o->set & F_APP ? F_APP :

@@ -1,7 +1,9 @@
 /* cli/ps: `berth ps`: the instances of one app, with state, pid, port, restart count, uptime
  * and how the last run ended, so a crash loop is visible at a glance. */
 #include <inttypes.h>
+#include <string.h>
 #include "cli/cmd.h"
+#include "util/timeutil.h"
 #include "cli/output.h"
 
 static void int_cell(struct buf *b, json_t *v)
@@ -52,14 +54,45 @@ static void show(json_t *instances)
 	table_free(t);
 }
 
+/* One-offs running now: run/exec sessions, a build, the release phase, cron runs. */
+static void show_oneoffs(json_t *oo)
+{
+	static const char *const head[] = {"ONE-OFF", "RELEASE", "PID", "STARTED", "COMMAND"};
+	struct table *t = table_new(5, head);
+	int64_t now = time_now_us();
+	size_t i;
+	json_t *o;
+	json_array_foreach(oo, i, o) {
+		struct buf rel = BUF_INIT, pid = BUF_INIT, started = BUF_INIT;
+		fmt_release(&rel, json_object_get(o, "release"));
+		buf_addf(&pid, "%lld", (long long)json_integer_value(json_object_get(o, "pid")));
+		fmt_ago_str(&started, json_string_value(json_object_get(o, "started_at")), now);
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+		/* A user's command line may hold secrets: show it only for berth's own kinds. */
+		bool own = kind && strcmp(kind, "run") && strcmp(kind, "exec");
+		const char *row[] = {json_string_value(json_object_get(o, "id")), rel.len ? rel.p : "-", pid.p, started.p,
+				     own ? json_string_value(json_object_get(o, "command")) : "(berth run/exec)"};
+		table_add(t, row);
+		buf_free(&rel);
+		buf_free(&pid);
+		buf_free(&started);
+	}
+	printf("\n");
+	table_print(t, stdout);
+	table_free(t);
+}
+
 static void show_doc(json_t *doc, const struct cli_target *t)
 {
 	json_t *inst = json_object_get(doc, "instances");
+	json_t *oo = json_object_get(doc, "oneoffs");
 	if (!json_array_size(inst))
 		printf("No instances of %s in %s (not deployed yet, stopped, or scaled to 0).\n",
 		       t->app, t->env);
 	else
 		show(inst);
+	if (json_array_size(oo))
+		show_oneoffs(oo);
 }
 
 int cmd_ps(struct cli_opts *o)

@@ -38,15 +38,28 @@ static void fmt_build(struct buf *b, json_t *build)
 		buf_adds(b, " (reused)");
 }
 
+/* Columns: VERSION STATUS [CODE] CREATED [BUILD] DESCRIPTION CHANGES; CODE only when some
+ * release's code was removed, BUILD only when some release was built. */
 static void show(json_t *releases)
 {
-	static const char *const head[] = {"VERSION", "STATUS", "CREATED", "BUILD", "DESCRIPTION", "CHANGES"};
-	static const char *const head_code[] = {"VERSION", "STATUS", "CODE", "CREATED", "BUILD", "DESCRIPTION", "CHANGES"};
-	bool with_code = some_code_removed(releases);
-	struct table *t = with_code ? table_new(7, head_code) : table_new(6, head);
-	int64_t now = time_now_us();
+	bool with_code = some_code_removed(releases), with_build = false;
 	size_t i;
 	json_t *r;
+	json_array_foreach(releases, i, r)
+		with_build |= json_is_object(json_object_get(r, "build"));
+	const char *head[7];
+	size_t nc = 0;
+	head[nc++] = "VERSION";
+	head[nc++] = "STATUS";
+	if (with_code)
+		head[nc++] = "CODE";
+	head[nc++] = "CREATED";
+	if (with_build)
+		head[nc++] = "BUILD";
+	head[nc++] = "DESCRIPTION";
+	head[nc++] = "CHANGES";
+	struct table *t = table_new(nc, head);
+	int64_t now = time_now_us();
 	json_array_foreach(releases, i, r) {
 		struct buf ver = BUF_INIT, created = BUF_INIT, desc = BUF_INIT, changes = BUF_INIT, build = BUF_INIT;
 		fmt_build(&build, json_object_get(r, "build"));
@@ -67,13 +80,18 @@ static void show(json_t *releases)
 			if (s)
 				buf_addf(&changes, "%s%s", changes.len ? ", " : "", s);
 		}
-		const char *status = json_string_value(json_object_get(r, "status"));
-		const char *code = json_is_false(json_object_get(r, "code_kept")) ? "removed" : "kept";
-		const char *row[] = {ver.p, status, created.p, build.p, desc.len ? desc.p : "-",
-				     changes.len ? changes.p : "-"};
-		const char *row_code[] = {ver.p, status, code, created.p, build.p, desc.len ? desc.p : "-",
-					  changes.len ? changes.p : "-"};
-		table_add(t, with_code ? row_code : row);
+		const char *row[7];
+		size_t n = 0;
+		row[n++] = ver.p;
+		row[n++] = json_string_value(json_object_get(r, "status"));
+		if (with_code)
+			row[n++] = json_is_false(json_object_get(r, "code_kept")) ? "removed" : "kept";
+		row[n++] = created.p;
+		if (with_build)
+			row[n++] = build.p;
+		row[n++] = desc.len ? desc.p : "-";
+		row[n++] = changes.len ? changes.p : "-";
+		table_add(t, row);
 		buf_free(&ver);
 		buf_free(&created);
 		buf_free(&desc);
@@ -92,6 +110,8 @@ static void show_doc(json_t *doc, const struct cli_target *t)
 	else
 		show(rels);
 }
+
+static bool reveal;
 
 static void show_info(json_t *r, const struct cli_target *t)
 {
@@ -134,7 +154,9 @@ static void show_info(json_t *r, const struct cli_target *t)
 	const char *k;
 	json_t *v;
 	json_object_foreach(cfg, k, v)
-		printf("  %s=%s\n", k, json_string_value(v));
+		printf("  %s=%s\n", k, reveal ? json_string_value(v) : "*****");
+	if (json_object_size(cfg) && !reveal)
+		printf("  (values masked: --reveal shows them)\n");
 	json_array_foreach(json_object_get(r, "cron"), i, p)
 		printf("%s  cron.%s  %s  %s\n", i ? "" : "Cron:\n", json_string_value(json_object_get(p, "name")),
 		       json_string_value(json_object_get(p, "schedule")), json_string_value(json_object_get(p, "command")));
@@ -157,7 +179,8 @@ int cmd_releases(struct cli_opts *o)
 		if (cli_parse_version(o->pos[1], &v, &e))
 			return cli_usage_error("releases", "%s", e.msg);
 		char suffix[64];
-		snprintf(suffix, sizeof suffix, "/releases/%lld%s", (long long)v, o->reveal ? "?reveal=1" : "");
+		snprintf(suffix, sizeof suffix, "/releases/%lld", (long long)v);
+		reveal = o->reveal;
 		return cli_app_get(o, suffix, show_info);
 	}
 	if (o->npos)

@@ -3,7 +3,8 @@
  * Layout (documented in docs/REFERENCE.md): DIR/logs/<env>/<app>/<process>.<slot>.log, rotated
  * by size to .log.1 (newest) .. .log.<keep>. One line per output line:
  *   2026-11-24T20:19:13.123456Z v3 out hello world
- * (timestamp UTC with microseconds, release, stream out|err, then the text; a partial
+ * (timestamp UTC with microseconds, release, stream out|err|sys, then the text; "sys" lines
+ * are berth's own about the instance: started, healthy, exited, restarting, stopped; a partial
  * line longer than 16 KiB is cut into several lines). Several instances of one slot (old and
  * new release during a rollout) share the slot's file; the daemon is its only writer and
  * writes whole lines only.
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include "util/err.h"
 
+#define LOGS_STREAM_BERTH 3   /* berth's own lines about an instance ("sys") */
 struct logs;
 struct log_sink;
 struct logs_sub;
@@ -25,7 +27,7 @@ struct log_line {
 	const char *env, *app, *process;
 	int slot;
 	int release;
-	int stream;            /* 1 = stdout ("out"), 2 = stderr ("err") */
+	int stream;            /* 1 = stdout ("out"), 2 = stderr ("err"), 3 = berth's own ("sys") */
 	const char *text;      /* not NUL-terminated */
 	size_t len;
 };

@@ -34,7 +34,7 @@ struct log_sink {
 	struct logs *l;
 	struct log_file *f;
 	int release;
-	struct buf partial[2];  /* stdout, stderr: bytes after the last newline, raw */
+	struct buf partial[3];  /* stdout, stderr, berth's own: bytes after the last newline, raw */
 	struct log_sink *prev, *next;
 };
 

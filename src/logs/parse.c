@@ -82,13 +82,15 @@ int logs_parse_line(const char *p, size_t n, struct logs_parsed *out)
 		return -1;
 	out->release = (int)rel;
 	i++;
-	/* "out" | "err", then the end or ' ' + text */
+	/* "out" | "err" | "sys", then the end or ' ' + text */
 	if (n - i < 3)
 		return -1;
 	if (!memcmp(p + i, "out", 3))
 		out->stream = 1;
 	else if (!memcmp(p + i, "err", 3))
 		out->stream = 2;
+	else if (!memcmp(p + i, "sys", 3))
+		out->stream = LOGS_STREAM_BERTH;
 	else
 		return -1;
 	i += 3;

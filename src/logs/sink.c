@@ -320,7 +320,7 @@ static void emit_begin(struct emit *em, struct log_sink *s, int stream, int64_t 
 	time_format_rfc3339(ts, em->prefix, sizeof em->prefix);
 	size_t tl = strlen(em->prefix);
 	int k = snprintf(em->prefix + tl, sizeof em->prefix - tl, " v%d %s ", s->release,
-			 stream == 2 ? "err" : "out");
+			 stream == 2 ? "err" : stream == LOGS_STREAM_BERTH ? "sys" : "out");
 	em->plen = tl + (k > 0 ? (size_t)k : 0);
 	if (em->plen >= sizeof em->prefix)
 		em->plen = sizeof em->prefix - 1;
@@ -374,7 +374,7 @@ void logs_sink_write(struct log_sink *s, int stream, const char *data, size_t n)
 {
 	if (!s || !data || !n)
 		return;
-	stream = stream == 2 ? 2 : 1;
+	stream = stream == 2 || stream == LOGS_STREAM_BERTH ? stream : 1;
 	struct buf *pb = &s->partial[stream - 1];
 	int64_t ts = time_now_us();
 	struct emit em;
@@ -439,6 +439,7 @@ void logs_sink_close(struct log_sink *s)
 	struct logs *l = s->l;
 	sink_flush(s, 1);
 	sink_flush(s, 2);
+	sink_flush(s, LOGS_STREAM_BERTH);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

@@ -2,12 +2,12 @@
  * lives in src/cron/schedule.c (pure, fuzzed); this file only adapts its answers to the
  * manifest's messages. */
 #include "manifest/internal.h"
-#if __has_include("cron/schedule.h")   /* TEMP while src/cron lands */
 #include "cron/schedule.h"
 
 int mf_cron_check(const char *schedule, char *msg, size_t msglen, size_t *off)
 {
 	struct cron_sched cs;
+	*off = 0;
 	return cron_parse(schedule, &cs, msg, msglen, off);
 }
 
@@ -15,14 +15,3 @@ bool mf_cron_tz_ok(const char *tz)
 {
 	return cron_tz_valid(tz);
 }
-#else
-int mf_cron_check(const char *schedule, char *msg, size_t msglen, size_t *off)
-{
-	return 0;
-}
-
-bool mf_cron_tz_ok(const char *tz)
-{
-	return true;
-}
-#endif

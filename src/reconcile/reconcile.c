@@ -851,10 +851,14 @@ static void check_deadlines(struct reconciler *rc, struct app_rt *rt)
 			if (s->release != target || s->ever_healthy || !p || s->state == INST_STOPPING)
 				continue;
 			if (s->started_us && now - s->started_us > p->health.deadline_ms * 1000) {
-				char reason[600];
-				snprintf(reason, sizeof reason, "%s (v%d) not healthy after %lld ms%s%s", s->id, target,
-					 (long long)p->health.deadline_ms, s->last_error[0] ? ": " : "", s->last_error);
-				json_t *logs = instance_recent_output(v[k], 10);
+				char reason[800], hint[200] = "";
+				if (s->port && (p->health.kind == HEALTH_TCP || p->health.kind == HEALTH_HTTP) &&
+				    strstr(s->last_error, "refused"))
+					snprintf(hint, sizeof hint, " (hint: nothing listens on 127.0.0.1:%d; the app must listen on "
+						 "the port in $PORT)", s->port);
+				snprintf(reason, sizeof reason, "%s (v%d) not healthy after %lld ms%s%s%s", s->id, target,
+					 (long long)p->health.deadline_ms, s->last_error[0] ? ": " : "", s->last_error, hint);
+				json_t *logs = instance_failure_output(v[k]);
 				free(v);
 				fail_rollout(rc, rt, target, reason, logs);
 				json_decref(logs);
@@ -1053,7 +1057,7 @@ static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, co
 			snprintf(reason, sizeof reason, "%s (v%d) exited before becoming healthy: %s", s->id,
 				 s->release, s->last_exit);
 		int target = model_json_int(rt->doc, "target", 0);
-		json_t *logs = instance_recent_output(inst, 10);
+		json_t *logs = instance_failure_output(inst);
 		if (target && s->release == target) {
 			fail_rollout(rc, rt, target, reason, logs);
 		} else {

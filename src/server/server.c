@@ -68,7 +68,7 @@ struct server {
 	int lock_fd;
 };
 
-/* Every flag `berth server` takes. The parser (server_main) and the help (`berth help server`,
+/* Every flag `berth server` takes. The parser (parse_flags) and the help (`berth help server`,
  * `berth server --help`) both read this table, so they cannot drift apart. */
 enum server_flag_id { SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_QUIET, SF_HELP };
 static const struct server_flag {
@@ -122,9 +122,11 @@ bool server_wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		const struct server_flag *sf = server_flag_find(argv[i]);
-		if (sf && sf->id == SF_HELP)
+		if (!sf)
+			return false;         /* a usage error, which the parser reports */
+		if (sf->id == SF_HELP)
 			return true;
-		if (sf && sf->value)
+		if (sf->value)
 			i++;
 	}
 	return false;
@@ -616,17 +618,10 @@ static void server_free(struct server *s)
 	free(s->conf_path);
 }
 
-int server_main(int argc, char **argv)
+/* Flags into s (the table server_flags). -1 to go on and run, else the exit status: 0 after
+ * --help, 2 after a usage error (printed). */
+static int parse_flags(struct server *s, int argc, char **argv)
 {
-	struct server s = {0};
-	s.data = xstrdup("./.berth");
-	s.api_host = xstrdup("127.0.0.1");
-	s.api_port = 7070;
-	s.router_host = xstrdup("127.0.0.1");
-	s.router_port = 8080;
-	s.dns_host = xstrdup("127.0.0.1");
-	s.dns_port = DNS_PORT_DEFAULT;
-	s.lock_fd = -1;
 	for (int i = 1; i < argc; i++) {
 		const struct server_flag *sf = server_flag_find(argv[i]);
 		const char *v = sf && sf->value && i + 1 < argc ? argv[++i] : NULL;
@@ -647,40 +642,59 @@ int server_main(int argc, char **argv)
 			log_set_quiet(1);
 			break;
 		case SF_DATA:
-			free(s.data);
-			s.data = xstrdup(v);
+			free(s->data);
+			s->data = xstrdup(v);
 			break;
 		case SF_CONFIG:
-			free(s.conf_path);
-			s.conf_path = xstrdup(v);
+			free(s->conf_path);
+			s->conf_path = xstrdup(v);
 			break;
 		case SF_ROUTER:
-			free(s.router_host);
-			s.router_host = NULL;
-			s.router_explicit = true;
-			if (strcmp(v, "off") && parse_hostport(v, &s.router_host, &s.router_port) < 0) {
+			free(s->router_host);
+			s->router_host = NULL;
+			s->router_explicit = true;
+			if (strcmp(v, "off") && parse_hostport(v, &s->router_host, &s->router_port) < 0) {
 				fprintf(stderr, "berth server: --router wants HOST:PORT or off, got \"%s\"\n", v);
 				return 2;
 			}
 			break;
 		case SF_DNS:
-			free(s.dns_host);
-			s.dns_host = NULL;
-			s.dns_explicit = true;
-			if (strcmp(v, "off") && parse_hostport(v, &s.dns_host, &s.dns_port) < 0) {
+			free(s->dns_host);
+			s->dns_host = NULL;
+			s->dns_explicit = true;
+			if (strcmp(v, "off") && parse_hostport(v, &s->dns_host, &s->dns_port) < 0) {
 				fprintf(stderr, "berth server: --dns wants HOST:PORT or off, got \"%s\"\n", v);
 				return 2;
 			}
 			break;
 		case SF_API:
-			free(s.api_host);
-			s.api_host = NULL;
-			if (parse_hostport(v, &s.api_host, &s.api_port) < 0) {
+			free(s->api_host);
+			s->api_host = NULL;
+			if (parse_hostport(v, &s->api_host, &s->api_port) < 0) {
 				fprintf(stderr, "berth server: --api wants HOST:PORT, got \"%s\"\n", v);
 				return 2;
 			}
 			break;
 		}
+	}
+	return -1;
+}
+
+int server_main(int argc, char **argv)
+{
+	struct server s = {0};
+	s.data = xstrdup("./.berth");
+	s.api_host = xstrdup("127.0.0.1");
+	s.api_port = 7070;
+	s.router_host = xstrdup("127.0.0.1");
+	s.router_port = 8080;
+	s.dns_host = xstrdup("127.0.0.1");
+	s.dns_port = DNS_PORT_DEFAULT;
+	s.lock_fd = -1;
+	int rc = parse_flags(&s, argc, argv);
+	if (rc >= 0) {
+		server_free(&s);
+		return rc;
 	}
 	if (sodium_init() < 0) {
 		fprintf(stderr, "berth server: libsodium failed to initialise\n");

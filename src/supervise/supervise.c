@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #define RING_BYTES 8192          /* recent output kept for failure reports */
+#define HEAD_BYTES 2048          /* the first lines of a run, for failure reports */
+#define HEAD_LINES 5
 #define DRAIN_POLL_MS 2
 #define STABLE_MS 10000          /* up this long: the crash counter starts again */
 #define FIRST_PROBE_MS 5
@@ -73,6 +76,11 @@ struct instance {
 	bool in_cgroup, freed_pending, removed;
 	char ring[RING_BYTES];
 	size_t ring_len, ring_pos;
+	char head[HEAD_BYTES];       /* the first lines of the current run */
+	size_t head_len;
+	int head_lines;
+	int64_t lines_seen;          /* newlines of the current run */
+	int oom_seen;                /* the cgroup's OOM kills already reported */
 };
 
 static void schedule_probe(struct instance *i, int64_t delay);
@@ -107,6 +115,24 @@ static void emit(struct instance *i, enum inst_event ev, const char *detail)
 {
 	if (i->sv->fn)
 		i->sv->fn(i->sv->arg, i, ev, detail);
+}
+
+/* One of berth's own lines about the instance in its log ("sys"), beside the app's, as
+ * Heroku's "heroku[web.1]: State changed from starting to up". */
+static void sys_line(struct instance *i, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sys_line(struct instance *i, const char *fmt, ...)
+{
+	if (!i->sink)
+		return;
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s: ", i->st.id);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	buf_addc(&b, '\n');
+	logs_sink_write(i->sink, LOGS_STREAM_BERTH, b.p, b.len);
+	buf_free(&b);
 }
 
 /* ---- endpoints ---- */
@@ -218,12 +244,52 @@ static void ring_add(struct instance *i, const char *d, size_t n)
 	i->ring_len = i->ring_len + n > RING_BYTES ? RING_BYTES : i->ring_len + n;
 }
 
+static void head_add(struct instance *i, const char *d, size_t n)
+{
+	for (size_t k = 0; k < n && i->head_lines < HEAD_LINES && i->head_len < HEAD_BYTES; k++) {
+		i->head[i->head_len++] = d[k];
+		if (d[k] == '\n')
+			i->head_lines++;
+	}
+}
+
 static void on_output(void *arg, int stream, const char *data, size_t n)
 {
 	struct instance *i = arg;
 	if (i->sink)
 		logs_sink_write(i->sink, stream, data, n);
 	ring_add(i, data, n);
+	head_add(i, data, n);
+	for (const char *p = data; (p = memchr(p, '\n', n - (size_t)(p - data))); p++)
+		i->lines_seen++;
+}
+
+json_t *instance_first_output(const struct instance *i, int n)
+{
+	json_t *lines = json_array();
+	const char *p = i->head, *end = i->head + i->head_len;
+	while (p < end && (int)json_array_size(lines) < n) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		size_t len = (size_t)(le - p);
+		if (len && p[len - 1] == '\r')
+			len--;
+		json_array_append_new(lines, json_stringn_nocheck(p, len));
+		p = le + 1;
+	}
+	return lines;
+}
+
+json_t *instance_failure_output(const struct instance *i)
+{
+	if (i->lines_seen <= HEAD_LINES + 10)
+		return instance_recent_output(i, HEAD_LINES + 10);
+	json_t *all = instance_first_output(i, HEAD_LINES);
+	json_array_append_new(all, json_string("..."));
+	json_t *tail = instance_recent_output(i, 10);
+	json_array_extend(all, tail);
+	json_decref(tail);
+	return all;
 }
 
 json_t *instance_recent_output(const struct instance *i, int n)
@@ -304,6 +370,10 @@ static void set_healthy(struct instance *i)
 	}
 	i->st.last_error[0] = 0;
 	publish_endpoint(i);
+	if (recovered || from_loop)
+		sys_line(i, "healthy again");
+	else
+		sys_line(i, "healthy after %lld ms", (long long)((time_now_us() - i->st.started_us) / 1000));
 	emit(i, IEV_HEALTHY, recovered ? "recovered" : NULL);
 	if (from_loop && i->st.state == INST_RUNNING)
 		arm_stable(i);
@@ -343,6 +413,7 @@ static void on_probe_done(void *arg, int ok, const char *detail)
 		i->st.healthy = false;
 		i->st.state = INST_UNHEALTHY;
 		drop_endpoint(i);
+		sys_line(i, "unhealthy: %s (taken out of the router)", i->st.last_error);
 		emit(i, IEV_UNHEALTHY, i->st.last_error);
 		if (i->st.state == INST_STOPPING || i->st.state == INST_STOPPED)
 			return;
@@ -406,8 +477,20 @@ static void on_proc_exit(void *arg, int64_t status, int sig)
 	}
 	uv_timer_stop(&i->timer);
 	describe_exit(i->st.last_exit, sizeof i->st.last_exit, status, sig);
+	if (i->in_cgroup && sig == SIGKILL) {
+		int ooms = cgroup_oom_kills(i->st.key);
+		if (ooms > i->oom_seen) {
+			i->oom_seen = ooms;
+			if (i->has_profile && i->profile.memory_bytes)
+				snprintf(i->st.last_exit, sizeof i->st.last_exit, "out of memory (limit %lld MiB, profile %s)",
+					 (long long)(i->profile.memory_bytes >> 20), i->profile.name);
+			else
+				snprintf(i->st.last_exit, sizeof i->st.last_exit, "out of memory (killed by the kernel)");
+		}
+	}
 	i->st.pid = 0;
 	if (i->st.state == INST_STOPPING) {
+		sys_line(i, "exited: %s", i->st.last_exit);
 		finish_stop(i);
 		return;
 	}
@@ -421,6 +504,10 @@ static void on_proc_exit(void *arg, int64_t status, int sig)
 		i->st.state = INST_BACKOFF;
 		i->st.next_restart_us = time_now_us() + wait * 1000;
 		uv_timer_start(&i->timer, on_timer_restart, (uint64_t)wait, 0);
+		sys_line(i, "crashed: %s; restarting in %lld ms%s", i->st.last_exit, (long long)wait,
+			 i->crashes >= SUPERVISE_CRASH_LOOP ? " (crash loop)" : "");
+	} else {
+		sys_line(i, "exited: %s", i->st.last_exit);
 	}
 	log_info("%s/%s %s (v%d) exited: %s", i->env, i->app, i->st.id, i->st.release, i->st.last_exit);
 	emit(i, IEV_EXITED, i->st.last_exit);
@@ -441,8 +528,12 @@ static void spawn_instance(struct instance *i)
 	i->st.state = INST_STARTING;
 	i->st.healthy = false;
 	i->probe_fails = 0;
+	i->head_len = 0;
+	i->head_lines = 0;
+	i->lines_seen = 0;
 	if (i->sv->drv->start(i->sv->drv, &ds, &ev, &i->proc, &e) < 0) {
 		i->proc = NULL;
+		sys_line(i, "could not start: %s", e.msg);
 		snprintf(i->st.last_error, sizeof i->st.last_error, "%s", e.msg);
 		log_error("%s/%s %s: %s", i->env, i->app, i->st.id, e.msg);
 		emit(i, IEV_FAILED, e.msg);
@@ -453,6 +544,10 @@ static void spawn_instance(struct instance *i)
 	i->st.pid = (int)i->sv->drv->pid(i->proc);
 	i->st.started_us = time_now_us();
 	i->st.next_restart_us = 0;
+	if (i->st.port)
+		sys_line(i, "starting (v%d, pid %d, port %d): %s", i->st.release, i->st.pid, i->st.port, i->command);
+	else
+		sys_line(i, "starting (v%d, pid %d): %s", i->st.release, i->st.pid, i->command);
 	emit(i, IEV_STARTED, NULL);
 	if (i->st.state != INST_STARTING)
 		return;
@@ -631,6 +726,7 @@ static void finish_stop(struct instance *i)
 		health_probe_cancel(i->probe);
 		i->probe = NULL;
 	}
+	sys_line(i, "stopped");
 	logs_sink_close(i->sink);
 	i->sink = NULL;
 	if (i->in_cgroup) {
@@ -667,6 +763,7 @@ void instance_stop(struct instance *i, int64_t grace_ms)
 		return;
 	}
 	i->st.state = INST_STOPPING;
+	sys_line(i, "stopping (grace %lld ms)", (long long)i->grace_ms);
 	i->draining = withdraw_endpoint(i);
 	if (i->draining && !endpoints_drained(i->sv->eps, i->draining)) {
 		/* Let routers stop picking it and finish what they sent, then SIGTERM. */

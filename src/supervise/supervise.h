@@ -93,6 +93,11 @@ json_t *instance_to_json(const struct instance *i);
 const char *inst_state_name(enum inst_state st);
 /* Last n lines this instance wrote (kept in a small ring for failure reports). */
 json_t *instance_recent_output(const struct instance *i, int n);
+/* The first n lines of its current run. */
+json_t *instance_first_output(const struct instance *i, int n);
+/* For a failure report: the whole output of the run when short, else its first lines, "...",
+ * and its last lines (the cause is often at the top, the symptom at the bottom). */
+json_t *instance_failure_output(const struct instance *i);
 
 /* What `berth exec` needs to run a command beside the instance: its directory, its whole
  * environment and its cgroup name (NULL without cgroups). Borrowed; valid until it stops. */

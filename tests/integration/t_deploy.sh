@@ -73,8 +73,8 @@ pass "v1 deployed: progress, ps, web answers, env and cwd of instances"
 # ---- apps, envs, releases
 assert_eq "$(b apps | tr -s ' ')" "ENV APP RELEASE STATE INSTANCES FORMATION
 production demo v1 running 2/2 web=1 worker=1" "apps table"
-assert_eq "$(b apps --json | json '[(a["env"], a["name"], a["release"], a["state"], a["formation"], a["instances"]) for a in d["apps"]]')" \
-  "[('production', 'demo', 1, 'running', {'web': 1, 'worker': 1}, {'running': 2, 'total': 2})]" "apps --json"
+assert_eq "$(b apps --json | json '[(a["env"], a["name"], a["release"], a["state"], a["status"], a["formation"], a["instances"]) for a in d["apps"]]')" \
+  "[('production', 'demo', 1, 'running', 'running', {'web': 1, 'worker': 1}, {'running': 2, 'total': 2, 'wanted': 2})]" "apps --json"
 assert_eq "$(b envs | tr -s ' ')" "ENV APPS
 production 1" "envs table"
 assert_eq "$(b envs --json | json 'd["envs"]')" "[{'name': 'production', 'apps': 1}]" "envs --json"

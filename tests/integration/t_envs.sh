@@ -47,8 +47,8 @@ pass "the same app deployed to production and staging, listed in envs and apps"
 # ---- config in staging only
 run_ok "$T/cs.out" b config set COLOR=blue --app $APP --env staging
 assert_eq "$(worker_said staging 2)" "I am shop in staging, release 2, COLOR=blue" "staging worker after config set"
-assert_eq "$(b config list --app $APP --env staging --json | json 'd')" "{'config': {'COLOR': 'blue'}}" "staging config"
-assert_eq "$(b config list --app $APP --env production --json | json 'd')" "{'config': {}}" "production config"
+assert_eq "$(b config list --app $APP --env staging --json | json 'd["config"]')" "{'COLOR': 'blue'}" "staging config"
+assert_eq "$(b config list --app $APP --env production --json | json 'd["config"]')" "{}" "production config"
 assert_eq "$(b releases --app $APP --env staging --json | json '[r["version"] for r in d["releases"]]')" "[2, 1]" "staging releases"
 assert_eq "$(b releases --app $APP --json | json '[r["version"] for r in d["releases"]]')" "[1]" "production releases"
 assert_eq "$(pids_of $APP web production)" "$P_WEB" "production's web untouched by staging's config change"

@@ -56,11 +56,13 @@ PORTS1=$(json '" ".join(str(i["port"]) for i in d["instances"])' <"$T/ps1.json")
 manifest v2 /bad
 (cd "$D" && b deploy) >"$T/d2.out" 2>"$T/d2.err" &
 D2=$!
-# while v2 rolls out, a second deploy is refused, not interleaved
+# while v2 rolls out, a second deploy waits for it (and says so), never interleaved: it
+# becomes v3 after v2 ended, and fails on the same health check
 wait_for 'b ps --app $APP --json | json "any(i[\"release\"]==2 for i in d[\"instances\"]) or exit(1)"' 50 || fail "no v2 instance appeared"
 rc=0; (cd "$D" && b deploy) >"$T/dc.out" 2>&1 || rc=$?
 [ $rc = 1 ] || { cat "$T/dc.out"; fail "a deploy during a rollout exited $rc"; }
-grep -q "in progress" "$T/dc.out" || { cat "$T/dc.out"; fail "the refused deploy does not say a rollout is in progress"; }
+grep -q "waiting for the rollout of v2 in progress" "$T/dc.out" || { cat "$T/dc.out"; fail "the second deploy does not say it waits for the rollout in progress"; }
+grep -q "created release v3" "$T/dc.out" || { cat "$T/dc.out"; fail "the waiting deploy did not go on as v3 after v2"; }
 if wait $D2; then
   cat "$T/d2.out" "$T/d2.err"; fail "v2 deploy with a failing health check exited 0"
 fi
@@ -69,7 +71,7 @@ grep -q "500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the error does not giv
 grep -q "last log lines" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: no 'last log lines' in the error"; }
 grep -q "| booting release 2" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's own log line is not in the error"; }
 grep -q "| first request /bad -> 500" "$T/d2.err" || { cat "$T/d2.err"; fail "v2: the instance's last request log line is not in the error"; }
-pass "failing health check: deploy exits non-zero with the reason and the instance's log lines; a deploy meanwhile is refused"
+pass "failing health check: deploy exits non-zero with the reason and the instance's log lines; a deploy meanwhile waits for it"
 
 b releases --app $APP --json >"$T/rel.json"
 [ "$(json '[r["status"] for r in d["releases"] if r["version"]==2][0]' <"$T/rel.json")" = failed ] || { cat "$T/rel.json"; fail "v2 not marked failed"; }
@@ -100,8 +102,8 @@ grep -q "exit status 3" "$T/d3.err" || { cat "$T/d3.out" "$T/d3.err"; fail "v3: 
 grep -q "not healthy after" "$T/d3.err" && fail "v3: failed on the health deadline instead of on the exit"
 grep -q "| fatal: cannot read settings $MARK" "$T/d3.err" || { cat "$T/d3.err"; fail "v3: the line the process wrote to stderr is not shown"; }
 b releases --app $APP --json >"$T/rel3.json"
-[ "$(json '[r["status"] for r in d["releases"] if r["version"]==3][0]' <"$T/rel3.json")" = failed ] || fail "v3 not marked failed"
-[[ "$(json '[r["reason"] for r in d["releases"] if r["version"]==3][0]' <"$T/rel3.json")" == *"exit status 3"* ]] || fail "v3's reason lacks the exit status"
+[ "$(json '[r["status"] for r in d["releases"] if r["version"]==4][0]' <"$T/rel3.json")" = failed ] || fail "v3 (release v4) not marked failed"
+[[ "$(json '[r["reason"] for r in d["releases"] if r["version"]==4][0]' <"$T/rel3.json")" == *"exit status 3"* ]] || fail "v3's reason lacks the exit status"
 [ "$(json '[r["status"] for r in d["releases"] if r["version"]==1][0]' <"$T/rel3.json")" = active ] || fail "v1 no longer active after v3"
 wait_for '[ "$(b ps --app $APP --json | json "[i[\"pid\"] for i in d[\"instances\"] if i[\"release\"]==1 and i[\"state\"]==\"running\"]" | tr -d "[],")" = "$PIDS1" ] && [ "$(count_state $APP running)" = 2 ]' 50 \
   || { b ps --app $APP; fail "after v3, v1 is not exactly as before"; }
@@ -118,9 +120,9 @@ WEB2=$(pids_of $APP web | cut -d' ' -f2)
 if (cd "$D" && b deploy) >"$T/d4.out" 2>"$T/d4.err"; then
   cat "$T/d4.out" "$T/d4.err"; fail "v4 (slot 2 exits) deploy exited 0"
 fi
-grep -q "web.1 (v4) healthy" "$T/d4.out" || { cat "$T/d4.out"; fail "test precondition: web.1 of v4 did not become healthy first"; }
+grep -q "web.1 (v5) healthy" "$T/d4.out" || { cat "$T/d4.out"; fail "test precondition: web.1 of v4 did not become healthy first"; }
 grep -q "stopping web.1 (v1)" "$T/d4.out" || { cat "$T/d4.out"; fail "test precondition: web.1 of v1 was not replaced"; }
-grep -q "web.2 (v4).*exit status 4" "$T/d4.err" || { cat "$T/d4.err"; fail "v4: the error does not name web.2 and exit status 4"; }
+grep -q "web.2 (v5).*exit status 4" "$T/d4.err" || { cat "$T/d4.err"; fail "v4: the error does not name web.2 and exit status 4"; }
 grep -q "| slot two refuses $MARK" "$T/d4.err" || { cat "$T/d4.err"; fail "v4: web.2's stderr line not shown"; }
 wait_for '[ "$(ps_rows $APP | cut -d" " -f2,5 | tr "\n" " ")" = "running 1 running 1 " ]' 50 \
   || { b ps --app $APP; fail "v1 not back to 2 running instances after v4 failed on slot 2"; }
@@ -130,11 +132,11 @@ wait_for '[ "$(ps_rows $APP | cut -d" " -f2,5 | tr "\n" " ")" = "running 1 runni
 for port in $(b ps --app $APP --json | json '" ".join(str(i["port"]) for i in d["instances"])'); do
   [ "$(curl -s "http://127.0.0.1:$port/")" = "release 1 /" ] || fail "v1 on port $port does not serve after v4"
 done
-[ "$(b releases --app $APP --json | json '[r["status"] for r in d["releases"] if r["version"]==4][0]')" = failed ] || fail "v4 not failed"
+[ "$(b releases --app $APP --json | json '[r["status"] for r in d["releases"] if r["version"]==5][0]')" = failed ] || fail "v4 (release v5) not failed"
 pass "a failure on slot 2 after slot 1 was replaced: v1 restarts its web.1, keeps web.2, serves on both"
 
 # --- and a good deploy still works afterwards
 manifest v5 /healthz
 (cd "$D" && b deploy) >"$T/d5.out" 2>&1 || { cat "$T/d5.out"; fail "v5 (good) deploy failed"; }
-[ "$(b ps --app $APP --json | json '" ".join(str(i["release"]) for i in d["instances"])')" = "5 5" ] || fail "v5 not running"
+[ "$(b ps --app $APP --json | json '" ".join(str(i["release"]) for i in d["instances"])')" = "6 6" ] || fail "v5 (release v6) not running"
 pass "a good deploy after the failures goes live"

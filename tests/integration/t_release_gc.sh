@@ -92,7 +92,7 @@ echo junk >"$RDIR/.gc-code-0123456789abcdef-deadbeef/sub/file"
 kill9_server
 restart_server
 wait_for '[ -z "$(gc_dirs)" ]' 100 || fail ".gc-* leftover still there after restart: $(gc_dirs)"
-grep -q "removed 1 release code directory left half-removed" "$T/server.log" || fail "no leftover removal in the server log"
+grep -q "removed 1 release code or cache directory left behind by a previous server" "$T/server.log" || fail "no leftover removal in the server log"
 wait_for '[ "$(count_state $APP running)" = 1 ]' 150 || { b ps --app $APP; fail "app not running after restart"; }
 assert_eq "$(live)" 8 "live release after restart"
 assert_eq "$(code_dirs)" "$W8" "code dirs after restart"

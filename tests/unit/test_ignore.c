@@ -119,7 +119,8 @@ static struct ignore *load(const char *root, const char *sub)
 	if (root)
 		assert_int_equal(ignore_add_file(ig, "", ".gitignore", root, strlen(root), &e), 0);
 	if (sub)
-		assert_int_equal(ignore_add_file(ig, "sub", "sub/.gitignore", sub, strlen(sub), &e), 0);
+		assert_int_equal(ignore_add_file(ig, "sub", "sub/.gitignore", sub, strlen(sub), &e),
+				 0);
 	return ig;
 }
 
@@ -229,7 +230,8 @@ static void test_limits(void **state)
 	b.len = IGNORE_MAX_FILE;
 	assert_int_equal(ignore_add_file(ig, "", ".gitignore", b.p, b.len, &e), 0);
 	buf_addc(&b, '\n');
-	expect_error(b.p, b.len, ERR_TOOBIG, "a/b/.gitignore: ignore file is larger than 1048576 bytes");
+	expect_error(b.p, b.len, ERR_TOOBIG,
+		     "a/b/.gitignore: ignore file is larger than 1048576 bytes");
 
 	/* a NUL byte is not text: refused, naming its line */
 	expect_error("a\nb\n c\0d\n", 9, ERR_INVALID, "a/b/.gitignore:3: NUL byte");
@@ -296,7 +298,8 @@ static void test_wildmatch(void **state)
 	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
 		if (ignore_wildmatch(w[i].pat, strlen(w[i].pat), w[i].text, strlen(w[i].text)) !=
 		    w[i].want)
-			fail_msg("wildmatch(\"%s\", \"%s\") should be %d", w[i].pat, w[i].text, w[i].want);
+			fail_msg("wildmatch(\"%s\", \"%s\") should be %d", w[i].pat, w[i].text,
+				 w[i].want);
 }
 
 int main(void)

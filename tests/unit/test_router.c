@@ -1232,6 +1232,223 @@ static void test_error_pages(void **state)
 	fs_rm_rf(rdir, &e);
 }
 
+/* Which file replaces which page, and where it is looked for (pure). */
+static void test_errpage_sources(void **state)
+{
+	assert_string_equal(errpage_file(404, false), "404.html");
+	assert_string_equal(errpage_file(502, false), "502.html");
+	assert_string_equal(errpage_file(503, false), "503.html");
+	assert_string_equal(errpage_file(504, false), "504.html");
+	assert_null(errpage_file(400, false));   /* refusals keep the built-in page */
+	assert_null(errpage_file(413, false));
+	assert_null(errpage_file(500, false));
+	/* maintenance has its own file (not 503.html, whose text says nothing is running) */
+	assert_string_equal(errpage_file(503, true), "maintenance.html");
+
+	struct errpage_src src[2];
+	/* the route's directory, then the server's */
+	assert_int_equal(errpage_sources("/r", "/g", 503, true, src), 2);
+	assert_string_equal(src[0].dir, "/r");
+	assert_string_equal(src[0].file, "maintenance.html");
+	assert_string_equal(src[1].dir, "/g");
+	assert_string_equal(src[1].file, "maintenance.html");
+	assert_int_equal(errpage_sources("/r", "/g", 502, false, src), 2);
+	assert_string_equal(src[0].dir, "/r");
+	assert_string_equal(src[0].file, "502.html");
+	/* either directory may be missing (NULL or "") */
+	assert_int_equal(errpage_sources(NULL, "/g", 503, true, src), 1);
+	assert_string_equal(src[0].dir, "/g");
+	assert_int_equal(errpage_sources("", "/g", 504, false, src), 1);
+	assert_string_equal(src[0].dir, "/g");
+	assert_int_equal(errpage_sources("/r", NULL, 503, true, src), 1);
+	assert_string_equal(src[0].dir, "/r");
+	assert_int_equal(errpage_sources(NULL, "", 503, true, src), 0);
+	/* a status without a replaceable page: nowhere */
+	assert_int_equal(errpage_sources("/r", "/g", 400, false, src), 0);
+}
+
+/* One request; the upstream must not have been asked (requests counter of e). */
+static void get_maint(const char *host, const char *extra, struct cresp *r)
+{
+	assert_int_equal(get1(host, "/shop/cart?x=1", extra, r), 0);
+	assert_int_equal(r->status, 503);
+	char v[256];
+	assert_string_equal(rhdr(r, "Retry-After", v, sizeof v), "60");
+	assert_string_equal(rhdr(r, "Cache-Control", v, sizeof v), "no-store");
+	assert_non_null(rhdr(r, "X-Request-Id", v, sizeof v));
+}
+
+/* Maintenance mode: the table marks every route of the app (stored and default) and
+ * publishes only on change; the router answers them with the maintenance page without
+ * reaching the instance, logs the answer, and serves again once it is off. */
+static void test_maintenance(void **state)
+{
+	char dir[] = "/tmp/berth-router-mg-XXXXXX", rdir[] = "/tmp/berth-router-mr-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(mkdtemp(rdir));
+	struct err e = ERR_INIT;
+	char path[256];
+	/* a 503.html must not be taken for the maintenance page */
+	snprintf(path, sizeof path, "%s/503.html", rdir);
+	assert_int_equal(fs_write_atomic(path, "<p>route 503</p>", 16, 0644, &e), 0);
+	struct router_config cfg = {.error_dir = dir};
+	start(&cfg);
+	struct upsrv *a = upsrv_start("A"), *b = upsrv_start("B");
+	struct endpoint *ea = put("shop", "web.1", 1, a->port);
+	struct endpoint *eb = put("blog", "web.1", 1, b->port);
+	struct route routes[] = {
+		{.host = "shop.example", .path = "/", .env = "production", .app = "shop", .process = "web",
+		 .error_dir = rdir, .maintenance = true},   /* a caller's flag is ignored */
+		{.host = "shop.example", .path = "/blog", .env = "production", .app = "blog", .process = "web"},
+	};
+	set_routes(routes, 2);
+	struct cresp r;
+	char s[32], v[512];
+	assert_int_equal(get1("shop.example", "/", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(srv_of(&r, s, sizeof s), "A");
+	cresp_free(&r);
+
+	uint64_t v0 = endpoints_current(eps)->version;
+	endpoints_set_maintenance(eps, "production", "shop", true);
+	assert_true(endpoints_maintenance(eps, "production", "shop"));
+	assert_false(endpoints_maintenance(eps, "production", "blog"));
+	uint64_t v1 = endpoints_current(eps)->version;
+	assert_true(v1 > v0);
+	endpoints_set_maintenance(eps, "production", "shop", true);   /* no change: no new table */
+	endpoints_set_maintenance(eps, "staging", "shop", false);
+	assert_true(endpoints_current(eps)->version == v1);
+	const struct ep_snapshot *snap = endpoints_current(eps);
+	size_t marked = 0;
+	for (size_t k = 0; k < snap->nroutes; k++) {
+		const struct route *rt0 = &snap->routes[k];
+		assert_int_equal(rt0->maintenance, !strcmp(rt0->app, "shop"));
+		marked += rt0->maintenance;
+	}
+	assert_int_equal(marked, 3);   /* shop.example/, shop.localhost, shop.production.localhost */
+	sync_router();
+	assert_true(endpoints_adopted_all(eps, v1));
+
+	uint64_t before = atomic_load(&ea->requests);
+	/* the built-in page: branded, never the route's 503.html */
+	get_maint("shop.example", NULL, &r);
+	assert_non_null(strstr(buf_str(&r.body), "Down for maintenance"));
+	assert_non_null(strstr(buf_str(&r.body), "BERTH"));
+	assert_null(strstr(buf_str(&r.body), "route 503"));
+	assert_string_equal(rhdr(&r, "Content-Type", v, sizeof v), "text/html; charset=utf-8");
+	cresp_free(&r);
+	get_maint("shop.localhost", NULL, &r);
+	cresp_free(&r);
+	get_maint("shop.production.localhost", "X-Request-Id: maint-id-1\r\n", &r);
+	cresp_free(&r);
+	/* JSON */
+	get_maint("shop.example", "Accept: application/json\r\nX-Request-Id: maint-id-2\r\n", &r);
+	assert_string_equal(rhdr(&r, "Content-Type", v, sizeof v), "application/json");
+	assert_string_equal(buf_str(&r.body), "{\"error\": \"this app is down for maintenance\", \"status\": 503, "
+			    "\"request_id\": \"maint-id-2\"}\n");
+	cresp_free(&r);
+	/* another app on the same host is served */
+	assert_int_equal(get1("shop.example", "/blog/x", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(srv_of(&r, s, sizeof s), "B");
+	cresp_free(&r);
+	/* keep-alive goes on after the page; HEAD gets no body */
+	struct cc c;
+	cc_open(&c, rport);
+	cc_send(&c, "HEAD / HTTP/1.1\r\nHost: shop.example\r\n\r\nGET /blog HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+	assert_int_equal(cc_resp(&c, &r, 1), 0);
+	assert_int_equal(r.status, 503);
+	assert_int_equal(r.body.len, 0);
+	cresp_free(&r);
+	assert_int_equal(cc_resp(&c, &r, 0), 0);
+	assert_int_equal(r.status, 200);
+	cresp_free(&r);
+	/* a request with a body is answered too (and the connection closed after it) */
+	cc_send(&c, "POST / HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 5\r\n\r\nhello");
+	assert_int_equal(cc_resp(&c, &r, 0), 0);
+	assert_int_equal(r.status, 503);
+	cresp_free(&r);
+	cc_close(&c);
+	assert_true(atomic_load(&ea->requests) == before);   /* the instance was never asked */
+
+	/* pages: the route's maintenance.html, then the server's */
+	snprintf(path, sizeof path, "%s/maintenance.html", dir);
+	assert_int_equal(fs_write_atomic(path, "<p>global maint</p>", 19, 0644, &e), 0);
+	snprintf(path, sizeof path, "%s/maintenance.html", rdir);
+	assert_int_equal(fs_write_atomic(path, "<p>route maint</p>", 18, 0644, &e), 0);
+	int64_t t0 = now_ms();
+	for (;;) {   /* pages are re-read at most every 2 s */
+		get_maint("shop.localhost", NULL, &r);
+		bool seen = !strcmp(buf_str(&r.body), "<p>global maint</p>");
+		cresp_free(&r);
+		if (seen)
+			break;
+		if (now_ms() - t0 > 5000)
+			fail_msg("the global maintenance.html was not picked up");
+		sleep_ms(50);
+	}
+	t0 = now_ms();
+	for (;;) {
+		get_maint("shop.example", NULL, &r);
+		bool seen = !strcmp(buf_str(&r.body), "<p>route maint</p>");
+		cresp_free(&r);
+		if (seen)
+			break;
+		if (now_ms() - t0 > 5000)
+			fail_msg("the route's maintenance.html was not picked up");
+		sleep_ms(50);
+	}
+
+	/* the access log records the 503s */
+	t0 = now_ms();
+	while (!strstr(buf_str(&access_log), "id=maint-id-2") && now_ms() - t0 < 2000) {
+		pump();
+		sleep_ms(1);
+	}
+	const char *l = strstr(buf_str(&access_log), "id=maint-id-1");
+	assert_non_null(l);
+	const char *bol = l;
+	while (bol > buf_str(&access_log) && bol[-1] != '\n')
+		bol--;
+	size_t ll = strcspn(bol, "\n");
+	snprintf(v, sizeof v, "%.*s", (int)ll, bol);
+	assert_non_null(strstr(v, " host=\"shop.production.localhost\" route=\"shop.production.localhost/\" "
+			       "app=production/shop upstream=- addr=- status=503 "));
+	assert_non_null(strstr(v, " maintenance=1"));
+	/* ... and only them */
+	l = strstr(buf_str(&access_log), "target=\"/blog/x\"");
+	assert_non_null(l);
+	ll = strcspn(l, "\n");
+	snprintf(v, sizeof v, "%.*s", (int)ll, l);
+	assert_non_null(strstr(v, " status=200 "));
+	assert_null(strstr(v, "maintenance="));
+
+	/* off: served again */
+	endpoints_set_maintenance(eps, "production", "shop", false);
+	sync_router();
+	assert_false(endpoints_maintenance(eps, "production", "shop"));
+	assert_int_equal(get1("shop.example", "/", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(srv_of(&r, s, sizeof s), "A");
+	cresp_free(&r);
+	assert_int_equal(get1("shop.localhost", "/", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	cresp_free(&r);
+	/* an app in maintenance with no instance and no route yet: its routes come later flagged */
+	endpoints_set_maintenance(eps, "production", "later", true);
+	endpoints_declare_app(eps, "production", "later", true);
+	sync_router();
+	get_maint("later.localhost", NULL, &r);
+	cresp_free(&r);
+	wait_inflight_zero(ea);
+	wait_inflight_zero(eb);
+	upsrv_stop(a);
+	upsrv_stop(b);
+	stop();
+	fs_rm_rf(dir, &e);
+	fs_rm_rf(rdir, &e);
+}
+
 static void test_forwarded_headers(void **state)
 {
 	start(NULL);
@@ -2416,6 +2633,8 @@ int main(void)
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_strip_prefix),
 		cmocka_unit_test(test_error_pages),
+		cmocka_unit_test(test_errpage_sources),
+		cmocka_unit_test(test_maintenance),
 		cmocka_unit_test(test_forwarded_headers),
 		cmocka_unit_test(test_keepalive_reuse),
 		cmocka_unit_test(test_streaming),

@@ -64,7 +64,7 @@ static const char *app_status(struct api *a, json_t *doc, json_t *formation, int
 	*wanted_out = wanted;
 	if (!strcmp(model_json_str(doc, "state", "running"), "stopped"))
 		return "stopped";
-	if (target)
+	if (target || api_deploy_building(a, env, app))
 		return "deploying";
 	if (!live) {
 		int last = model_json_int(doc, "next_version", 1) - 1;

@@ -57,6 +57,9 @@ struct deploy {
 	json_t *tail;           /* its last lines, for a failure */
 	json_t *head;           /* its first lines */
 	int64_t lines;
+	int64_t streamed;       /* bytes of build output sent to the client */
+	bool cancelled;
+	bool app_existed;       /* the app had a document when the deploy began */
 	struct rc_waiter *waiter;   /* waiting for another rollout of the app */
 	int waited_for;
 	char who[80];           /* who asked (ctx->who) */
@@ -91,8 +94,11 @@ static void built_dir_name(struct deploy *d)
 	crypto_hash_sha256_state st;
 	crypto_hash_sha256_init(&st);
 	char *cfg = json_dumps(d->config, JSON_COMPACT | JSON_SORT_KEYS);
+	char nonce[16] = "";
+	if (d->no_cache)     /* built again from scratch: a directory of its own */
+		snprintf(nonce, sizeof nonce, "%08x", randombytes_random());
 	const char *parts[] = {d->sha, d->plan.builder, d->plan.deps_hash, d->plan.script ? d->plan.script : "",
-			       d->plan.deps_dir ? d->plan.deps_dir : "", cfg ? cfg : "{}"};
+			       d->plan.deps_dir ? d->plan.deps_dir : "", cfg ? cfg : "{}", nonce};
 	for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
 		crypto_hash_sha256_update(&st, (const unsigned char *)parts[k], strlen(parts[k]) + 1);
 	free(cfg);
@@ -364,6 +370,7 @@ static void commit_release(struct deploy *d)
 /* ---- the build ---- */
 
 #define BUILD_TAIL 20
+#define STREAM_MAX (1 << 20)
 #define BUILD_HEAD 5
 
 static void build_line(struct deploy *d, const char *s, size_t n)
@@ -385,11 +392,20 @@ static void build_line(struct deploy *d, const char *s, size_t n)
 	json_array_append(d->tail, line);
 	if (json_array_size(d->tail) > BUILD_TAIL)
 		json_array_remove(d->tail, 0);
-	if (d->c) {
-		char *msg = xasprintf("build | %s", json_string_value(line));
-		deploy_event(d, json_pack("{s:s, s:s, s:O, s:s}", "event", "output", "process", "build", "line", line,
-					  "message", msg));
-		free(msg);
+	/* A client gets the first STREAM_MAX bytes of the output; the rest is in the logs (a
+	 * build printing gigabytes must not bury the deploy's own progress). */
+	if (d->c && d->streamed <= STREAM_MAX) {
+		d->streamed += (int64_t)json_string_length(line);
+		if (d->streamed > STREAM_MAX) {
+			deploy_event(d, json_pack("{s:s, s:s}", "event", "info", "message",
+						  "the build prints a lot: the rest of its output is only in the logs "
+						  "(berth logs --process build)"));
+		} else {
+			char *msg = xasprintf("build | %s", json_string_value(line));
+			deploy_event(d, json_pack("{s:s, s:s, s:O, s:s}", "event", "output", "process", "build", "line",
+						  line, "message", msg));
+			free(msg);
+		}
 	}
 	json_decref(line);
 }
@@ -426,11 +442,27 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 		buf_consume(&d->partial, d->partial.len);
 	}
 	d->build_ms = r->duration_ms;
-	bool ok = !r->signal && r->status == 0 && !r->timed_out && !r->too_much_output;
+	bool ok = !r->signal && r->status == 0 && !r->timed_out && !r->too_much_output && !d->cancelled;
 	if (!ok) {
 		struct err e = ERR_INIT;
-		err_set(&e, ERR_INVALID, "build failed (%s%s): %s; the live release keeps running", d->plan.builder,
-			strcmp(d->plan.builder, "command") ? " builder" : ": build: in berth.yaml", r->summary);
+		struct err ae = ERR_INIT;
+		json_t *app = api_app_doc(d->api, d->env, d->app, NULL, &ae);
+		int live = model_json_int(app, "release", 0);
+		json_decref(app);
+		char after[120];
+		if (!app && d->app_existed)
+			snprintf(after, sizeof after, "; the app was deleted meanwhile");
+		else if (!app)
+			snprintf(after, sizeof after, " (the app has no release yet)");
+		else if (live)
+			snprintf(after, sizeof after, "; v%d keeps running", live);
+		else
+			snprintf(after, sizeof after, " (the app has no release yet)");
+		if (d->cancelled)
+			err_set(&e, ERR_CONFLICT, "the deploy was cancelled during its build%s", after);
+		else
+			err_set(&e, ERR_INVALID, "build failed (%s%s): %s%s", d->plan.builder,
+				strcmp(d->plan.builder, "command") ? " builder" : ": build: in berth.yaml", r->summary, after);
 		/* The first lines too when the output was long: the cause is often at the top. */
 		json_t *logs = json_array();
 		if (d->lines > (int64_t)json_array_size(d->tail)) {
@@ -589,6 +621,35 @@ static void deploy_after(uv_work_t *w, int status)
 	commit_release(d);
 }
 
+int api_deploy_cancel(struct api *a, const char *env, const char *app)
+{
+	int n = 0;
+	for (struct deploy *d = a->builds, *next; d; d = next) {
+		next = d->next_build;
+		if (strcmp(d->env, env) || strcmp(d->app, app) || d->cancelled)
+			continue;
+		n++;
+		d->cancelled = true;
+		if (d->job) {
+			oneoff_stop(d->job, 0);          /* on_build_exit reports it */
+		} else {
+			struct err e = ERR_INIT;
+			err_set(&e, ERR_CONFLICT, "the deploy was cancelled before its build started");
+			deploy_fail(d, &e, NULL);
+			next = a->builds;                /* the list changed under us: look again */
+		}
+	}
+	return n;
+}
+
+bool api_deploy_building(struct api *a, const char *env, const char *app)
+{
+	for (struct deploy *d = a->builds; d; d = d->next_build)
+		if (!strcmp(d->env, env) && !strcmp(d->app, app))
+			return true;
+	return false;
+}
+
 void api_deploy(struct ctx *c)
 {
 	struct http_req *r = c->req;
@@ -606,6 +667,7 @@ void api_deploy(struct ctx *c)
 	d->bytes = r->body_len;
 	json_t *cfg = json_object_get(app, "config");
 	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
+	d->app_existed = app != NULL;
 	json_decref(app);
 	const char *nc = http_req_query(r, "no_cache");
 	d->no_cache = nc && !strcmp(nc, "1");

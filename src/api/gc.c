@@ -156,10 +156,22 @@ static void prune_cache(struct gc_job *j)
 			if (de->d_name[0] == '.')
 				continue;
 			char *p = xasprintf("%s/%s", dir, de->d_name);
+			/* <hash16> is a link to the current install <hash16>-<stamp> (build.h): a link
+			 * stays while what it points at is used. */
+			char target[4096], *real = NULL;
+			ssize_t tn = readlink(p, target, sizeof target - 1);
+			if (tn > 0) {
+				target[tn] = 0;
+				real = target[0] == '/' ? xstrdup(target) : xasprintf("%s/%s", dir, target);
+			}
 			bool in_use = false;
 			for (size_t u = 0; u < nused && !in_use; u++)
-				in_use = !strcmp(used[u], p);
-			if (!in_use) {
+				in_use = !strcmp(used[u], real ? real : p);
+			free(real);
+			if (!in_use && tn > 0) {
+				if (unlink(p) == 0)
+					j->cache_removed++;
+			} else if (!in_use) {
 				char *to = xasprintf("%s/.gc-%s-%08x", dir, de->d_name, randombytes_random());
 				struct err e = ERR_INIT;
 				if (rename(p, to) == 0 && fs_rm_rf(to, &e) == 0)

@@ -76,6 +76,10 @@ void api_app_create(struct ctx *c);
 void api_run(struct ctx *c);                     /* run.c */
 void api_exec(struct ctx *c, const char *id);
 void api_cancel(struct ctx *c);
+/* Deploys of env/app in their build stage (running or waiting for the app's build slot):
+ * cancel them all (returns how many), or ask whether there is one. */
+int api_deploy_cancel(struct api *a, const char *env, const char *app);
+bool api_deploy_building(struct api *a, const char *env, const char *app);
 void api_cron_list(struct ctx *c);               /* cron.c */
 void api_cron_run(struct ctx *c, const char *job);
 void api_debug_clock(struct ctx *c);

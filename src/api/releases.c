@@ -547,7 +547,16 @@ void api_cancel(struct ctx *c)
 	int live = model_json_int(app, "release", 0);
 	json_decref(app);
 	int v = 0;
+	int builds = api_deploy_cancel(c->api, c->env, c->app);
 	if (reconciler_cancel(c->api->rc, c->env, c->app, &v, &e) < 0) {
+		if (builds) {
+			char msg[200];
+			snprintf(msg, sizeof msg, "cancelled %d deploy%s in its build stage%s%s", builds, builds == 1 ? "" : "s",
+				 live ? "; the live release stays" : "", "");
+			http_respond_json(c->req, 200, json_pack("{s:b, s:i, s:s}", "cancelled", 1, "builds", builds, "message", msg));
+			return;
+		}
+		err_set(&e, ERR_CONFLICT, "nothing to cancel: no build or rollout is in progress for %s/%s", c->env, c->app);
 		api_fail(c->req, &e);
 		return;
 	}

@@ -251,7 +251,7 @@ static void start_session(struct ctx *c, struct oneoff_spec *spec, bool detach, 
 	struct http_req *r = c->req;
 	struct err e = ERR_INIT;
 	char who[96];
-	snprintf(who, sizeof who, "%s (%s token)", r->peer, role_name(c->role));
+	snprintf(who, sizeof who, "%s (%s) from %s", c->who[0] ? c->who : "a token", role_name(c->role), r->peer);
 	if (detach) {
 		spec->log = true;
 		spec->stdin_mode = DRIVER_STDIN_NULL;

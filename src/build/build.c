@@ -64,7 +64,8 @@ static int check_json(const char *name, const struct buf *b, json_t **keep, stru
 	json_error_t je;
 	json_t *j = json_loadb(b->p ? b->p : "", b->len, 0, &je);
 	if (!j)
-		return err_set(e, ERR_INVALID, "%s:%d:%d: not valid JSON: %s", name, je.line, je.column, je.text);
+		return err_set(e, ERR_INVALID, "%s:%d:%d: not valid JSON: %s", name, je.line > 0 ? je.line : 1,
+			       je.column > 0 ? je.column : 1, je.text);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return err_set(e, ERR_INVALID, "%s:1:1: expected a JSON object", name);
@@ -95,32 +96,41 @@ static void hash_add(crypto_hash_sha256_state *st, const char *name, const struc
 		crypto_hash_sha256_update(st, (const unsigned char *)b->p, b->len);
 }
 
+/* The cache entry of a lockfile hash is DATA/cache/<env>/<app>/<builder>/<hash16>: a symlink to
+ * the directory the dependencies were installed in (<hash16>-<stamp>), complete once it holds
+ * .complete. An install goes into a new directory and then repoints the link (rename: atomic),
+ * so a release keeps the directory it linked to even when --no-cache installs again. */
 static void plan_deps_dir(struct build_plan *p, const char *cache_root, bool no_cache)
 {
-	char suffix[24] = "";
-	if (no_cache)
-		snprintf(suffix, sizeof suffix, "-%08x", randombytes_random());
-	p->deps_dir = xasprintf("%s/%s/%.16s%s", cache_root, p->builder, p->deps_hash, suffix);
+	p->deps_dir = xasprintf("%s/%s/%.16s", cache_root, p->builder, p->deps_hash);
+	p->no_cache = no_cache;
 	char *marker = xasprintf("%s/.complete", p->deps_dir);
-	p->deps_cached = fs_exists(marker);
+	p->deps_cached = !no_cache && fs_exists(marker);
 	free(marker);
 }
 
 static void script_head(struct buf *s, const struct build_plan *p)
 {
-	buf_adds(s, "set -e\ndeps=");
+	buf_adds(s, "set -e\nlink=");
 	build_sh_quote(s, p->deps_dir);
-	buf_addf(s, "\nif [ -e \"$deps/.complete\" ]; then\n"
+	buf_addf(s, "\nnocache=%s\n"
+		    "if [ -z \"$nocache\" ] && [ -e \"$link/.complete\" ]; then\n"
+		    "  deps=$(readlink -f \"$link\")\n"
 		    "  echo \"-----> %s: dependencies unchanged (%s %.12s): reusing them, nothing to install\"\n"
 		    "else\n"
-		    "  echo \"-----> %s: installing dependencies from %s (%.12s)\"\n"
+		    "  deps=\"$link-$(date +%%s%%N)\"\n"
+		    "  echo \"-----> %s: installing dependencies from %s (%.12s)%s\"\n"
 		    "  rm -rf \"$deps\"; mkdir -p \"$deps\"\n",
-		 p->builder, p->lockfile, p->deps_hash, p->builder, p->lockfile, p->deps_hash);
+		 p->no_cache ? "1" : "", p->builder, p->lockfile, p->deps_hash, p->builder, p->lockfile, p->deps_hash,
+		 p->no_cache ? ", --no-cache" : "");
 }
 
 static void script_tail(struct buf *s)
 {
-	buf_adds(s, "  touch \"$deps/.complete\"\nfi\n");
+	buf_adds(s, "  touch \"$deps/.complete\"\n"
+		    "  if [ -d \"$link\" ] && [ ! -L \"$link\" ]; then rm -rf \"$link\"; fi\n"
+		    "  ln -sfn \"$(basename \"$deps\")\" \"$link.new.$$\" && mv -Tf \"$link.new.$$\" \"$link\"\n"
+		    "fi\n");
 }
 
 static int plan_python(const char *dir, struct build_plan *p, const char *cache_root, bool no_cache, struct err *e)

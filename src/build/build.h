@@ -6,11 +6,13 @@
  *                                         then `npm run build --if-present`
  *   go.mod                             -> go: go build -o bin/ ./...
  *   Gemfile                            -> ruby: bundle install
- * Installed dependencies live in a cache per (env, app, builder), in a directory named by
- * the hash of the lockfile(s): a redeploy whose lockfile did not change installs nothing.
- * A cache directory is complete once it holds `.complete` (written last), so a build killed
- * halfway is redone, never reused. The release directory links to it (.berth/venv,
- * node_modules), so the release keeps working while it exists; gc keeps what releases use.
+ * Installed dependencies live in a cache per (env, app, builder), found by the hash of the
+ * lockfile(s): a redeploy whose lockfile did not change installs nothing. <hash16> is a
+ * symlink to the directory of the current install (<hash16>-<stamp>), which is complete once
+ * it holds `.complete` (written last), so a build killed halfway is redone, never reused; a
+ * new install (--no-cache) repoints the link atomically. The release directory links to the
+ * install itself (.berth/venv, node_modules), so it keeps working while that exists; gc keeps
+ * what kept releases use.
  * This file only decides; the script runs as a one-off (src/oneoff) under the build profile
  * and deadline. No network, no store. */
 #ifndef BERTH_BUILD_H
@@ -24,8 +26,10 @@ struct build_plan {
 	char builder[16];      /* "python", "node", "go", "ruby", "command" (build:), "" = nothing to build */
 	char lockfile[64];     /* what deps_hash covers ("requirements.txt") */
 	char deps_hash[65];    /* sha256 hex of builder + lockfile contents ("" for command/none) */
-	char *deps_dir;        /* DATA/cache/<env>/<app>/<builder>/<hash16> (owned; NULL: none) */
-	bool deps_cached;      /* deps_dir is complete: nothing to install */
+	char *deps_dir;        /* DATA/cache/<env>/<app>/<builder>/<hash16>: the link to the current
+	                        * install of this hash (owned; NULL: none) */
+	bool deps_cached;      /* it is complete (and no --no-cache): nothing to install */
+	bool no_cache;
 	char *script;          /* shell script run in the release directory (owned) */
 	json_t *path;          /* dirs relative to the release dir put first on every process's PATH */
 	json_t *env;           /* extra variables every process gets (object) */

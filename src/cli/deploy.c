@@ -80,7 +80,7 @@ int cmd_deploy(struct cli_opts *o)
 	}
 	struct buf psize = BUF_INIT;
 	fmt_bytes(&psize, ps.bytes);
-	fprintf(stderr, "-----> Packed %zu file%s (%s); left out %zu file%s and %zu director%s (%s)\n",
+	fprintf(o->json ? stderr : stdout, "-----> Packed %zu file%s (%s); left out %zu file%s and %zu director%s (%s)\n",
 		ps.files_packed, ps.files_packed == 1 ? "" : "s", buf_str(&psize), ps.files_ignored,
 		ps.files_ignored == 1 ? "" : "s", ps.dirs_ignored, ps.dirs_ignored == 1 ? "y" : "ies",
 		ps.source);

@@ -132,7 +132,7 @@ static void on_exit_cb(void *arg, int64_t status, int sig)
 	if (o->sink) {
 		char line[300];
 		int n = snprintf(line, sizeof line, "berth: %s ended: %s\n", o->id, r.summary);
-		logs_sink_write(o->sink, 2, line, (size_t)n);
+		logs_sink_write(o->sink, LOGS_STREAM_BERTH, line, (size_t)n);
 		logs_sink_close(o->sink);
 		o->sink = NULL;
 	}

@@ -63,6 +63,7 @@ struct app_rt {
 	int phase_version;
 	struct buf phase_partial;
 	json_t *phase_tail;
+	int64_t phase_streamed;      /* bytes of its output sent to waiters */
 	struct reconciler *rc;
 };
 
@@ -505,15 +506,19 @@ static void fail_rollout(struct reconciler *rc, struct app_rt *rt, int version, 
 {
 	/* Stop the new release's instances first; the pass that follows brings the old back. */
 	struct instance **v;
-	size_t n = supervisor_list(rc->sv, rt->env, rt->app, &v);
+	size_t n = supervisor_list(rc->sv, rt->env, rt->app, &v), started = 0;
 	for (size_t k = 0; k < n; k++)
-		if (instance_status(v[k])->release == version)
+		if (instance_status(v[k])->release == version) {
 			instance_stop(v[k], -1);
+			started++;
+		}
 	free(v);
 	json_t *ev = event_new("rollback", NULL);
 	char msg[600];
 	int live = model_json_int(rt->doc, "release", 0);
-	if (live && live != version)
+	if (live && live != version && !started)
+		snprintf(msg, sizeof msg, "not rolled out (v%d keeps running): %s", live, reason);
+	else if (live && live != version)
 		snprintf(msg, sizeof msg, "rolling back: %s", reason);
 	else
 		snprintf(msg, sizeof msg, "stopping v%d (no earlier release to go back to): %s", version, reason);
@@ -564,7 +569,14 @@ static void phase_line(struct app_rt *rt, const char *s, size_t n)
 	json_array_append(rt->phase_tail, line);
 	if (json_array_size(rt->phase_tail) > 20)
 		json_array_remove(rt->phase_tail, 0);
-	if (rt->waiters) {
+	if (rt->waiters && rt->phase_streamed <= (1 << 20)) {
+		rt->phase_streamed += (int64_t)json_string_length(line);
+		if (rt->phase_streamed > (1 << 20)) {
+			broadcast(rt, event_new("info", "the release phase prints a lot: the rest of its output is only in "
+						"the logs (berth logs --process release)"));
+			json_decref(line);
+			return;
+		}
 		char *msg = xasprintf("release | %s", json_string_value(line));
 		json_t *ev = event_new("output", msg);
 		free(msg);
@@ -654,6 +666,7 @@ static bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, stru
 	struct err e = ERR_INIT;
 	json_decref(rt->phase_tail);
 	rt->phase_tail = json_array();
+	rt->phase_streamed = 0;
 	rt->phase_version = r->version;
 	rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
 	for (size_t k = 0; k < nv; k++)

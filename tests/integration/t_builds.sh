@@ -248,7 +248,7 @@ rc=0; b deploy "$BF" >"$T/bff.out" 2>&1 || rc=$?
 bf_fails "$rc" "build exiting 3"
 OUT=$(cat "$T/bff.out")
 assert_has "$OUT" "       build | line 1 of the build" "failing build's progress"
-assert_has "$OUT" "berth: build failed (command: build: in berth.yaml): exit status 3; the live release keeps running" "failing build's error"
+assert_has "$OUT" "berth: build failed (command: build: in berth.yaml): exit status 3; v3 keeps running" "failing build's error"
 assert_has "$OUT" "       | line 30 of the build" "failing build's last lines"
 assert_has "$OUT" "       | bad thing $TOK" "failing build's last lines (its stderr)"
 assert_lacks "$OUT" "created release" "failing build"

@@ -148,7 +148,7 @@ assert_eq "$(wc -l <"$MARKERS")" 3 "markers after the cancel"
 assert_eq "$(rel_status 6)" failed "status of the cancelled v6"
 rc=0; b deploy --cancel --app $APP >"$T/cancel2.out" 2>&1 || rc=$?
 assert_eq "$rc" 1 "exit status of deploy --cancel with no rollout in progress"
-assert_has "$(cat "$T/cancel2.out")" "no rollout is in progress" "deploy --cancel with no rollout"
+assert_has "$(cat "$T/cancel2.out")" "no build or rollout is in progress" "deploy --cancel with no rollout"
 pass "deploy --cancel stops a slow release phase; v5 keeps serving with the same process"
 
 # ---- and the next deploy runs its release phase normally

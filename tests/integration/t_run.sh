@@ -59,7 +59,7 @@ assert_eq "$rc" 2 "berth exec with a bad instance"
 pass "no command, -t with -T, a bad instance: usage errors (exit 2)"
 
 # ---- under a pseudo-terminal: a terminal of its own, its size, resizes, Ctrl-C, exit status
-cat >"$T/pty.py" <<'PY'
+cat >"$T/drive_pty.py" <<'PY'
 import fcntl, os, pty, select, signal, struct, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
@@ -122,12 +122,13 @@ if after[3] != before[3] or after[1] != before[1]:
     sys.exit("the terminal was not restored: lflag %o -> %o, oflag %o -> %o" % (before[3], after[3], before[1], after[1]))
 print(os.waitstatus_to_exitcode(st))
 PY
-out=$(python3 "$T/pty.py" "$BERTH" run --app $APP -- sh 2>&1) || fail "under a pty: $out"
+out=$(python3 "$T/drive_pty.py" "$BERTH" run --app $APP -- sh 2>&1) || fail "under a pty: $out"
 assert_eq "$(tail -n1 <<<"$out")" 3 "berth run -- sh under a pty, then exit 3"
 pass "under a pty: 42, a /dev/pts terminal of 33x101, resized to 40x120, Ctrl-C as a key, exit 3, terminal restored"
 
 # ---- SIGINT to berth (pipe mode) reaches the command
-R -- sh -c 'trap "echo got-int; exit 9" INT; echo ready; while :; do sleep 0.1; done' \
+# (berth itself in the background, not the R function: that would be a subshell's pid)
+"$BERTH" run --app $APP -- sh -c 'trap "echo got-int; exit 9" INT; echo ready; while :; do sleep 0.1; done' \
   </dev/null >"$T/int.out" 2>"$T/int.err" &
 RP=$!
 wait_for 'grep -qx ready "$T/int.out"' 150 || fail "the trap command never said ready: $(cat "$T/int.out" "$T/int.err")"
@@ -140,7 +141,7 @@ got-int" "the command's output after SIGINT"
 pass "SIGINT to berth reaches the command (got-int, exit 9)"
 
 # ---- killing berth stops the command
-R -- sh -c "echo \$\$ >'$T/victim.pid'; echo ready; while :; do sleep 0.1; done" \
+"$BERTH" run --app $APP -- sh -c "echo \$\$ >'$T/victim.pid'; echo ready; while :; do sleep 0.1; done" \
   </dev/null >"$T/kill.out" 2>&1 &
 RP=$!
 wait_for '[ -s "$T/victim.pid" ] && grep -qx ready "$T/kill.out"' 150 || fail "the victim never started: $(cat "$T/kill.out")"

@@ -453,8 +453,10 @@ static void pump(struct session *s)
 			s->end = E_BROKEN;
 			break;
 		}
-		if (f[0].revents)
-			take_signals(s);
+		/* Always, not only on f[0].revents: a handler runs when poll() returns to us, after
+		 * poll() looked at the pipe, so a window change that came before these keys may
+		 * only now be in the pipe; it must go up first. */
+		take_signals(s);
 		if (s->end != E_RUNNING)
 			break;
 		if (iout >= 0 && f[iout].revents && down_flush(s) < 0)
@@ -473,11 +475,10 @@ static void drain(struct session *s)
 		struct pollfd f[2] = {{down_fd(s), POLLOUT, 0}, {sigfd[0], POLLIN, 0}};
 		if (poll(f, 2, -1) < 0 && errno != EINTR)
 			return;
-		if (f[1].revents) {
-			int sig = signal_next();
-			if (sig && sig != SIGWINCH)
+		int sig;
+		while ((sig = signal_next()))
+			if (sig != SIGWINCH)
 				return;
-		}
 		if (f[0].revents)
 			down_flush(s);
 	}
@@ -528,7 +529,7 @@ static int head_wait(struct session *s, short events, int64_t deadline, struct e
 		struct pollfd f[2] = {{s->sock, events, 0}, {sigfd[0], POLLIN, 0}};
 		if (poll(f, 2, left > 60000 ? 60000 : (int)left) < 0 && errno != EINTR)
 			return err_errno(e, errno, "poll");
-		if (f[1].revents) {
+		{   /* whatever f[1] says: see pump() */
 			int sig;
 			while ((sig = signal_next())) {
 				if (sig == SIGWINCH) {

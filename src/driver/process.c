@@ -163,7 +163,7 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 		free(p);
 		return err_set(e, ERR_UNAVAILABLE, "instance cgroup %s is missing", spec->cgroup);
 	}
-	char **argv = xcalloc((size_t)nf + 6, sizeof *argv);
+	char **argv = xcalloc((size_t)nf + 8, sizeof *argv);   /* + setsid -c for a terminal */
 	int ac = 0;
 	argv[ac++] = "/bin/sh";
 	argv[ac++] = "-c";

@@ -385,10 +385,10 @@ void oneoffs_shutdown(struct oneoffs *s, void (*done)(void *), void *arg)
 	}
 	s->shutdown_done = done;
 	s->shutdown_arg = arg;
-	for (struct oneoff *o = s->head; o; o = o->next) {
-		memset(&o->ev, 0, sizeof o->ev);
+	/* Owners still hear how their one-off ended (a build fails its deploy, a cron run is
+	 * recorded); whoever must not be called any more has detached. */
+	for (struct oneoff *o = s->head; o; o = o->next)
 		oneoff_stop(o, DEFAULT_GRACE_MS);
-	}
 }
 
 void oneoffs_free(struct oneoffs *s)

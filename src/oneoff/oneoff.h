@@ -56,7 +56,7 @@ struct oneoff_events {
 };
 
 struct oneoffs *oneoffs_new(uv_loop_t *loop, struct driver *drv, struct logs *logs, const char *owner_tag);
-/* Stop every one-off (SIGTERM, 5 s, SIGKILL), then call done. */
+/* Stop every one-off (SIGTERM, 5 s, SIGKILL; owners still get on_exit), then call done. */
 void oneoffs_shutdown(struct oneoffs *s, void (*done)(void *), void *arg);
 void oneoffs_free(struct oneoffs *s);
 

@@ -899,9 +899,13 @@ static void run_pass(struct reconciler *rc)
 		reconciler_counts(rc, rt->env, rt->app, &running, &total);
 		if (!rt->doc && total == 0 && !rt->waiters) {
 			*pp = rt->next;
+			if (rt->phase)
+				oneoff_detach(rt->phase, true);   /* its events must not reach a freed rt */
 			for (int k = 0; k < 4; k++)
 				rel_free(rt->rels[k]);
 			json_decref(rt->fail_logs);
+			json_decref(rt->phase_tail);
+			buf_free(&rt->phase_partial);
 			free(rt);
 			continue;
 		}
@@ -1210,9 +1214,16 @@ void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg)
 	uv_timer_stop(&rc->kick);
 	rc->shutdown_done = done;
 	rc->shutdown_arg = arg;
-	for (struct app_rt *rt = rc->apps; rt; rt = rt->next)
+	for (struct app_rt *rt = rc->apps; rt; rt = rt->next) {
 		while (rt->waiters)
 			waiter_done(rt->waiters, done_event(false, 0, NULL, "the server is shutting down", NULL));
+		if (rt->phase) {
+			/* oneoffs_shutdown stops it; nobody listens any more (the rollout is failed
+			 * as interrupted at the next start). */
+			oneoff_detach(rt->phase, false);
+			rt->phase = NULL;
+		}
+	}
 	supervisor_shutdown(rc->sv, on_sv_shutdown, rc);
 }
 
@@ -1229,6 +1240,8 @@ void reconciler_free(struct reconciler *rc)
 			rel_free(rt->rels[k]);
 		json_decref(rt->doc);
 		json_decref(rt->fail_logs);
+		json_decref(rt->phase_tail);
+		buf_free(&rt->phase_partial);
 		free(rt);
 	}
 	uv_close((uv_handle_t *)&rc->kick, NULL);

@@ -99,6 +99,7 @@ read_until(b"40 120\r\n")
 send(b"echo sleeping-$((2+2)); sleep 30; echo not-$((1+1))-interrupted\n")
 read_until(b"sleeping-4\r\n")
 send(b"\x03")
+read_until(b"^C")   # the remote terminal echoes it and flushes its input: type on after that
 send(b"echo after-$((1+1))-ctrl-c\n")
 read_until(b"after-2-ctrl-c\r\n", 20)
 send(b"exit 3\n")

@@ -34,6 +34,8 @@ berth is running (API http://$API, data in $DATA).
            ./berth config set GREETING=hi --app hello
            ./berth releases --app hello      ./berth rollback --app hello
            ./berth routes                    ./berth logs --router
+           ./berth run --app hello -- python3 -c 'import os; print(os.environ["GREETING"])'
+           ./berth cron --app hello          ./berth releases info v1 --app hello
            curl -H "Authorization: Bearer \$BERTH_TOKEN" http://$API/metrics
 Press Ctrl-C to stop the server and its instances.
 MSG

@@ -64,11 +64,14 @@ static void collect_line(void *arg, const struct log_line *l)
 struct follow {
 	struct http_req *req;
 	struct logs_sub *sub;
+	unsigned streams;      /* LOGS_STREAM_BIT mask of the lines wanted */
 };
 
 static void follow_line(void *arg, const struct log_line *l)
 {
 	struct follow *f = arg;
+	if (!(f->streams & LOGS_STREAM_BIT(l->stream)))
+		return;
 	struct buf b = BUF_INIT;
 	line_json(&b, l);
 	http_stream_write(f->req, b.p, b.len);
@@ -160,11 +163,25 @@ void api_logs(struct ctx *c)
 		http_respond_error(r, 400, "process must be a process name");
 		return;
 	}
+	/* ?source=app: the app's own output only; source=berth: only berth's lines about the
+	 * instances (started, healthy, crashed ...); default both, as Heroku's --source. */
+	unsigned streams = LOGS_ALL_STREAMS;
+	q = http_req_query(r, "source");
+	if (q && *q) {
+		if (!strcmp(q, "app"))
+			streams = LOGS_STREAM_BIT(1) | LOGS_STREAM_BIT(2);
+		else if (!strcmp(q, "berth"))
+			streams = LOGS_STREAM_BIT(LOGS_STREAM_BERTH);
+		else if (strcmp(q, "all")) {
+			http_respond_error(r, 400, "source must be app, berth or all");
+			return;
+		}
+	}
 	const char *fq = http_req_query(r, "follow");
 	bool follow = fq && (!strcmp(fq, "1") || !strcmp(fq, "true"));
 	struct buf b = BUF_INIT;
 	if (n > 0 || since) {
-		if (logs_read(c->api->logs, c->env, c->app, proc, n, since, collect_line, &b, &e) < 0) {
+		if (logs_read_streams(c->api->logs, c->env, c->app, proc, streams, n, since, collect_line, &b, &e) < 0) {
 			buf_free(&b);
 			api_fail(r, &e);
 			return;
@@ -181,6 +198,7 @@ void api_logs(struct ctx *c)
 	buf_free(&b);
 	struct follow *f = xcalloc(1, sizeof *f);
 	f->req = r;
+	f->streams = streams;
 	f->sub = logs_subscribe(c->api->logs, c->env, c->app, proc, follow_line, f);
 	http_req_on_abort(r, follow_abort, f);
 }

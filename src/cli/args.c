@@ -32,6 +32,7 @@ static const struct flag_def flag_defs[] = {
 	{F_RUN_RELEASE, "run-release", 0, false}, {F_TTY, "tty", 't', false},
 	{F_NO_TTY, "no-tty", 'T', false}, {F_REVEAL, "reveal", 0, false},
 	{F_FORCE, "force", 0, false},    {F_TIMEOUT, "timeout", 0, true},
+	{F_SOURCE, "source", 0, true},
 	/* Heroku's spelling of --follow (`heroku logs --tail`). */
 	{F_FOLLOW, "tail", 0, false},
 };
@@ -102,6 +103,7 @@ static void set_flag(struct cli_opts *o, cli_flags_t bit, const char *v)
 	case F_REVEAL: o->reveal = true; break;
 	case F_FORCE: o->force = true; break;
 	case F_TIMEOUT: o->timeout = v; break;
+	case F_SOURCE: o->source = v; break;
 	default: break;
 	}
 }

@@ -95,8 +95,8 @@ static const struct verb verbs[] = {
 	 "  berth ps\n"
 	 "  berth ps --app web --env staging\n"
 	 "  berth ps --json | jq '.instances[] | select(.state != \"running\")'\n"},
-	{"logs", cmd_logs, F_COMMON | F_FOLLOW | F_LINES | F_PROCESS | F_SINCE | F_ROUTER, G_APP,
-	 "berth logs [-f] [-n N] [--process P] [--since T] [--app A] [--env E] [--json]\n"
+	{"logs", cmd_logs, F_COMMON | F_FOLLOW | F_LINES | F_PROCESS | F_SINCE | F_ROUTER | F_SOURCE, G_APP,
+	 "berth logs [-f] [-n N] [--process P] [--source app|berth] [--since T] [--app A] [--env E] [--json]\n"
 	 "berth logs --router [-f] [-n N] [--since T] [--json]",
 	 "Show (and follow) an app's logs or the router's access log",
 	 "Prints the app's console output, all instances merged in time order, one line each:\n"
@@ -531,6 +531,9 @@ static void print_flags(FILE *f, const struct verb *v)
 		{F_REVEAL, "  --reveal          show config values (masked otherwise)"},
 		{F_FORCE, "  --force           do it even though a safety check says no"},
 		{F_TIMEOUT, "  --timeout D       give up after D (30s, 10m, 1h)"},
+		{F_SOURCE, "  --source S        app: only the app's own output; berth: only berth's lines\n"
+			   "                    about the instances (started, healthy, crashed, ...); all\n"
+			   "                    (default): both"},
 		{F_JSON, "  --json            print JSON (stable fields, see docs/API.md) instead of "
 			 "text"},
 		{F_API, "  --api URL         the berth server (default: $BERTH_API, else "

@@ -92,10 +92,16 @@ static void add_query(struct buf *path, const struct cli_opts *o, int64_t n)
 		buf_adds(path, "&since=");
 		client_escape(path, o->since);
 	}
+	if (o->source) {
+		buf_adds(path, "&source=");
+		client_escape(path, o->source);
+	}
 }
 
 int cmd_logs(struct cli_opts *o)
 {
+	if (o->source && strcmp(o->source, "app") && strcmp(o->source, "berth") && strcmp(o->source, "all"))
+		return cli_usage_error("logs", "--source is app, berth or all, got \"%s\"", o->source);
 	if (o->npos)
 		return cli_usage_error("logs", "logs takes no arguments, got \"%s\" (use --process "
 				       "to pick a process)", o->pos[0]);

@@ -58,6 +58,12 @@ void logs_unsubscribe(struct logs_sub *s);             /* accepts NULL; safe ins
 int logs_read(struct logs *l, const char *env, const char *app, const char *process, int n,
 	      int64_t since_us, logs_line_fn fn, void *arg, struct err *e);
 
+/* The same, only the lines of some streams: a mask of LOGS_STREAM_BIT(1) (stdout), (2)
+ * (stderr), (LOGS_STREAM_BERTH); n counts those lines only. */
+#define LOGS_STREAM_BIT(s) (1u << (s))
+#define LOGS_ALL_STREAMS (LOGS_STREAM_BIT(1) | LOGS_STREAM_BIT(2) | LOGS_STREAM_BIT(LOGS_STREAM_BERTH))
+int logs_read_streams(struct logs *l, const char *env, const char *app, const char *process, unsigned streams,
+		      int n, int64_t since_us, logs_line_fn fn, void *arg, struct err *e);
 /* Remove all logs of an app (used when an app is deleted). */
 int logs_remove_app(struct logs *l, const char *env, const char *app, struct err *e);
 #endif

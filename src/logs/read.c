@@ -33,6 +33,7 @@ struct inst {
 struct set {
 	struct inst **v;
 	int n, cap;
+	unsigned streams;          /* bit (1 << stream) of the lines wanted */
 };
 
 static int cmp_inst(const void *a, const void *b)
@@ -175,7 +176,7 @@ static int64_t last_ts(const char *path)
 }
 
 /* Load the instance's next line with ts >= since. 1, or 0 when it has no more. */
-static int fwd_advance(struct inst *in, int64_t since)
+static int fwd_advance(struct inst *in, int64_t since, unsigned streams)
 {
 	for (;;) {
 		if (!in->open) {
@@ -203,7 +204,8 @@ static int fwd_advance(struct inst *in, int64_t since)
 			in->cur++;
 			continue;
 		}
-		if (logs_parse_line(p, n, &in->line) == 0 && in->line.ts_us >= since)
+		if (logs_parse_line(p, n, &in->line) == 0 && in->line.ts_us >= since &&
+		    (streams & (1u << in->line.stream)))
 			return 1;
 	}
 }
@@ -225,13 +227,13 @@ static void read_forward(struct set *s, const char *env, const char *app, int64_
 	struct inst **h = xcalloc((size_t)s->n + 1, sizeof *h);
 	int hn = 0;
 	for (int i = 0; i < s->n; i++)
-		if (fwd_advance(s->v[i], since))
+		if (fwd_advance(s->v[i], since, s->streams))
 			h[hn++] = s->v[i];
 	heapify(h, hn, 0);
 	while (hn) {
 		struct inst *in = h[0];
 		emit(env, app, in, &in->line, fn, arg);
-		if (!fwd_advance(in, since))
+		if (!fwd_advance(in, since, s->streams))
 			h[0] = h[--hn];
 		sift_down(h, hn, 0, 0);
 	}
@@ -245,7 +247,7 @@ static void read_forward(struct set *s, const char *env, const char *app, int64_
 
 /* Load the instance's previous line; 0 when none is left or it is older than since (a
  * file's lines are in time order, so nothing before it can qualify). */
-static int bwd_advance(struct inst *in, int64_t since)
+static int bwd_advance(struct inst *in, int64_t since, unsigned streams)
 {
 	for (;;) {
 		if (!in->open) {
@@ -279,6 +281,8 @@ static int bwd_advance(struct inst *in, int64_t since)
 			in->cur = -1;
 			return 0;
 		}
+		if (!(streams & (1u << in->line.stream)))
+			continue;
 		return 1;
 	}
 }
@@ -296,7 +300,7 @@ static void read_backward(struct set *s, const char *env, const char *app, int n
 	int hn = 0;
 	for (int i = 0; i < s->n; i++) {
 		s->v[i]->cur = s->v[i]->nfiles - 1;
-		if (bwd_advance(s->v[i], since))
+		if (bwd_advance(s->v[i], since, s->streams))
 			h[hn++] = s->v[i];
 	}
 	heapify(h, hn, 1);
@@ -312,7 +316,7 @@ static void read_backward(struct set *s, const char *env, const char *app, int n
 		k[kn++] = (struct kept){ in->line.ts_us, in->idx, in->line.release, in->line.stream,
 					 text.len, in->line.len };
 		buf_add(&text, in->line.text, in->line.len);
-		if (!bwd_advance(in, since))
+		if (!bwd_advance(in, since, s->streams))
 			h[0] = h[--hn];
 		sift_down(h, hn, 0, 1);
 	}
@@ -332,6 +336,12 @@ static void read_backward(struct set *s, const char *env, const char *app, int n
 int logs_read(struct logs *l, const char *env, const char *app, const char *process, int n,
 	      int64_t since_us, logs_line_fn fn, void *arg, struct err *e)
 {
+	return logs_read_streams(l, env, app, process, LOGS_ALL_STREAMS, n, since_us, fn, arg, e);
+}
+
+int logs_read_streams(struct logs *l, const char *env, const char *app, const char *process, unsigned streams,
+		      int n, int64_t since_us, logs_line_fn fn, void *arg, struct err *e)
+{
 	if (process && !*process)
 		process = NULL;
 	if (!l || !fn || !logs_name_ok(env) || !logs_name_ok(app) ||
@@ -339,6 +349,7 @@ int logs_read(struct logs *l, const char *env, const char *app, const char *proc
 		return err_set(e, ERR_INVALID, "read logs: invalid app or process name");
 	char *dir = xasprintf("%s/%s/%s", l->root, env, app);
 	struct set s = {0};
+	s.streams = streams;
 	int r = list_instances(dir, process, &s, e);
 	free(dir);
 	if (r == 0) {

@@ -111,7 +111,7 @@ assert_eq "$(curl -s "http://127.0.0.1:$1/")" "one web.1 count=1 greeting=hi the
 assert_eq "$(curl -s "http://127.0.0.1:$2/")" "one web.2 count=2 greeting=hi there workers=4 debug=false vol=$VOL" "GET / on web.2"
 assert_eq "$(curl -s "http://127.0.0.1:$1/")" "one web.1 count=3 greeting=hi there workers=4 debug=false vol=$VOL" "GET / on web.1 again"
 assert_eq "$(cat "$VOL/count")" 3 "the counter in the volume on disk"
-assert_eq "$(b logs --app $APP --process stubborn | cut -d' ' -f2-)" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL" \
+assert_eq "$(b logs --source app --app $APP --process stubborn | cut -d' ' -f2-)" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL" \
   "the stubborn process sees the volume under the variable it chose"
 assert_eq "$(b volumes --app $APP --json | json '[(v["name"], v["path"]) for v in d["volumes"]]')" "[('data', '$VOL')]" "volumes --json"
 pass "default config vars reach the instances; both web instances share the volume"
@@ -138,7 +138,7 @@ wait_for '! alive $V1_STUBBORN && ! alive $V1_GRACEFUL' 50 || fail "v1 processes
 assert_eq "$(b logs --app $APP --process graceful | cut -d' ' -f2- | grep ' v1 | ')" "graceful.1 v1 | graceful up
 graceful.1 v1 | cleaning up
 graceful.1 v1 | clean exit" "the graceful v1 process's output"
-assert_eq "$(b logs --app $APP --process stubborn | cut -d' ' -f2- | grep ' v1 | ')" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL
+assert_eq "$(b logs --source app --app $APP --process stubborn | cut -d' ' -f2- | grep ' v1 | ')" "stubborn.1 v1 | stubborn up SHARED_DIR=$VOL
 stubborn.1 v1 | TERM ignored" "the stubborn v1 process's output"
 grep -q "production/yapp stubborn.1 did not stop within 1000 ms; sending SIGKILL" "$T/server.log" \
   || fail "the server log does not say the stubborn process was killed after its 1 s grace"

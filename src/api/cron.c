@@ -1,7 +1,8 @@
 /* api/cron: `berth cron` (the jobs of the live release with their last and next runs) and
  * `berth cron run NAME` (one run now). The schedule itself lives in reconcile/cron.c. With
- * BERTH_TEST_HOOKS=1 in the server's environment, POST /v1/debug/clock {"advance_s": N}
- * (admin) moves the scheduler's clock, so tests need not wait for minutes. */
+ * BERTH_TEST_HOOKS=1 in the server's environment, POST /v1/debug/clock {"advance_s": N
+ * [, "freeze": true]} (admin) moves the scheduler's clock (and with freeze stops it following
+ * real time), so tests need not wait for minutes. */
 #include "api/internal.h"
 #include "reconcile/cron.h"
 #include <stdlib.h>
@@ -53,10 +54,10 @@ void api_debug_clock(struct ctx *c)
 	json_t *adv = json_object_get(body, "advance_s");
 	if (!json_is_integer(adv) || json_integer_value(adv) < 0 || json_integer_value(adv) > 10LL * 366 * 86400) {
 		json_decref(body);
-		http_respond_error(c->req, 400, "expected {\"advance_s\": seconds}");
+		http_respond_error(c->req, 400, "expected {\"advance_s\": seconds[, \"freeze\": true]}");
 		return;
 	}
-	cron_sched_advance(reconciler_cron(c->api->rc), json_integer_value(adv));
+	cron_sched_advance(reconciler_cron(c->api->rc), json_integer_value(adv), json_is_true(json_object_get(body, "freeze")));
 	json_decref(body);
 	http_respond_json(c->req, 200, json_pack("{s:b}", "ok", 1));
 }

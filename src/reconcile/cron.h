@@ -7,7 +7,8 @@
  * meanwhile runs once at start-up (at most once, however many runs were missed): the store
  * remembers the last schedule slot that was handled.
  * Time comes from time_now_us() plus a test offset (cron_sched_advance, reachable only with
- * BERTH_TEST_HOOKS=1 in the server's environment), so tests need not wait for minutes. */
+ * BERTH_TEST_HOOKS=1 in the server's environment; with BERTH_TEST_CRON_FROZEN=1 too, the
+ * clock starts frozen and moves only by cron_sched_advance), so tests need not wait. */
 #ifndef BERTH_RECONCILE_CRON_H
 #define BERTH_RECONCILE_CRON_H
 #include <stdbool.h>
@@ -41,6 +42,7 @@ json_t *cron_sched_list(struct cron_sched_set *s, const char *env, const char *a
  * forbid and a run is going). *id gets the run's one-off id. */
 int cron_sched_run_now(struct cron_sched_set *s, const char *env, const char *app, const char *job, char *id,
 		       size_t idlen, struct err *e);
-/* Test hook: move the scheduler's clock forward by seconds and look at the jobs again. */
-void cron_sched_advance(struct cron_sched_set *s, int64_t seconds);
+/* Test hook: move the scheduler's clock forward by seconds (freeze: from now on it moves only
+ * so, not with real time) and look at the jobs again. */
+void cron_sched_advance(struct cron_sched_set *s, int64_t seconds, bool freeze);
 #endif

@@ -22,6 +22,18 @@ json_t *api_app_doc(struct api *a, const char *env, const char *app, int64_t *re
 	return doc;
 }
 
+int api_need_app(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *doc = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	if (!doc) {
+		api_fail(c->req, &e);
+		return -1;
+	}
+	json_decref(doc);
+	return 0;
+}
+
 /* The formation in effect: the release's snapshot (manifest defaults) with the app's scale
  * over it, for the release that is (or is becoming) live. */
 json_t *api_formation(struct api *a, json_t *doc)

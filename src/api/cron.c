@@ -10,26 +10,17 @@
 
 void api_cron_list(struct ctx *c)
 {
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(c->req, &e);
+	if (api_need_app(c) < 0)
 		return;
-	}
-	json_decref(app);
 	http_respond_json(c->req, 200, json_pack("{s:o}", "jobs", cron_sched_list(reconciler_cron(c->api->rc), c->env,
 									  c->app)));
 }
 
 void api_cron_run(struct ctx *c, const char *job)
 {
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(c->req, &e);
+	if (api_need_app(c) < 0)
 		return;
-	}
-	json_decref(app);
+	struct err e = ERR_INIT;
 	char id[96] = "";
 	if (cron_sched_run_now(reconciler_cron(c->api->rc), c->env, c->app, job, id, sizeof id, &e) < 0) {
 		api_fail(c->req, &e);

@@ -53,10 +53,6 @@ struct deploy {
 	bool reused_build;      /* final existed: an identical build was reused */
 	struct oneoff *job;
 	int64_t build_started_us, build_ms;
-	struct buf partial;     /* the build's unfinished output line */
-	json_t *tail;           /* its last lines, for a failure */
-	json_t *head;           /* its first lines */
-	int64_t lines;
 	int64_t streamed;       /* bytes of build output sent to the client */
 	bool cancelled;
 	bool app_existed;       /* the app had a document when the deploy began */
@@ -243,9 +239,6 @@ static void deploy_free(struct deploy *d)
 	manifest_free(&d->m);
 	build_plan_free(&d->plan);
 	json_decref(d->config);
-	json_decref(d->tail);
-	json_decref(d->head);
-	buf_free(&d->partial);
 	reconciler_unwait(d->waiter);
 	free(d);
 	api_gc_deploy_end(a, env, app);
@@ -369,64 +362,26 @@ static void commit_release(struct deploy *d)
 
 /* ---- the build ---- */
 
-#define BUILD_TAIL 20
 #define STREAM_MAX (1 << 20)
-#define BUILD_HEAD 5
 
-static void build_line(struct deploy *d, const char *s, size_t n)
-{
-	if (n && s[n - 1] == '\r')
-		n--;
-	/* Control bytes are made visible; output that is not UTF-8 is replaced by a note. */
-	char *text = xstrndup(s, n);
-	for (char *p = text; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			*p = '?';
-	json_t *line = json_string(text);
-	if (!line)
-		line = json_string("(a line that is not UTF-8)");
-	free(text);
-	d->lines++;
-	if (json_array_size(d->head) < BUILD_HEAD)
-		json_array_append(d->head, line);
-	json_array_append(d->tail, line);
-	if (json_array_size(d->tail) > BUILD_TAIL)
-		json_array_remove(d->tail, 0);
-	/* A client gets the first STREAM_MAX bytes of the output; the rest is in the logs (a
-	 * build printing gigabytes must not bury the deploy's own progress). */
-	if (d->c && d->streamed <= STREAM_MAX) {
-		d->streamed += (int64_t)json_string_length(line);
-		if (d->streamed > STREAM_MAX) {
-			deploy_event(d, json_pack("{s:s, s:s}", "event", "info", "message",
-						  "the build prints a lot: the rest of its output is only in the logs "
-						  "(berth logs --process build)"));
-		} else {
-			char *msg = xasprintf("build | %s", json_string_value(line));
-			deploy_event(d, json_pack("{s:s, s:s, s:O, s:s}", "event", "output", "process", "build", "line",
-						  line, "message", msg));
-			free(msg);
-		}
-	}
-	json_decref(line);
-}
-
-static void on_build_output(void *arg, int stream, const char *data, size_t n)
+/* One line of the build's output: to the client, while it has not had STREAM_MAX bytes (a
+ * build printing gigabytes must not bury the deploy's own progress; all of it is in the logs). */
+static void on_build_line(void *arg, int stream, const char *text)
 {
 	struct deploy *d = arg;
-	buf_add(&d->partial, data, n);
-	size_t start = 0;
-	for (;;) {
-		const char *nl = memchr(d->partial.p + start, '\n', d->partial.len - start);
-		if (!nl)
-			break;
-		build_line(d, d->partial.p + start, (size_t)(nl - (d->partial.p + start)));
-		start = (size_t)(nl - d->partial.p) + 1;
+	if (!d->c || d->streamed > STREAM_MAX)
+		return;
+	d->streamed += (int64_t)strlen(text);
+	if (d->streamed > STREAM_MAX) {
+		deploy_event(d, json_pack("{s:s, s:s}", "event", "info", "message",
+					  "the build prints a lot: the rest of its output is only in the logs "
+					  "(berth logs --process build)"));
+		return;
 	}
-	if (d->partial.len - start > 4096) {          /* a very long line: show it in pieces */
-		build_line(d, d->partial.p + start, d->partial.len - start);
-		start = d->partial.len;
-	}
-	buf_consume(&d->partial, start);
+	char *msg = xasprintf("build | %s", text);
+	deploy_event(d, json_pack("{s:s, s:s, s:s, s:s}", "event", "output", "process", "build", "line", text,
+				  "message", msg));
+	free(msg);
 }
 
 static void on_build_exit(void *arg, const struct oneoff_result *r)
@@ -436,10 +391,6 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 	if (d->in_builds) {
 		builds_unlink(d);
 		builds_next(d->api, d->env, d->app);
-	}
-	if (d->partial.len) {
-		build_line(d, d->partial.p, d->partial.len);
-		buf_consume(&d->partial, d->partial.len);
 	}
 	d->build_ms = r->duration_ms;
 	bool ok = !r->signal && r->status == 0 && !r->timed_out && !r->too_much_output && !d->cancelled;
@@ -463,15 +414,8 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 		else
 			err_set(&e, ERR_INVALID, "build failed (%s%s): %s%s", d->plan.builder,
 				strcmp(d->plan.builder, "command") ? " builder" : ": build: in berth.yaml", r->summary, after);
-		/* The first lines too when the output was long: the cause is often at the top. */
-		json_t *logs = json_array();
-		if (d->lines > (int64_t)json_array_size(d->tail)) {
-			json_array_extend(logs, d->head);
-			json_array_append_new(logs, json_string("..."));
-		}
-		json_array_extend(logs, d->tail);
-		deploy_fail(d, &e, logs);
-		json_decref(logs);
+		/* Its first lines too when the output was long: the cause is often at the top. */
+		deploy_fail(d, &e, r->output);
 		return;
 	}
 	char *final = xasprintf("%s/%s", d->app_dir, d->dir);
@@ -565,9 +509,7 @@ static int start_build(struct deploy *d, struct err *e)
 		.timeout_ms = d->m.build_timeout_ms > 0 ? d->m.build_timeout_ms : 600000,
 		.log = true, .output_limit = bc->output_limit,
 	};
-	struct oneoff_events ev = {.on_output = on_build_output, .on_exit = on_build_exit, .arg = d};
-	d->tail = json_array();
-	d->head = json_array();
+	struct oneoff_events ev = {.on_line = on_build_line, .on_exit = on_build_exit, .arg = d};
 	d->build_started_us = time_now_us();
 	d->job = oneoff_start(reconciler_oneoffs(d->api->rc), &spec, &ev, e);
 	envp_free_array(vars);

@@ -151,6 +151,8 @@ void api_gc_deploy_end(struct api *a, const char *env, const char *app);
 bool api_gc_code_gone(struct api *a, const char *env, const char *app, const char *dir);
 void api_gc_free(struct api *a);
 
+/* Does c's app exist? 0, or -1 after answering (404 naming it, or the store's error). */
+int api_need_app(struct ctx *c);
 /* The app document and its revision; NULL with ERR_NOTFOUND when there is no such app. */
 json_t *api_app_doc(struct api *a, const char *env, const char *app, int64_t *rev, struct err *e);
 #endif

@@ -150,13 +150,9 @@ static json_t *public_release(struct ctx *c, json_t *doc, json_t *seen)
 
 void api_releases(struct ctx *c)
 {
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(c->req, &e);
+	if (api_need_app(c) < 0)
 		return;
-	}
-	json_decref(app);
+	struct err e = ERR_INIT;
 	char *prefix = model_releases_prefix(c->env, c->app);
 	struct store_list l;
 	int r = store_list(c->api->st, prefix, &l, &e);

@@ -15,13 +15,8 @@
 
 void api_instances(struct ctx *c)
 {
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(c->req, &e);
+	if (api_need_app(c) < 0)
 		return;
-	}
-	json_decref(app);
 	http_respond_json(c->req, 200, json_pack("{s:o, s:o}", "instances", reconciler_instances(c->api->rc, c->env, c->app),
 						 "oneoffs", oneoffs_list(reconciler_oneoffs(c->api->rc), c->env, c->app)));
 }
@@ -215,13 +210,8 @@ static int du_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 
 void api_volumes(struct ctx *c)
 {
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	if (!app) {
-		api_fail(c->req, &e);
+	if (api_need_app(c) < 0)
 		return;
-	}
-	json_decref(app);
 	char *dir = xasprintf("%s/volumes/%s/%s", c->api->data_dir, c->env, c->app);
 	json_t *arr = json_array();
 	DIR *d = opendir(dir);

@@ -92,34 +92,18 @@ static int apps_destroy(struct cli_opts *o)
 		cli_target_free(&t);
 		return EXIT_USAGE;
 	}
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
-	struct buf path = BUF_INIT;
-	cli_app_path(&path, &t, "?confirm=");
-	client_escape(&path, t.app);
+	struct buf suffix = BUF_INIT;
+	buf_adds(&suffix, "?confirm=");
+	client_escape(&suffix, t.app);
 	if (o->volumes)
-		buf_adds(&path, "&volumes=1");
+		buf_adds(&suffix, "&volumes=1");
 	if (o->purge_logs)
-		buf_adds(&path, "&purge_logs=1");
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	if (client_json(&c, "DELETE", path.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		printf("%s\n", json_string_value(json_object_get(doc, "message")));
-		const char *w = json_string_value(json_object_get(doc, "warning"));
-		if (w)
-			fprintf(stderr, "berth: warning: %s\n", w);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	buf_free(&path);
-	client_close(&c);
+		buf_adds(&suffix, "&purge_logs=1");
+	struct cli_opts named = *o;
+	named.app = t.app;
+	named.env = t.env;
+	rc = cli_app_call(&named, "DELETE", suffix.p, NULL);
+	buf_free(&suffix);
 	cli_target_free(&t);
 	return rc;
 }

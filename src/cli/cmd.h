@@ -92,5 +92,9 @@ int cli_app_get(const struct cli_opts *o, const char *suffix, cli_show_fn show);
 /* The whole of a change verb on one app: find the app, connect, POST body (NULL: empty)
  * to suffix ("/scale") and render the progress stream. Returns the exit status. */
 int cli_app_change(const struct cli_opts *o, const char *suffix, json_t *body);
+/* A JSON call on one app whose answer carries a "message": find the app, connect, METHOD
+ * suffix (path and query, escaped) with body (may be NULL), then print the document (--json)
+ * or "-----> message" (and its "warning" on stderr). Returns the exit status. */
+int cli_app_call(const struct cli_opts *o, const char *method, const char *suffix, json_t *body);
 
 #endif

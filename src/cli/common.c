@@ -164,3 +164,37 @@ int cli_app_change(const struct cli_opts *o, const char *suffix, json_t *body)
 	cli_target_free(&t);
 	return rc;
 }
+
+int cli_app_call(const struct cli_opts *o, const char *method, const char *suffix, json_t *body)
+{
+	struct cli_target t;
+	int rc = cli_target(o, &t);
+	if (rc)
+		return rc;
+	struct client c;
+	if ((rc = cli_connect(o, &c))) {
+		cli_target_free(&t);
+		return rc;
+	}
+	struct buf path = BUF_INIT;
+	cli_app_path(&path, &t, suffix);
+	json_t *doc = NULL;
+	struct err e = ERR_INIT;
+	if (client_json(&c, method, path.p, body, &doc, &e)) {
+		rc = cli_fail(&e);
+	} else if (o->json) {
+		rc = cli_print_json(doc);
+	} else {
+		const char *msg = json_string_value(json_object_get(doc, "message"));
+		printf("-----> %s\n", msg ? msg : "done");
+		const char *w = json_string_value(json_object_get(doc, "warning"));
+		if (w)
+			fprintf(stderr, "berth: warning: %s\n", w);
+		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+	}
+	json_decref(doc);
+	buf_free(&path);
+	client_close(&c);
+	cli_target_free(&t);
+	return rc;
+}

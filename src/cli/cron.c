@@ -51,33 +51,12 @@ static void show(json_t *doc, const struct cli_target *t)
 
 static int cron_run(struct cli_opts *o, const char *job)
 {
-	struct cli_target t;
-	int rc = cli_target(o, &t);
-	if (rc)
-		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
-	struct buf path = BUF_INIT;
-	cli_app_path(&path, &t, "/cron/");
-	client_escape(&path, job);
-	buf_adds(&path, "/run");
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	if (client_json(&c, "POST", path.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		printf("-----> %s\n", json_string_value(json_object_get(doc, "message")));
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	struct buf suffix = BUF_INIT;
+	buf_adds(&suffix, "/cron/");
+	client_escape(&suffix, job);
+	buf_adds(&suffix, "/run");
+	int rc = cli_app_call(o, "POST", suffix.p, NULL);
+	buf_free(&suffix);
 	return rc;
 }
 

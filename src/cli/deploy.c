@@ -12,37 +12,12 @@
 /* Bigger than any sane app directory; the server's own limit (default 256 MiB) is lower. */
 #define PACK_LIMIT (1024LL * 1024 * 1024)
 
-/* `berth deploy --cancel`: stop the rollout in progress; the live release stays. */
+/* `berth deploy --cancel`: stop the build or rollout in progress; the live release stays. */
 static int deploy_cancel(struct cli_opts *o)
 {
 	if (o->npos)
 		return cli_usage_error("deploy", "deploy --cancel takes no directory");
-	struct cli_target t;
-	int rc = cli_target(o, &t);
-	if (rc)
-		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
-	struct buf path = BUF_INIT;
-	cli_app_path(&path, &t, "/cancel");
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	if (client_json(&c, "POST", path.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		printf("-----> %s\n", json_string_value(json_object_get(doc, "message")));
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
-	return rc;
+	return cli_app_call(o, "POST", "/cancel", NULL);
 }
 
 int cmd_deploy(struct cli_opts *o)

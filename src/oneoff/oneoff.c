@@ -44,7 +44,68 @@ struct oneoff {
 	bool exited, timed_out, stopped, too_much, freed;
 	int64_t started_us, output, output_limit;
 	char started_at[40];
+	/* output as lines, for on_line and the report */
+	struct buf partial[2];
+	json_t *head, *tail;
+	int64_t lines;
 };
+
+#define REPORT_HEAD 5
+#define REPORT_TAIL 20
+#define ONEOFF_LINE_MAX 4096
+
+/* One line of output: made printable and UTF-8, kept for the report, given to on_line. */
+static void take_line(struct oneoff *o, int stream, const char *s, size_t n)
+{
+	if (n && s[n - 1] == '\r')
+		n--;
+	char *text = xstrndup(s, n);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			*p = '?';
+	json_t *line = json_string(text);
+	if (!line)
+		line = json_string("(a line that is not UTF-8)");
+	free(text);
+	o->lines++;
+	if (json_array_size(o->head) < REPORT_HEAD)
+		json_array_append(o->head, line);
+	json_array_append(o->tail, line);
+	if (json_array_size(o->tail) > REPORT_TAIL)
+		json_array_remove(o->tail, 0);
+	if (o->ev.on_line)
+		o->ev.on_line(o->ev.arg, stream, json_string_value(line));
+	json_decref(line);
+}
+
+static void split_lines(struct oneoff *o, int stream, const char *data, size_t n)
+{
+	struct buf *b = &o->partial[stream == 2 ? 1 : 0];
+	buf_add(b, data, n);
+	size_t start = 0;
+	const char *nl;
+	while ((nl = memchr(b->p + start, '\n', b->len - start))) {
+		take_line(o, stream, b->p + start, (size_t)(nl - (b->p + start)));
+		start = (size_t)(nl - b->p) + 1;
+	}
+	while (b->len - start > ONEOFF_LINE_MAX) {             /* a very long line: in pieces */
+		take_line(o, stream, b->p + start, ONEOFF_LINE_MAX);
+		start += ONEOFF_LINE_MAX;
+	}
+	buf_consume(b, start);
+}
+
+/* The report of a run: every line when short, else the first, "...", the last (new ref). */
+static json_t *report(const struct oneoff *o)
+{
+	json_t *r = json_array();
+	if (o->lines > (int64_t)json_array_size(o->tail)) {
+		json_array_extend(r, o->head);
+		json_array_append_new(r, json_string("..."));
+	}
+	json_array_extend(r, o->tail);
+	return r;
+}
 
 static void oo_maybe_free(struct oneoff *o)
 {
@@ -63,6 +124,10 @@ static void oo_maybe_free(struct oneoff *o)
 	free(o->kind);
 	free(o->command);
 	free(o->profile.name);
+	buf_free(&o->partial[0]);
+	buf_free(&o->partial[1]);
+	json_decref(o->head);
+	json_decref(o->tail);
 	free(o);
 	if (!s->head && s->shutdown_done) {
 		void (*done)(void *) = s->shutdown_done;
@@ -86,6 +151,7 @@ static void on_output(void *arg, int stream, const char *data, size_t n)
 		logs_sink_write(o->sink, stream, data, n);
 	if (o->ev.on_output)
 		o->ev.on_output(o->ev.arg, stream, data, n);
+	split_lines(o, stream, data, n);
 	if (o->output_limit && o->output > o->output_limit && !o->too_much && o->proc) {
 		o->too_much = true;
 		log_warn("%s/%s %s printed more than %lld bytes; stopping it", o->env, o->app, o->id,
@@ -118,6 +184,11 @@ static void on_exit_cb(void *arg, int64_t status, int sig)
 	struct oneoff *o = arg;
 	o->proc = NULL;
 	o->exited = true;
+	for (int k = 0; k < 2; k++)
+		if (o->partial[k].len) {
+			take_line(o, k + 1, o->partial[k].p, o->partial[k].len);
+			buf_consume(&o->partial[k], o->partial[k].len);
+		}
 	struct oneoff_result r = {
 		.status = status, .signal = sig, .timed_out = o->timed_out, .stopped = o->stopped,
 		.too_much_output = o->too_much, .duration_ms = (time_now_us() - o->started_us) / 1000,
@@ -142,8 +213,10 @@ static void on_exit_cb(void *arg, int64_t status, int sig)
 	uv_close((uv_handle_t *)&o->kill, on_timer_closed);
 	struct oneoff_events ev = o->ev;
 	memset(&o->ev, 0, sizeof o->ev);
+	r.output = report(o);
 	if (ev.on_exit)
 		ev.on_exit(ev.arg, &r);
+	json_decref(r.output);
 }
 
 static void on_kill(uv_timer_t *t)
@@ -214,6 +287,8 @@ struct oneoff *oneoff_start(struct oneoffs *s, const struct oneoff_spec *spec, c
 	o->command = xstrdup(spec->command);
 	o->release = spec->release;
 	o->output_limit = spec->output_limit;
+	o->head = json_array();
+	o->tail = json_array();
 	if (ev)
 		o->ev = *ev;
 	/* run and exec are numbered (run.1, run.2 at the same time); a build, the release phase
@@ -293,6 +368,8 @@ fail:
 		logs_sink_close(o->sink);
 	if (o->in_cgroup)
 		cgroup_destroy(o->cgroup);
+	json_decref(o->head);
+	json_decref(o->tail);
 	free(o->env);
 	free(o->app);
 	free(o->kind);

@@ -46,11 +46,16 @@ struct oneoff_result {
 	bool too_much_output;
 	bool stopped;                /* oneoff_stop / a dropped client */
 	int64_t duration_ms;
+	json_t *output;              /* its output for a report (borrowed, during on_exit): all its
+	                              * lines when short, else the first ones, "...", the last ones */
 	char summary[200];           /* "exit status 3", "timed out after 600 s", "out of memory (limit 256 MiB, profile small)" */
 };
 
 struct oneoff_events {
 	void (*on_output)(void *arg, int stream, const char *data, size_t n);
+	/* The same output as whole lines (may be NULL): control bytes shown as '?', a line that is
+	 * not UTF-8 replaced by a note, a line over 4 KiB cut in pieces; text valid during the call. */
+	void (*on_line)(void *arg, int stream, const char *text);
 	void (*on_exit)(void *arg, const struct oneoff_result *r);
 	void *arg;
 };

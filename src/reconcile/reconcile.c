@@ -61,8 +61,6 @@ struct app_rt {
 	/* the release phase of the rollout target, while it runs */
 	struct oneoff *phase;
 	int phase_version;
-	struct buf phase_partial;
-	json_t *phase_tail;
 	int64_t phase_streamed;      /* bytes of its output sent to waiters */
 	struct reconciler *rc;
 };
@@ -554,55 +552,24 @@ static void phase_record(struct reconciler *rc, struct app_rt *rt, int version, 
 	free(key);
 }
 
-static void phase_line(struct app_rt *rt, const char *s, size_t n)
-{
-	if (n && s[n - 1] == '\r')
-		n--;
-	char *text = xstrndup(s, n);
-	for (char *p = text; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			*p = '?';
-	json_t *line = json_string(text);
-	free(text);
-	if (!line)
-		line = json_string("(a line that is not UTF-8)");
-	json_array_append(rt->phase_tail, line);
-	if (json_array_size(rt->phase_tail) > 20)
-		json_array_remove(rt->phase_tail, 0);
-	if (rt->waiters && rt->phase_streamed <= (1 << 20)) {
-		rt->phase_streamed += (int64_t)json_string_length(line);
-		if (rt->phase_streamed > (1 << 20)) {
-			broadcast(rt, event_new("info", "the release phase prints a lot: the rest of its output is only in "
-						"the logs (berth logs --process release)"));
-			json_decref(line);
-			return;
-		}
-		char *msg = xasprintf("release | %s", json_string_value(line));
-		json_t *ev = event_new("output", msg);
-		free(msg);
-		json_object_set_new(ev, "process", json_string("release"));
-		json_object_set(ev, "line", line);
-		broadcast(rt, ev);
-	}
-	json_decref(line);
-}
-
-static void on_phase_output(void *arg, int stream, const char *data, size_t n)
+/* A line of the release phase's output, to the deploy's progress (the first MiB of it). */
+static void on_phase_line(void *arg, int stream, const char *text)
 {
 	struct app_rt *rt = arg;
-	struct buf *b = &rt->phase_partial;
-	buf_add(b, data, n);
-	size_t start = 0;
-	const char *nl;
-	while ((nl = memchr(b->p + start, '\n', b->len - start))) {
-		phase_line(rt, b->p + start, (size_t)(nl - (b->p + start)));
-		start = (size_t)(nl - b->p) + 1;
+	if (!rt->waiters || rt->phase_streamed > (1 << 20))
+		return;
+	rt->phase_streamed += (int64_t)strlen(text);
+	if (rt->phase_streamed > (1 << 20)) {
+		broadcast(rt, event_new("info", "the release phase prints a lot: the rest of its output is only in "
+					"the logs (berth logs --process release)"));
+		return;
 	}
-	if (b->len - start > 4096) {
-		phase_line(rt, b->p + start, b->len - start);
-		start = b->len;
-	}
-	buf_consume(b, start);
+	char *msg = xasprintf("release | %s", text);
+	json_t *ev = event_new("output", msg);
+	free(msg);
+	json_object_set_new(ev, "process", json_string("release"));
+	json_object_set_new(ev, "line", json_string(text));
+	broadcast(rt, ev);
 }
 
 static void on_phase_exit(void *arg, const struct oneoff_result *res)
@@ -610,10 +577,6 @@ static void on_phase_exit(void *arg, const struct oneoff_result *res)
 	struct app_rt *rt = arg;
 	struct reconciler *rc = rt->rc;
 	rt->phase = NULL;
-	if (rt->phase_partial.len) {
-		phase_line(rt, rt->phase_partial.p, rt->phase_partial.len);
-		buf_consume(&rt->phase_partial, rt->phase_partial.len);
-	}
 	int version = rt->phase_version;
 	bool ok = !res->signal && res->status == 0 && !res->timed_out;
 	int target = model_json_int(rt->doc, "target", 0);
@@ -633,13 +596,8 @@ static void on_phase_exit(void *arg, const struct oneoff_result *res)
 		char reason[400];
 		snprintf(reason, sizeof reason, "the release phase of v%d failed: %s; nothing was rolled out", version,
 			 res->summary);
-		json_t *logs = rt->phase_tail;
-		rt->phase_tail = NULL;
-		fail_rollout(rc, rt, version, reason, logs);
-		json_decref(logs);
+		fail_rollout(rc, rt, version, reason, res->output);
 	}
-	json_decref(rt->phase_tail);
-	rt->phase_tail = NULL;
 	rt->dirty = true;
 	schedule(rc);
 }
@@ -662,10 +620,8 @@ static bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, stru
 		.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
 		.output_limit = 64LL << 20,
 	};
-	struct oneoff_events ev = {.on_output = on_phase_output, .on_exit = on_phase_exit, .arg = rt};
+	struct oneoff_events ev = {.on_line = on_phase_line, .on_exit = on_phase_exit, .arg = rt};
 	struct err e = ERR_INIT;
-	json_decref(rt->phase_tail);
-	rt->phase_tail = json_array();
 	rt->phase_streamed = 0;
 	rt->phase_version = r->version;
 	rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
@@ -904,8 +860,6 @@ static void run_pass(struct reconciler *rc)
 			for (int k = 0; k < 4; k++)
 				rel_free(rt->rels[k]);
 			json_decref(rt->fail_logs);
-			json_decref(rt->phase_tail);
-			buf_free(&rt->phase_partial);
 			free(rt);
 			continue;
 		}
@@ -1240,8 +1194,6 @@ void reconciler_free(struct reconciler *rc)
 			rel_free(rt->rels[k]);
 		json_decref(rt->doc);
 		json_decref(rt->fail_logs);
-		json_decref(rt->phase_tail);
-		buf_free(&rt->phase_partial);
 		free(rt);
 	}
 	uv_close((uv_handle_t *)&rc->kick, NULL);
@@ -1339,8 +1291,6 @@ int reconciler_cancel(struct reconciler *rc, const char *env, const char *app, i
 	if (rt->phase && rt->phase_version == target) {
 		oneoff_detach(rt->phase, true);
 		rt->phase = NULL;
-		json_decref(rt->phase_tail);
-		rt->phase_tail = NULL;
 	}
 	char reason[200];
 	snprintf(reason, sizeof reason, "cancelled (berth deploy --cancel)");

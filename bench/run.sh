@@ -2,8 +2,9 @@
 # bench/run.sh: berth's benchmarks (`make bench`). Starts its own `berth server` (API, router
 # and DNS on free ports) with a throwaway data dir, measures deploy -> healthy, 0 -> 50 -> 0
 # scaling, server memory with 100 instances, log ingest, router throughput and latency against
-# nginx, router memory per idle connection, and DNS queries/s against knot (each next to its
-# peer, measured in the same run: see bench/README.md), prints a table, and appends (or, same
+# nginx, router memory per idle connection, DNS queries/s against knot, a Node redeploy whose
+# lockfile did not change and `berth run` round trips (each next to its peer, measured in the
+# same run: see bench/README.md), prints a table, and appends (or, same
 # day, machine, revision and benchmarks, rewrites) a dated section of bench/RESULTS.md. Every
 # process it started is gone when it exits, however it exits.
 #
@@ -11,10 +12,13 @@
 # apps, default /usr/bin/python3), CC, DEPLOYS=20, SCALE_N=50, SCALE_ROUNDS=3, RSS_N=100,
 # LOG_LINES=2000000, LOG_ROUNDS=3, ROUTER_SECONDS=8, ROUTER_ROUNDS=5, ROUTER_CONNS=64,
 # WRK_THREADS (default: CPUs), IDLE_CONNS=10000, DNS_SECONDS=10, DNS_ROUNDS=3, DNS_CLIENTS=4,
-# BENCH_ONLY="rss deploy scale logs router idle dns" (a subset; commas or spaces),
+# BUILD_DEPLOYS=20, RUN_N=50,
+# BENCH_ONLY="rss deploy scale logs router idle dns build run" (a subset; commas or spaces;
+# "apps" is build and run),
 # RESULTS=bench/RESULTS.md, NO_RESULTS=1 (print only), BENCH_KEEP=1 (keep the temp dir),
 # BENCH_REVISION (the revision BERTH_BIN was built from; default: git describe of this tree).
-# The router, idle and dns benchmarks need nginx, wrk, knot, dnsperf and dig (bench/setup.sh).
+# The router, idle and dns benchmarks need nginx, wrk, knot, dnsperf and dig (bench/setup.sh);
+# build needs node and npm, and the npm registry for its one cold install.
 # Exit status: 0 all measured; 1 something could not be measured or berth misbehaved (the
 # table and RESULTS.md still show what was measured); 2 bad set-up.
 set -uo pipefail
@@ -23,8 +27,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BERTH=${BERTH_BIN:-$ROOT/berth}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
-ALL="rss deploy scale logs router idle dns"
-ONLY=$(echo "${BENCH_ONLY:-$ALL}" | tr ',' ' ')
+ALL="rss deploy scale logs router idle dns build run"
+ONLY=$(echo "${BENCH_ONLY:-$ALL}" | tr ',' ' ' | sed 's/\<apps\>/build run/g')
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1200}
 
 die() { echo "bench: $*" >&2; exit 2; }
@@ -45,7 +49,8 @@ command -v "$CC" >/dev/null || die "no C compiler ($CC) for the log generator (a
 for tool in timeout cat setsid; do command -v "$tool" >/dev/null || die "$tool not found (coreutils/util-linux)"; done
 for b in $ONLY; do
   case $b in
-    rss|deploy|scale|logs) ;;
+    rss|deploy|scale|logs|run) ;;
+    build) for tool in node npm; do command -v "$tool" >/dev/null || die "$tool not found (the node builder runs npm: apt-get install nodejs npm)"; done ;;
     router|idle) need="nginx wrk" ;;&
     dns) need="knotd dnsperf dig" ;;&
     router|idle|dns)
@@ -163,7 +168,7 @@ say "server pid $SRV_PID on $BERTH_API (router :$ROUTER_PORT, DNS :$DNS_PORT), d
 status=0
 for b in $ALL; do
   case " $ONLY " in *" $b "*) ;; *) continue;; esac
-  case $b in router|idle|dns) script=bench_net.py ;; *) script=bench.py ;; esac
+  case $b in router|idle|dns) script=bench_net.py ;; build|run) script=bench_apps.py ;; *) script=bench.py ;; esac
   say "measuring: $b"
   # in the background, so that a signal to this script is handled at once (by cleanup)
   timeout -k 10 "$STEP_TIMEOUT" "$BENCH_PYTHON" "$HERE/$script" "$b" 2>"$T/err.$b" &

@@ -495,6 +495,9 @@ static int start_build(struct deploy *d, struct err *e)
 	const struct server_build_conf *bc = &d->api->conf->builds;
 	const char *pname = bc->profile ? bc->profile : "large";
 	const struct profile *prof = *pname ? server_conf_profile(d->api->conf, pname) : NULL;
+	if (*pname && !prof)
+		return err_set(e, ERR_UNAVAILABLE, "server.yaml builds.profile names a profile the server does not have (%s)",
+			       pname);
 	char msg[300];
 	if (!strcmp(d->plan.builder, "command"))
 		snprintf(msg, sizeof msg, "building with build: from %s", d->m.source ? d->m.source : "berth.yaml");
@@ -505,7 +508,7 @@ static int start_build(struct deploy *d, struct err *e)
 	char **vars = build_env(d);
 	struct oneoff_spec spec = {
 		.env = d->env, .app = d->app, .kind = "build", .command = d->plan.script, .cwd = d->tmp_dir,
-		.env_vars = vars, .profile = prof,
+		.env_vars = vars, .profile = prof, .profile_optional = !bc->profile,
 		.timeout_ms = d->m.build_timeout_ms > 0 ? d->m.build_timeout_ms : 600000,
 		.log = true, .output_limit = bc->output_limit,
 	};

@@ -127,12 +127,12 @@ static void job_error(struct gc_job *j, const struct err *e)
  * built is never taken for unused). */
 static void prune_cache(struct gc_job *j)
 {
-	static const char *const links[] = {".berth/venv", "node_modules"};
-	static const char *const builders[] = {"python", "node"};
+	static const char *const links[] = {".berth/venv", "node_modules", ".berth/bundle"};
+	static const char *const builders[] = {"python", "node", "ruby"};
 	char **used = NULL;
 	size_t nused = 0;
 	for (size_t k = 0; k < j->nkeep; k++) {
-		for (size_t l = 0; l < 2; l++) {
+		for (size_t l = 0; l < 3; l++) {
 			char *p = xasprintf("%s/%s/%s", j->app_dir, j->keep[k], links[l]);
 			char target[4096];
 			ssize_t n = readlink(p, target, sizeof target - 1);
@@ -148,7 +148,7 @@ static void prune_cache(struct gc_job *j)
 			used[nused++] = xstrdup(target);
 		}
 	}
-	for (size_t b = 0; b < 2; b++) {
+	for (size_t b = 0; b < 3; b++) {
 		char *dir = xasprintf("%s/%s", j->cache_dir, builders[b]);
 		DIR *d = opendir(dir);
 		struct dirent *de;

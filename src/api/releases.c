@@ -384,6 +384,10 @@ void api_config_get(struct ctx *c)
 		buf_adds(&b, "$PATH");
 		json_array_append_new(vars, json_pack("{s:s, s:s, s:s}", "key", "PATH", "value", buf_str(&b), "source", "build"));
 		buf_free(&b);
+		json_array_foreach(path, i, p)
+			if (!strcmp(json_string_value(p), ".berth/venv/bin") && (!cfg || !json_object_get(cfg, "VIRTUAL_ENV")))
+				json_array_append_new(vars, json_pack("{s:s, s:s, s:s}", "key", "VIRTUAL_ENV", "value",
+								      "$RELEASE/.berth/venv", "source", "build"));
 	}
 	json_object_foreach(cfg, k, val)
 		json_array_append_new(vars, json_pack("{s:s, s:O, s:s}", "key", k, "value", val, "source", "config"));
@@ -425,7 +429,7 @@ static int app_set_config(struct ctx *c, json_t *app, json_t *cfg, struct err *e
 
 static bool config_key_valid(const char *k)
 {
-	if (!*k || strlen(k) > 256 || !(isalpha((unsigned char)*k) || *k == '_'))
+	if (!*k || strlen(k) > 255 || !(isalpha((unsigned char)*k) || *k == '_'))
 		return false;
 	for (const char *p = k; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '_')

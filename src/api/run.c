@@ -15,6 +15,7 @@
 #include "build/build.h"
 #include "util/frame.h"
 #include "util/log.h"
+#include "util/envp.h"
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,15 +233,37 @@ static int body_command(json_t *body, char **out, const char **what, char *msg, 
 	return 0;
 }
 
-/* Terminal or pipes, and the first window size. */
-static void body_tty(json_t *body, struct oneoff_spec *spec)
+/* Terminal or pipes, and the first window size. The client's TERM, when it looks like one,
+ * goes into term (a 64-byte buffer; "" otherwise). */
+static void body_tty(json_t *body, struct oneoff_spec *spec, char *term)
 {
+	term[0] = 0;
+	const char *t = json_string_value(json_object_get(body, "term"));
+	if (t && *t && strlen(t) < 64 && strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.+_") == strlen(t))
+		snprintf(term, 64, "%s", t);
 	spec->stdin_mode = json_is_true(json_object_get(body, "tty")) ? DRIVER_STDIN_TTY : DRIVER_STDIN_PIPE;
 	json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
 	if (json_is_integer(rows) && json_integer_value(rows) > 0 && json_integer_value(rows) < 10000)
 		spec->rows = (int)json_integer_value(rows);
 	if (json_is_integer(cols) && json_integer_value(cols) > 0 && json_integer_value(cols) < 10000)
 		spec->cols = (int)json_integer_value(cols);
+}
+
+/* vars plus TERM=term (when term is set and a terminal was asked for): a new array. */
+static char **with_term(char *const *vars, const char *term)
+{
+	struct envp e = {0};
+	envp_put_all(&e, vars);
+	if (*term)
+		envp_put(&e, "TERM", term);
+	if (!e.v)
+		e.v = xcalloc(1, sizeof *e.v);
+	return envp_detach(&e);
+}
+
+static void free_vars(char **v)
+{
+	envp_free_array(v);
 }
 
 /* Start the one-off described by spec and attach the request to it (or, detached, answer
@@ -366,10 +389,14 @@ void api_run(struct ctx *c)
 		.env = c->env, .app = c->app, .kind = "run", .release = env.release, .command = command,
 		.cwd = env.cwd, .env_vars = env.vars, .profile = prof,
 	};
-	body_tty(body, &spec);
+	char term[64];
+	body_tty(body, &spec, term);
 	bool detach = json_is_true(json_object_get(body, "detach"));
 	json_decref(body);
+	char **vars = with_term(env.vars, term);
+	spec.env_vars = vars;
 	start_session(c, &spec, detach, whatbuf);
+	free_vars(vars);
 	rc_oneoff_free(&env);
 	free(command);
 }
@@ -410,8 +437,12 @@ void api_exec(struct ctx *c, const char *id)
 		.env = c->env, .app = c->app, .kind = "exec", .release = st->release, .command = command, .cwd = cwd,
 		.env_vars = envp, .full_env = true, .join_cgroup = cgroup,
 	};
-	body_tty(body, &spec);
+	char term[64];
+	body_tty(body, &spec, term);
 	json_decref(body);
+	char **vars = with_term(envp, term);
+	spec.env_vars = vars;
 	start_session(c, &spec, false, whatbuf);
+	free_vars(vars);
 	free(command);
 }

@@ -231,7 +231,7 @@ static int plan_go(const char *dir, struct build_plan *p, const char *cache_root
 	crypto_hash_sha256_final(&st, d);
 	sodium_bin2hex(p->deps_hash, sizeof p->deps_hash, d, sizeof d);
 	snprintf(p->builder, sizeof p->builder, "go");
-	snprintf(p->lockfile, sizeof p->lockfile, "go.sum");
+	snprintf(p->lockfile, sizeof p->lockfile, "%s", has_file(dir, "go.sum") ? "go.sum" : "go.mod");
 	/* Go has its own content-addressed caches: keep them per app and let go decide. */
 	p->deps_dir = xasprintf("%s/go", cache_root);
 	struct buf s = BUF_INIT;
@@ -272,10 +272,10 @@ static int plan_ruby(const char *dir, struct build_plan *p, const char *cache_ro
 	buf_adds(&s, "  command -v bundle >/dev/null || { echo 'berth: Gemfile found but no bundle on the server' >&2; "
 		     "exit 127; }\n  BUNDLE_PATH=\"$deps/bundle\" bundle install\n");
 	script_tail(&s);
+	buf_adds(&s, "mkdir -p .berth\nln -sfn \"$deps/bundle\" .berth/bundle\n");
 	p->script = buf_detach(&s);
-	char *bp = xasprintf("%s/bundle", p->deps_dir);
-	json_object_set_new(p->env, "BUNDLE_PATH", json_string(bp));
-	free(bp);
+	/* "$RELEASE/" is the release directory, filled in when a process starts. */
+	json_object_set_new(p->env, "BUNDLE_PATH", json_string("$RELEASE/.berth/bundle"));
 	return 0;
 }
 

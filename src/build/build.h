@@ -3,7 +3,7 @@
  * the files at the top of the directory, as Piku and buildpacks do:
  *   requirements.txt or pyproject.toml -> python: a virtualenv + pip install
  *   package.json                       -> node: npm ci with a lockfile, npm install without;
- *                                         then `npm run build --if-present`
+ *                                         then `npm run build` when scripts.build is set
  *   go.mod                             -> go: go build -o bin/ ./...
  *   Gemfile                            -> ruby: bundle install
  * Installed dependencies live in a cache per (env, app, builder), found by the hash of the

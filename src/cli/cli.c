@@ -118,11 +118,11 @@ static const struct verb verbs[] = {
 	 "List an app's releases and what changed in each",
 	 "Lists the app's releases, newest first: version, status (pending, active, superseded,\n"
 	 "failed), when it was made, its description and what changed from the release before\n"
-	 "(code, config keys, formation). Every deploy, config change, scale and rollback makes a\n"
-	 "new release; releases never change. The BUILD column says how a release was built\n"
+	 "(code, config keys, formation). Every deploy, config change and rollback makes a new\n"
+	 "release (a scale or restart does not); releases never change. The BUILD column says how a release was built\n"
 	 "(builder, build time, the dependency hash and whether it was unchanged).\n"
 	 "`releases info vN` shows one release in full: its processes and commands, formation,\n"
-	 "config keys (values masked; --reveal shows them, to deployers), build, release phase,\n"
+	 "config keys (values masked unless --reveal), build, release phase,\n"
 	 "cron jobs, who made it and when.\n"
 	 "\n"
 	 "Examples:\n"
@@ -131,8 +131,10 @@ static const struct verb verbs[] = {
 	{"rollback", cmd_rollback, F_COMMON | F_RUN_RELEASE, G_APP,
 	 "berth rollback [vN] [--run-release] [--app A] [--env E] [--json]",
 	 "Roll back to an earlier release",
-	 "Makes a new release with the code, config and formation of release vN (written v3 or\n"
-	 "3; default: the release before the live one) and rolls it out like a deploy.\n"
+	 "Makes a new release with the code and config of release vN (written v3 or 3; default:\n"
+	 "the release before the live one) and rolls it out like a deploy; the app keeps its\n"
+	 "current scale. The release phase (release: in berth.yaml) is not run again unless\n"
+	 "--run-release.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth rollback          # back to the release before the live one\n"
@@ -143,7 +145,7 @@ static const struct verb verbs[] = {
 	 "berth config set KEY=VALUE ...\n"
 	 "berth config unset KEY ...",
 	 "List, get, set or unset an app's config vars",
-	 "An app's config is the environment its instances get on top of berth.yaml's env:.\n"
+	 "An app's config is the environment its instances get on top of berth.yaml's config:.\n"
 	 "`config` and `config list` show what an instance really gets, each value with its\n"
 	 "source: config set, berth.yaml (its config: defaults), build (what the builder adds,\n"
 	 "e.g. NODE_ENV and PATH) or berth (BERTH_APP, BERTH_ENV, BERTH_RELEASE; PORT and\n"
@@ -164,7 +166,7 @@ static const struct verb verbs[] = {
 	 "berth scale [PROCESS=COUNT ...] [--app A] [--env E] [--json]",
 	 "Set how many instances of each process run",
 	 "Sets the number of instances of each named process (a non-negative integer; 0 stops a\n"
-	 "process). This makes a new release with the new formation and rolls it out. Without\n"
+	 "process) and rolls the change out; it makes no new release. Without\n"
 	 "arguments, prints the current formation. A stopped app is not scaled: `berth start` it\n"
 	 "first.\n"
 	 "\n"

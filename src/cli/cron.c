@@ -9,7 +9,7 @@ static void show(json_t *doc, const struct cli_target *t)
 {
 	json_t *jobs = json_object_get(doc, "jobs");
 	if (!json_array_size(jobs)) {
-		printf("%s (%s) has no cron jobs: add them under cron: in berth.yaml (docs/cron.md).\n", t->app, t->env);
+		printf("%s (%s) has no cron jobs: add them under cron: in berth.yaml (docs/oneoffs.md).\n", t->app, t->env);
 		return;
 	}
 	static const char *const head[] = {"JOB", "SCHEDULE", "LAST RUN", "DURATION", "RESULT", "NEXT RUN"};

@@ -368,7 +368,7 @@ static void add_runs(struct buf *out, uint64_t m, int lo, int hi, bool comma)
 }
 
 /* One field. `star` says the text must start with '*' (day fields, for the day rule); for
- * the others '*' is used whenever it says the same thing. */
+ * the others (star_ok) '*' and a step are used whenever they say the same thing. */
 static void fmt_field(struct buf *out, uint64_t m, int lo, int hi, bool star, bool star_ok)
 {
 	uint64_t full = (((uint64_t)2 << hi) - 1) & ~(((uint64_t)1 << lo) - 1);
@@ -385,7 +385,9 @@ static void fmt_field(struct buf *out, uint64_t m, int lo, int hi, bool star, bo
 			uint64_t prog = 0;
 			for (int v = lo; v <= hi; v += n)
 				prog |= (uint64_t)1 << v;
-			if (star ? (m & prog) == prog : (m == prog && n <= hi - lo)) {
+			/* a day field keeps its '*'; elsewhere a step only when it is shorter
+			 * than the list, i.e. names three values or more */
+			if (star ? (m & prog) == prog : (m == prog && 2 * n <= hi - lo)) {
 				buf_addf(out, "*/%d", n);
 				add_runs(out, m & ~prog, lo, hi, true);
 				return;
@@ -861,7 +863,7 @@ static bool day_ok(const struct cron_sched *c, int64_t days, int d)
 
 bool cron_matches(const struct cron_sched *c, int64_t t, const struct cron_tz *tz)
 {
-	if (t < 0 || t > T_MAX)
+	if (t < 0 || t > T_MAX + CRON_HORIZON_S)       /* any time cron_next_tz can return */
 		return false;
 	int64_t l = t + cron_tz_offset(tz, t);
 	if (l - floordiv(l, 60) * 60)

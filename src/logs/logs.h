@@ -1,6 +1,6 @@
 /* logs: instance console output kept on the host, and read back merged in time order.
  *
- * Layout (documented in docs/REFERENCE.md): DIR/logs/<env>/<app>/<process>.<slot>.log, rotated
+ * Layout (documented in docs/logs.md): DIR/logs/<env>/<app>/<process>.<slot>.log, rotated
  * by size to .log.1 (newest) .. .log.<keep>. One line per output line:
  *   2026-11-24T20:19:13.123456Z v3 out hello world
  * (timestamp UTC with microseconds, release, stream out|err|sys, then the text; "sys" lines

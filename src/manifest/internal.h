@@ -57,6 +57,9 @@ size_t mf_utf8_valid_prefix(const char *s, size_t n);
 /* The name of a health kind as written in berth.yaml and JSON: none, http, tcp, exec. */
 const char *mf_health_kind_name(enum health_kind k);
 
+/* manifest.c: cross-checks of a whole manifest (cron processes exist, no reserved names). */
+int mf_check_refs(const struct manifest *m, struct err *e);
+
 /* cron.c: a cron job's schedule and time zone as the manifest checks them (src/cron). */
 int mf_cron_check(const char *schedule, char *msg, size_t msglen, size_t *off);
 bool mf_cron_tz_ok(const char *tz);

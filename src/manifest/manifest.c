@@ -279,6 +279,26 @@ out:
 	return rc;
 }
 
+/* What only the whole manifest can tell (processes may come from the Procfile): a cron job's
+ * process must exist; one-off kinds are not process names. */
+int mf_check_refs(const struct manifest *m, struct err *e)
+{
+	static const char *const reserved[] = {"build", "release", "run", "exec", NULL};
+	for (size_t k = 0; k < m->nprocs; k++)
+		for (const char *const *r = reserved; *r; r++)
+			if (!strcmp(m->procs[k].name, *r))
+				return err_set(e, ERR_INVALID, "%s: process \"%s\": the name is berth's own (its one-offs' "
+					       "logs go by it: build, release, run, exec); call it something else",
+					       m->source ? m->source : "manifest", *r);
+	for (size_t k = 0; k < m->ncron; k++) {
+		const char *p = m->cron[k].process;
+		if (p && !manifest_process(m, p))
+			return err_set(e, ERR_INVALID, "berth.yaml: cron.%s.process: there is no process \"%s\"",
+				       m->cron[k].name, p);
+	}
+	return 0;
+}
+
 int manifest_load_dir(const char *dir, struct manifest *m, struct err *e)
 {
 	memset(m, 0, sizeof *m);
@@ -313,6 +333,8 @@ int manifest_load_dir(const char *dir, struct manifest *m, struct err *e)
 		m->source = xstrdup("Procfile");
 	rc = 0;
 out:
+	if (rc == 0 && mf_check_refs(m, e) < 0)
+		rc = -1;
 	if (rc < 0)
 		manifest_free(m);
 	buf_free(&yb);

@@ -49,7 +49,7 @@ struct cron_job {
 	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
 	char *schedule;          /* five fields or a macro, validated (src/cron/schedule.h) */
 	char *command;           /* run as /bin/sh -c COMMAND */
-	char *timezone;          /* IANA name; NULL = the server's (UTC by default) */
+	char *timezone;          /* IANA name; NULL = UTC */
 	char *process;           /* whose environment, volumes and profile it gets; NULL = first */
 	int64_t timeout_ms;      /* default 1 h */
 	bool allow_overlap;      /* concurrency: allow; default forbid (a running job skips the next) */

@@ -299,7 +299,7 @@ struct oneoff *oneoff_start(struct oneoffs *s, const struct oneoff_spec *spec, c
 		snprintf(o->id, sizeof o->id, "%s.%d", spec->kind, slot);
 	else
 		snprintf(o->id, sizeof o->id, "%s", spec->kind);
-	if (spec->profile) {
+	if (spec->profile && !(spec->profile_optional && !cgroup_available())) {
 		o->has_profile = true;
 		o->profile = *spec->profile;
 		o->profile.name = xstrdup(spec->profile->name);

@@ -30,6 +30,8 @@ struct oneoff_spec {
 	                              * full_env, the whole environment) */
 	bool full_env;
 	const struct profile *profile;   /* NULL: no limits */
+	bool profile_optional;       /* on a host without cgroups run without the profile's limits
+	                              * (a default profile) instead of refusing */
 	const char *join_cgroup;     /* exec: run inside this instance's cgroup (not owned) */
 	int64_t timeout_ms;          /* 0: none */
 	enum driver_stdin stdin_mode;

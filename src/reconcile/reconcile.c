@@ -304,9 +304,18 @@ static void add_build_vars(struct rel *r, char ***vars, size_t *nv)
 	}
 	const char *k;
 	json_t *v;
-	json_object_foreach(json_object_get(r->build, "env"), k, v)
-		if (json_is_string(v) && !json_object_get(r->config, k))
-			add_var(vars, nv, k, json_string_value(v));
+	json_object_foreach(json_object_get(r->build, "env"), k, v) {
+		if (!json_is_string(v) || json_object_get(r->config, k))
+			continue;
+		const char *val = json_string_value(v);
+		if (!strncmp(val, "$RELEASE/", 9)) {      /* a path inside the release directory */
+			char *abs = xasprintf("%s/%s", r->dir, val + 9);
+			add_var(vars, nv, k, abs);
+			free(abs);
+		} else {
+			add_var(vars, nv, k, val);
+		}
+	}
 }
 
 /* The variables of a process of release r (config, manifest defaults, build, BERTH_*),
@@ -527,6 +536,9 @@ static void fail_rollout(struct reconciler *rc, struct app_rt *rt, int version, 
 
 /* ---- the release phase ---- */
 
+static int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, const char *process,
+			  struct rc_oneoff *out, struct err *e);
+
 /* Record the outcome of version's release phase in its release document. */
 static void phase_record(struct reconciler *rc, struct app_rt *rt, int version, const char *state)
 {
@@ -612,22 +624,24 @@ static bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, stru
 		return true;
 	if (r->phase)                    /* failed earlier: the rollout was failed with it */
 		return true;
-	size_t nv = 0;
-	char **vars = release_vars(rt, r, NULL, &nv);
-	struct oneoff_spec spec = {
-		.env = rt->env, .app = rt->app, .kind = "release", .release = r->version, .command = r->m.release,
-		.cwd = r->dir, .env_vars = vars,
-		.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
-		.output_limit = 64LL << 20,
-	};
-	struct oneoff_events ev = {.on_line = on_phase_line, .on_exit = on_phase_exit, .arg = rt};
+	/* A one-off of the new release, as its web process (else its first) would run: its
+	 * environment, volumes and profile. */
 	struct err e = ERR_INIT;
+	struct rc_oneoff env;
 	rt->phase_streamed = 0;
 	rt->phase_version = r->version;
-	rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
-	for (size_t k = 0; k < nv; k++)
-		free(vars[k]);
-	free(vars);
+	rt->phase = NULL;
+	if (rel_oneoff_env(rc, rt, r, NULL, &env, &e) == 0) {
+		struct oneoff_spec spec = {
+			.env = rt->env, .app = rt->app, .kind = "release", .release = r->version, .command = r->m.release,
+			.cwd = env.cwd, .env_vars = env.vars, .profile = env.profile,
+			.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
+			.output_limit = rc->conf->builds.output_limit,
+		};
+		struct oneoff_events ev = {.on_line = on_phase_line, .on_exit = on_phase_exit, .arg = rt};
+		rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
+		rc_oneoff_free(&env);
+	}
 	if (!rt->phase) {
 		char reason[600];
 		snprintf(reason, sizeof reason, "the release phase could not start: %s", e.msg);
@@ -1065,7 +1079,7 @@ static struct oneoff *cron_start(void *arg, const char *env, const char *app, co
 	struct oneoff_spec spec = {
 		.env = env, .app = app, .kind = kind, .release = env_.release, .command = job->command, .cwd = env_.cwd,
 		.env_vars = env_.vars, .profile = env_.profile, .timeout_ms = job->timeout_ms, .log = true,
-		.output_limit = 64LL << 20,
+		.output_limit = rc->conf->builds.output_limit,
 	};
 	struct oneoff_events ev = {.on_exit = on_cron_exit, .arg = run_ctx};
 	struct oneoff *o = oneoff_start(rc->oneoffs, &spec, &ev, e);
@@ -1205,17 +1219,11 @@ void reconciler_free(struct reconciler *rc)
 	/* rc itself is freed by the caller after the loop has closed the timers. */
 }
 
-int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
+/* What a one-off of release r gets as process `process` would (NULL: web, else the first). */
+static int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, const char *process,
 			  struct rc_oneoff *out, struct err *e)
 {
 	memset(out, 0, sizeof *out);
-	struct app_rt *rt = rt_find(rc, env, app, false);
-	int live = rt ? model_json_int(rt->doc, "release", 0) : 0;
-	if (!live)
-		return err_set(e, ERR_CONFLICT, "%s/%s has no live release: deploy it first", env, app);
-	struct rel *r = rel_get(rc, rt, live, e);
-	if (!r)
-		return -1;
 	const struct process_spec *p = NULL;
 	if (process) {
 		p = manifest_process(&r->m, process);
@@ -1223,8 +1231,8 @@ int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *ap
 			struct buf names = BUF_INIT;
 			for (size_t k = 0; k < r->m.nprocs; k++)
 				buf_addf(&names, "%s%s", k ? ", " : "", r->m.procs[k].name);
-			err_set(e, ERR_INVALID, "v%d of %s/%s has no process \"%s\" (it has: %s)", live, env, app, process,
-				buf_str(&names));
+			err_set(e, ERR_INVALID, "v%d of %s/%s has no process \"%s\" (it has: %s)", r->version, rt->env,
+				rt->app, process, buf_str(&names));
 			buf_free(&names);
 			return -1;
 		}
@@ -1236,7 +1244,7 @@ int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *ap
 	size_t nv = 0;
 	char **vars = release_vars(rt, r, p->name, &nv);
 	for (size_t j = 0; j < p->nvolumes; j++) {
-		char *path = reconciler_volume_path(rc, env, app, p->volumes[j].name);
+		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
 		if (fs_mkdir_p(path, 0750, e) < 0) {
 			free(path);
 			for (size_t k = 0; k < nv; k++)
@@ -1249,10 +1257,34 @@ int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *ap
 	}
 	out->vars = vars;
 	out->cwd = xstrdup(r->dir);
-	out->release = live;
+	out->release = r->version;
 	out->process = xstrdup(p->name);
 	out->profile = p->profile ? server_conf_profile(rc->conf, p->profile) : NULL;
 	return 0;
+}
+
+int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
+			  struct rc_oneoff *out, struct err *e)
+{
+	memset(out, 0, sizeof *out);
+	struct app_rt *rt = rt_find(rc, env, app, false);
+	int live = rt ? model_json_int(rt->doc, "release", 0) : 0;
+	if (!live)
+		return err_set(e, ERR_CONFLICT, "%s/%s has no live release: deploy it first", env, app);
+	struct rel *r = rel_get(rc, rt, live, e);
+	if (!r)
+		return -1;
+	return rel_oneoff_env(rc, rt, r, process, out, e);
+}
+
+void rc_oneoff_free(struct rc_oneoff *o)
+{
+	for (char **v = o->vars; v && *v; v++)
+		free(*v);
+	free(o->vars);
+	free(o->cwd);
+	free(o->process);
+	memset(o, 0, sizeof *o);
 }
 
 struct instance *reconciler_instance(struct reconciler *rc, const char *env, const char *app, const char *id)
@@ -1271,15 +1303,6 @@ struct instance *reconciler_instance(struct reconciler *rc, const char *env, con
 	return found;
 }
 
-void rc_oneoff_free(struct rc_oneoff *o)
-{
-	for (char **v = o->vars; v && *v; v++)
-		free(*v);
-	free(o->vars);
-	free(o->cwd);
-	free(o->process);
-	memset(o, 0, sizeof *o);
-}
 
 int reconciler_cancel(struct reconciler *rc, const char *env, const char *app, int *version, struct err *e)
 {

@@ -27,7 +27,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing bench.py
 import bench as B  # noqa: E402
 
-PARAMS = {"build": {"BUILD_DEPLOYS": 20}, "run": {"RUN_N": 50}}
+PARAMS = {"build": {"BUILD_DEPLOYS": 20}, "run": {"RUN_N": 50, "RUN_PAUSE_MS": 100}}
 NODE_APP = "nodedeps"     # package.json + package-lock.json: the node builder runs
 PLAIN_APP = "nodeplain"   # the same code and berth.yaml, no package.json: no builder
 RUN_APP = "runapp"        # the live release `berth run` starts its one-offs in
@@ -357,13 +357,17 @@ class ServerLog:
 def loop(argv, env, want_out, n, log=None):
     """n timed runs after RUN_WARMUP untimed ones, each checked (exit status 0, stdout
     want_out unless None): lists of exit ms, first-byte ms, and (with log) the split of each
-    run by the server's timestamps."""
+    run by the server's timestamps. Each timed run follows a pause of RUN_PAUSE_MS, as a
+    user's does: run back to back, a one-off's move into its cgroup skips the RCU grace
+    period (5-15 ms on a VM) that it waits for after a pause."""
+    pause = B.env_int("RUN_PAUSE_MS", 100) / 1000
     for _ in range(RUN_WARMUP):
         spawn_checked(argv, env, want_out)
     if log:
         log.off = os.path.getsize(log.path)
     exits, firsts, splits = [], [], []
     for _ in range(n):
+        time.sleep(pause)
         s = spawn_checked(argv, env, want_out)
         exits.append(s.ms(s.exit))
         if s.first is not None:
@@ -382,8 +386,10 @@ def hyperfine(argv, n):
     if not hf:
         return None
     out = os.path.join(B.env("BENCH_TMP"), "hyperfine.json")
+    pause = B.env_int("RUN_PAUSE_MS", 100) / 1000
     p = subprocess.run([hf, "-N", "--style", "none", "-w", str(RUN_WARMUP), "-r", str(n),
-                        "--export-json", out, " ".join(argv)], capture_output=True, text=True, timeout=600)
+                        "--prepare", f"sleep {pause}", "--export-json", out, " ".join(argv)],
+                       capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         raise B.BenchError(f"hyperfine failed: {(p.stderr or p.stdout).strip()[-500:]}")
     with open(out) as f:
@@ -424,7 +430,8 @@ def cmd_run(res):
     B.add_row(res, "run", "`berth run -- echo hi`: spawn → first byte of \"hi\", median / p90 (min–max)",
             stats_text(e_first), f"sh -c alone: {stats_text(p_first)}", "—", "—", None)
     sp = lambda xs, i: B.median([x[i] for x in xs])  # noqa: E731
-    note = (f"run ({n} runs each after {RUN_WARMUP} warm-ups, stdin /dev/null, stdout a pipe; medians): ")
+    note = (f"run ({n} runs each after {RUN_WARMUP} warm-ups, {B.env_int('RUN_PAUSE_MS', 100)} ms apart, "
+            f"stdin /dev/null, stdout a pipe; medians): ")
     if t_split:
         note += (f"`run -- true` splits by the server log's timestamps into CLI start → one-off spawned "
                  f"{sp(t_split, 0):.1f} ms, the command itself {sp(t_split, 1):.1f} ms, its end → CLI exit "
@@ -438,7 +445,8 @@ def cmd_run(res):
     if hf:
         res.setdefault("versions", {})["hyperfine"] = hf["version"]
         res["notes"].append(
-            f"run, hyperfine -N ({n} runs, {RUN_WARMUP} warm-ups) of `berth run -- true`: mean "
+            f"run, hyperfine -N --prepare 'sleep {B.env_int('RUN_PAUSE_MS', 100) / 1000}' ({n} runs, "
+            f"{RUN_WARMUP} warm-ups) of `berth run -- true`: mean "
             f"{hf['mean']:.1f} ± {hf['stddev']:.1f} ms, median {hf['median']:.1f} ms, "
             f"{hf['min']:.1f}–{hf['max']:.1f} ms.")
 

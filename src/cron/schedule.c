@@ -92,7 +92,10 @@ struct perr {
 	size_t *off;
 };
 
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 static bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c; }
@@ -328,6 +331,9 @@ int cron_parse(const char *s, struct cron_sched *out, char *msg, size_t msglen, 
 	size_t len = p - b;
 	while (p < n && is_blank(s[p]))
 		p++;
+	for (size_t i = b; i < b + len; i++)          /* never echo control bytes back */
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return fail(&pe, i, "unexpected byte 0x%02x in the macro", (unsigned char)s[i]);
 	if (ieq(s + b, len, "@reboot"))
 		return fail(&pe, b, "@reboot is not supported: a cron job needs a time to run at (run start-up work in a process instead)");
 	for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++) {

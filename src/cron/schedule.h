@@ -84,7 +84,7 @@ int64_t cron_next_tz(const struct cron_sched *c, int64_t after, const struct cro
  * -1 when the zone cannot be loaded. A scheduler should load once with cron_tz_load. */
 int64_t cron_next(const struct cron_sched *c, int64_t after, const char *tz);
 /* Does the local time at t (in tz, NULL = UTC) fall on a minute that c names? Ignores the
- * run-once rule for repeated times; meant for listings and tests. */
+ * run-once rule for repeated times; meant for listings and tests. False for t < 0. */
 bool cron_matches(const struct cron_sched *c, int64_t t, const struct cron_tz *tz);
 
 #endif

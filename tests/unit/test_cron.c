@@ -193,6 +193,7 @@ static void test_invalid_schedules(void **st)
 		{"@reboot", 0, "@reboot is not supported: a cron job needs a time to run at (run start-up work in a process instead)"},
 		{"@daily x", 7, "unexpected text after @daily (a macro is the whole schedule)"},
 		{"@weekyl", 0, "unknown macro \"@weekyl\" (expected @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)"},
+		{"@da\x1b[31m", 3, "unexpected byte 0x1b in the macro"},
 		{"0 0 30 2 *", 4, "day-of-month 30 never occurs in month 2, so this schedule would never run"},
 		{"0 0 31 APR,jun,9,11 *", 4, "day-of-month 31 never occurs in month APR,jun,9,11, so this schedule would never run"},
 		{"0 0 30,31 2 */2", 4, "day-of-month 30,31 never occurs in month 2, so this schedule would never run"},

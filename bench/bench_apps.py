@@ -242,7 +242,7 @@ def cmd_build(res):
     B.add_row(res, "build", "Node redeploy, lockfile unchanged: CLI wall, median / p90 (min–max)",
             stats_text(nw), f"no package.json: {stats_text(pw)}", "—", "—", None)
     B.add_row(res, "build", "… added by the build stage (difference of the medians)",
-            f"{diff:+.0f} ms (paired: {B.median(paired):+.0f} ms median, {B.p90(paired):+.0f} ms p90)",
+            f"{round(diff):+d} ms (paired: {round(B.median(paired)):+d} ms median, {round(B.p90(paired)):+d} ms p90)",
             f"server's \"built in\": {spread(col(node, 'built_ms'))}", "—", "< 100 ms", diff < 100)
     B.add_row(res, "build", "Node first deploy, cold `npm ci` (empty npm cache): CLI wall, once",
             f"{B.fmt_s_or_ms(cold['cli_ms'])} (build {B.fmt_s_or_ms(cold['built_ms'])})",
@@ -253,13 +253,14 @@ def cmd_build(res):
     res["notes"].append(
         f"build ({count} redeploys of each app, alternating; medians, ms): CLI start → upload received, "
         f"upload → release created, release → healthy, healthy → CLI exit: Node app {split(node)}; "
-        f"no package.json {split(plain)}. In the Node app's build stage the one-off's first line "
-        f"(\"dependencies unchanged\") came {B.median(col(node, 'build_to_first_line_ms')):.0f} ms after the build "
-        f"started and the server counted {B.median(col(node, 'built_ms')):.0f} ms in all.")
+        f"no package.json {split(plain)}. The Node app's build stage: the server counted "
+        f"{B.median(col(node, 'built_ms')):.0f} ms"
+        + (f", of which {B.median(col(node, 'build_to_first_line_ms')):.0f} ms passed before the one-off's first "
+           f"line (\"dependencies unchanged\")" if col(node, "build_to_first_line_ms") else "") + ".")
     res["notes"].append(
         f"build, cold: the first deploy of the Node app took {B.fmt_s_or_ms(cold['cli_ms'])}: "
-        f"{cold['to_upload_ms']:.0f} ms to the upload, build {cold['built_ms']} ms "
-        f"(npm said {cold.get('npm_said_ms', float('nan')):.0f} ms), release → healthy "
+        f"{cold['to_upload_ms']:.0f} ms to the upload, build {cold['built_ms']} ms"
+        + (f" (npm said {cold['npm_said_ms']:.0f} ms)" if "npm_said_ms" in cold else "") + ", release → healthy "
         f"{cold['release_to_healthy_ms']:.0f} ms. npm ci alone, cold, in the same run: {peer_cold:.0f} ms. "
         f"Both download from {npm_registry()}.")
     if problems:

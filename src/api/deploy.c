@@ -38,7 +38,7 @@ struct deploy {
 	char *app_dir;          /* DATA/releases/<env>/<app> */
 	char *tmp_dir;
 	char sha[65];
-	char dir[32];           /* "code-<16 hex>" */
+	char dir[32];           /* "code-<16 hex>", built: "code-<16 hex>-<8 hex>" */
 	struct manifest m;
 	bool have_manifest;
 	uint64_t bytes;
@@ -52,7 +52,7 @@ struct deploy {
 	bool build;             /* a build runs in tmp_dir before the rename */
 	bool reused_build;      /* final existed: an identical build was reused */
 	struct oneoff *job;
-	int64_t build_started_us, build_ms;
+	int64_t build_ms;
 	int64_t streamed;       /* bytes of build output sent to the client */
 	bool cancelled;
 	bool app_existed;       /* the app had a document when the deploy began */
@@ -513,7 +513,6 @@ static int start_build(struct deploy *d, struct err *e)
 		.log = true, .output_limit = bc->output_limit,
 	};
 	struct oneoff_events ev = {.on_line = on_build_line, .on_exit = on_build_exit, .arg = d};
-	d->build_started_us = time_now_us();
 	d->job = oneoff_start(reconciler_oneoffs(d->api->rc), &spec, &ev, e);
 	envp_free_array(vars);
 	return d->job ? 0 : -1;

@@ -49,7 +49,11 @@ assert_eq "$(who site.test /careers/old-jobs)" old "/careers/old-jobs (shorter p
 assert_eq "$(who site.test /careers)" old "/careers (shorter prefix)"
 pass "the longest matching prefix wins"
 
-# ---- a route ahead of its app's first deploy: accepted, with a note
+# ---- a route ahead of its app's first deploy (`apps create`): accepted, with a note; a route
+# to an app that does not exist at all is refused
+rc=0; b routes add nowhere.test --app no-such-app >"$T/r4x.out" 2>&1 || rc=$?
+[ $rc = 1 ] || { cat "$T/r4x.out"; fail "a route to an app that does not exist exited $rc"; }
+run_ok "$T/r4c.out" b apps create not-yet
 run_ok "$T/r4.out" b routes add later.test --app not-yet
 assert_has "$(cat "$T/r4.out")" "note: production/not-yet has not been deployed yet" "route to an undeployed app"
 assert_lacks "$(cat "$T/r3.out")" "note:" "route to a deployed app"

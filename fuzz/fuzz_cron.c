@@ -1,4 +1,5 @@
-/* fuzz_cron: libFuzzer harness for src/cron/schedule.c, without I/O after the first call.
+/* fuzz_cron: libFuzzer harness for src/cron/schedule.c and src/cron/tzif.c, without I/O after
+ * the first call.
  *
  * An input that starts with "TZif" is a time zone file: it is parsed with cron_tz_parse and,
  * when accepted, a few fixed schedules are walked through it. Any other input is a schedule.

@@ -1,6 +1,7 @@
 /* schedule: the cron schedules of berth.yaml `cron:` jobs — parse the five-field text, compute
  * the next run, in UTC or an IANA time zone. Pure and bounded: no globals, no clock, no threads;
- * the only I/O is cron_tz_load reading one TZif file. Never touches TZ, tzset() or localtime().
+ * the only I/O is cron_next loading its zone (cron/tzif.h). Never touches TZ, tzset() or
+ * localtime().
  *
  * Syntax (Vixie cron): "minute hour day-of-month month day-of-week", fields separated by blanks.
  *   field   := item (',' item)*          item := ('*' | value | value '-' value) ['/' step]
@@ -14,11 +15,8 @@
  *   needs a time; start-up work belongs in a process.
  *   A schedule that can never run (day-of-month 30 in February only) is refused at parse time.
  *
- * Time zones: we parse the TZif file ourselves (v2+ 64-bit data and its POSIX-TZ footer for
- * times after the last transition; v1 32-bit data when that is all there is). Why not
- * setenv("TZ")/tzset()/mktime(): TZ is process-global, so in the threaded daemon it would race
- * with every other localtime() caller (logs, alerts), and a mutex only protects callers that
- * know about it. A loaded struct cron_tz is immutable and can be shared between threads.
+ * Time zones come from cron/tzif.h (included here, so this header is still all a caller needs):
+ * our own TZif reader, because TZ/tzset() are process-global and would race in the daemon.
  *
  * Daylight saving, decided per local wall-clock minute:
  *   - a local time that does not exist (spring forward) is skipped: "30 2 * * *" in
@@ -34,9 +32,9 @@
 #include <stdint.h>
 #include "util/buf.h"
 #include "util/err.h"
+#include "cron/tzif.h"
 
 #define CRON_MAX_LEN 256                        /* bytes of schedule text */
-#define CRON_ZONEINFO_DIR "/usr/share/zoneinfo"
 /* How far cron_next looks: 8 years covers Feb 29 even across 2100 (not a leap year). */
 #define CRON_HORIZON_S ((int64_t)8 * 366 * 86400)
 
@@ -58,22 +56,6 @@ int cron_parse(const char *s, struct cron_sched *out, char *msg, size_t msglen, 
 /* Append the schedule as canonical five-field text ("@daily" -> "0 0 * * *"); parsing the
  * result gives back the same struct. */
 void cron_format(const struct cron_sched *c, struct buf *out);
-
-/* A loaded time zone: immutable, thread-safe to share, freed with cron_tz_free. */
-struct cron_tz;
-
-/* Load an IANA zone (e.g. "Europe/Berlin") from CRON_ZONEINFO_DIR; "UTC" or NULL need no file.
- * The name must be relative, made of [A-Za-z0-9._+-/], with no empty, "." or ".." component
- * (and no component starting with '.'). Returns NULL and fills e when unknown or malformed.
- * Caller frees with cron_tz_free. */
-struct cron_tz *cron_tz_load(const char *name, struct err *e);
-/* Parse TZif bytes (RFC 8536, hostile-input safe, leap-second "right/" zones refused). */
-struct cron_tz *cron_tz_parse(const void *data, size_t n, struct err *e);
-void cron_tz_free(struct cron_tz *tz);            /* accepts NULL */
-/* UTC offset in seconds (local = utc + offset) at Unix time t. tz NULL = UTC. */
-int32_t cron_tz_offset(const struct cron_tz *tz, int64_t t);
-/* Is name NULL, "UTC", or a zone cron_tz_load can load? (Reads the file.) */
-bool cron_tz_valid(const char *name);
 
 /* The first time strictly after `after` (Unix seconds, >= 0) that matches c in tz (NULL = UTC),
  * following the DST rules above. Skips by month, day, hour and minute, segment by segment

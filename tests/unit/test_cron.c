@@ -1,4 +1,4 @@
-/* test_cron: cron schedules (src/cron/schedule.c). The parser against a table of good
+/* test_cron: cron schedules (src/cron/schedule.c, tzif.c). The parser against a table of good
  * schedules (with their canonical text) and bad ones (with the exact message and byte offset a
  * manifest error would show); next runs in UTC (steps, lists, month ends, leap days, the
  * day-of-month/day-of-week OR rule, names, Sunday as 0 and 7); Europe/Berlin across both DST

@@ -1,8 +1,9 @@
 /* cli: `berth VERB ...`: the table of verbs, flags in front of the verb, dispatch, and the
  * help a user reads (`berth help`, `berth help VERB`, `berth VERB --help`). `server` and
  * gets its argv untouched (argv[0] = the verb); every other verb gets its command
- * line parsed against the flags it accepts. Exit codes: 0 ok, 1 failure (server, network),
- * 2 usage error. */
+ * line parsed against the flags it accepts. Heroku's VERB:SUB spellings are rewritten to
+ * `VERB SUB` (aliases[]); an unknown verb gets the nearest ones suggested (unknown_verb).
+ * Exit codes: 0 ok, 1 failure (server, network), 2 usage error. */
 #include "cli/cli.h"
 #include <string.h>
 #include "cli/cmd.h"

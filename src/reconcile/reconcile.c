@@ -1,22 +1,22 @@
 /* reconcile: desired state (store) vs actual (supervisor) for every app (see reconcile.h).
  * Runs on the daemon loop. Work is coalesced: store changes and instance events mark an app
- * dirty and schedule one pass; a 100 ms tick checks rollout deadlines. */
-#include "reconcile/reconcile.h"
+ * dirty and schedule one pass; a 100 ms tick checks rollout deadlines.
+ *
+ * This file: the app runtime records and their release cache, waiters, the pass (plan inputs,
+ * starting instances, deadlines), store and supervisor events, cron runs, life and queries.
+ * The other rooms are listed in internal.h. Writes the store only through app_update()
+ * (rollout.c); reaches processes only through the supervisor and the one-offs. */
+#include "reconcile/internal.h"
 #include "reconcile/plan.h"
 #include "model/model.h"
 #include "supervise/supervise.h"
-#include "driver/driver.h"
-#include "logs/logs.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-#include "metrics/metrics.h"
 #include "endpoints/endpoints.h"
-#include "alerts/alerts.h"
 #include "oneoff/oneoff.h"
 #include "reconcile/cron.h"
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,74 +24,12 @@
 #define TICK_MS 100
 #define CONVERGE_SLACK_MS 5000   /* a converge waiter gives up this long after the slowest deadline */
 
-struct rel {
-	int version;
-	struct manifest m;
-	json_t *config;          /* object K -> V */
-	json_t *build;           /* the release's "build" (path, env), or NULL */
-	char *dir;               /* absolute release directory */
-	bool rollback;           /* a rollback (no release phase unless asked) */
-	bool run_release;        /* run the release phase even so */
-	char *phase;             /* release phase state: NULL, "ok", "failed" */
-};
-
-struct rc_waiter {
-	struct rc_waiter *next;
-	struct app_rt *rt;
-	enum rc_wait kind;
-	int version;
-	int64_t deadline_us;     /* converge waiters */
-	int64_t started_us;
-	rc_event_fn fn;
-	void *arg;
-};
-
-struct app_rt {
-	struct app_rt *next;
-	char env[64], app[64];
-	json_t *doc;             /* app document, NULL once deleted */
-	struct rel *rels[4];     /* small cache of parsed releases */
-	struct rc_waiter *waiters;
-	bool dirty;
-	bool failing;            /* a rollout failure is being recorded */
-	int rollout_version;     /* target whose start time is below */
-	int64_t rollout_started_us;
-	char fail_reason[512];
-	json_t *fail_logs;
-	/* the release phase of the rollout target, while it runs */
-	struct oneoff *phase;
-	int phase_version;
-	int64_t phase_streamed;      /* bytes of its output sent to waiters */
-	struct reconciler *rc;
-};
-
-struct reconciler {
-	uv_loop_t *loop;
-	struct store *st;
-	struct logs *logs;
-	struct supervisor *sv;
-	struct oneoffs *oneoffs;     /* builds, release phases, cron, run/exec (owned) */
-	struct cron_sched_set *cron; /* cron: jobs of live releases (owned) */
-	struct endpoints *eps;
-	const struct server_conf *conf;
-	char *data_dir;
-	struct app_rt *apps;
-	struct metrics_families *fams;
-	struct alerts *alerts;
-	uv_timer_t kick, tick;
-	bool kick_pending;
-	int watch_id;
-	void (*shutdown_done)(void *);
-	void *shutdown_arg;
-};
-
 static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, const char *detail);
-static void schedule(struct reconciler *rc);
 static const char *converged_message(struct reconciler *rc, struct app_rt *rt, bool stopped);
 
 /* ---- app runtime records ---- */
 
-static struct app_rt *rt_find(struct reconciler *rc, const char *env, const char *app, bool create)
+struct app_rt *rt_find(struct reconciler *rc, const char *env, const char *app, bool create)
 {
 	for (struct app_rt *r = rc->apps; r; r = r->next)
 		if (!strcmp(r->env, env) && !strcmp(r->app, app))
@@ -119,7 +57,7 @@ static void rel_free(struct rel *r)
 	free(r);
 }
 
-static struct rel *rel_get(struct reconciler *rc, struct app_rt *rt, int version, struct err *e)
+struct rel *rel_get(struct reconciler *rc, struct app_rt *rt, int version, struct err *e)
 {
 	for (int k = 0; k < 4; k++)
 		if (rt->rels[k] && rt->rels[k]->version == version)
@@ -178,7 +116,7 @@ char *reconciler_volume_path(struct reconciler *rc, const char *env, const char 
 
 /* ---- waiters ---- */
 
-static json_t *event_new(const char *type, const char *msg)
+json_t *event_new(const char *type, const char *msg)
 {
 	char ts[40];
 	json_t *j = json_object();
@@ -199,7 +137,7 @@ static void waiter_unlink(struct rc_waiter *w)
 	}
 }
 
-static void broadcast(struct app_rt *rt, json_t *ev)
+void broadcast(struct app_rt *rt, json_t *ev)
 {
 	for (struct rc_waiter *w = rt->waiters, *next; w; w = next) {
 		next = w->next;
@@ -208,8 +146,7 @@ static void broadcast(struct app_rt *rt, json_t *ev)
 	json_decref(ev);
 }
 
-/* Finish a waiter with a done event (stolen). */
-static void waiter_done(struct rc_waiter *w, json_t *done)
+void waiter_done(struct rc_waiter *w, json_t *done)
 {
 	waiter_unlink(w);
 	w->fn(w->arg, done, true);
@@ -217,7 +154,7 @@ static void waiter_done(struct rc_waiter *w, json_t *done)
 	free(w);
 }
 
-static json_t *done_event(bool ok, int version, const char *msg, const char *error, json_t *logs)
+json_t *done_event(bool ok, int version, const char *msg, const char *error, json_t *logs)
 {
 	json_t *d = event_new("done", msg);
 	json_object_set_new(d, "ok", json_boolean(ok));
@@ -267,82 +204,7 @@ void reconciler_unwait(struct rc_waiter *w)
 	free(w);
 }
 
-/* ---- instance specs ---- */
-
-static void add_var(char ***v, size_t *n, const char *k, const char *val)
-{
-	*v = xrealloc(*v, (*n + 2) * sizeof **v);
-	(*v)[(*n)++] = xasprintf("%s=%s", k, val);
-	(*v)[*n] = NULL;
-}
-
-/* What every process of release r gets from its build: the build's PATH entries (absolute,
- * before the server's PATH) and variables, under the app's config. */
-static void add_build_vars(struct rel *r, char ***vars, size_t *nv)
-{
-	json_t *path = json_object_get(r->build, "path");
-	if (json_array_size(path)) {
-		struct buf b = BUF_INIT;
-		size_t i;
-		json_t *p;
-		json_array_foreach(path, i, p)
-			if (json_is_string(p))
-				buf_addf(&b, "%s/%s:", r->dir, json_string_value(p));
-		const char *host = getenv("PATH");
-		buf_adds(&b, host ? host : "/usr/local/bin:/usr/bin:/bin");
-		add_var(vars, nv, "PATH", buf_str(&b));
-		buf_free(&b);
-		const char *venv = NULL;
-		json_array_foreach(path, i, p)
-			if (json_is_string(p) && !strcmp(json_string_value(p), ".berth/venv/bin"))
-				venv = ".berth/venv";
-		if (venv) {
-			char *vdir = xasprintf("%s/%s", r->dir, venv);
-			add_var(vars, nv, "VIRTUAL_ENV", vdir);
-			free(vdir);
-		}
-	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(json_object_get(r->build, "env"), k, v) {
-		if (!json_is_string(v) || json_object_get(r->config, k))
-			continue;
-		const char *val = json_string_value(v);
-		if (!strncmp(val, "$RELEASE/", 9)) {      /* a path inside the release directory */
-			char *abs = xasprintf("%s/%s", r->dir, val + 9);
-			add_var(vars, nv, k, abs);
-			free(abs);
-		} else {
-			add_var(vars, nv, k, val);
-		}
-	}
-}
-
-/* The variables of a process of release r (config, manifest defaults, build, BERTH_*),
- * NULL-terminated; caller frees each and the array. */
-static char **release_vars(struct app_rt *rt, struct rel *r, const char *process, size_t *count)
-{
-	char **vars = xcalloc(1, sizeof *vars);
-	size_t nv = 0;
-	for (size_t k = 0; k < r->m.nvars; k++)
-		if (!json_object_get(r->config, r->m.vars[k].name))
-			add_var(&vars, &nv, r->m.vars[k].name, r->m.vars[k].value);
-	add_build_vars(r, &vars, &nv);
-	const char *k;
-	json_t *v;
-	json_object_foreach(r->config, k, v)
-		if (json_is_string(v))
-			add_var(&vars, &nv, k, json_string_value(v));
-	char num[16];
-	snprintf(num, sizeof num, "%d", r->version);
-	add_var(&vars, &nv, "BERTH_APP", rt->app);
-	add_var(&vars, &nv, "BERTH_ENV", rt->env);
-	if (process)
-		add_var(&vars, &nv, "BERTH_PROCESS", process);
-	add_var(&vars, &nv, "BERTH_RELEASE", num);
-	*count = nv;
-	return vars;
-}
+/* ---- starting instances ---- */
 
 static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt, struct rel *r,
 				       const struct process_spec *p, int slot, int gen, struct err *e)
@@ -378,284 +240,12 @@ static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt,
 	return inst;
 }
 
-/* ---- store updates ---- */
-
-/* Read-modify-write the app document with compare-and-swap; fn edits doc and may add ops. */
-typedef void (*app_edit_fn)(struct app_rt *rt, json_t *doc, struct store_txn *t, void *arg);
-static int app_update(struct reconciler *rc, struct app_rt *rt, app_edit_fn fn, void *arg, struct err *e)
-{
-	char *key = model_app_key(rt->env, rt->app);
-	int r = -1;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int64_t rev;
-		json_t *doc = model_get(rc->st, key, &rev, e);
-		if (!doc)
-			break;
-		struct store_txn *t = store_txn_new();
-		store_txn_cmp_rev(t, key, rev);
-		fn(rt, doc, t, arg);
-		char *s = model_dump(doc);
-		store_txn_put(t, key, s);
-		free(s);
-		json_decref(doc);
-		r = store_txn_commit(rc->st, t, NULL, e);
-		store_txn_free(t);
-		if (r == 0 || e->code != ERR_CONFLICT)
-			break;
-	}
-	free(key);
-	return r;
-}
-
-static void set_release_status(struct reconciler *rc, struct app_rt *rt, struct store_txn *t, int version,
-			       const char *status, const char *reason)
-{
-	struct err e = ERR_INIT;
-	char *key = model_release_key(rt->env, rt->app, version);
-	json_t *doc = model_get(rc->st, key, NULL, &e);
-	if (doc) {
-		char ts[40];
-		json_object_set_new(doc, "status", json_string(status));
-		if (reason)
-			json_object_set_new(doc, "reason", json_string(reason));
-		if (strcmp(status, "superseded"))
-			json_object_set_new(doc, "finished_at", json_string(time_format_rfc3339(time_now_us(), ts, sizeof ts)));
-		char *s = model_dump(doc);
-		store_txn_put(t, key, s);
-		free(s);
-		json_decref(doc);
-	}
-	free(key);
-}
-
-struct outcome {
-	struct reconciler *rc;
-	int version;
-	bool ok;
-	const char *reason;
-};
-
-static void edit_outcome(struct app_rt *rt, json_t *doc, struct store_txn *t, void *arg)
-{
-	struct outcome *o = arg;
-	int live = model_json_int(doc, "release", 0);
-	if (model_json_int(doc, "target", 0) != o->version)
-		return;
-	json_object_set_new(doc, "target", json_integer(0));
-	if (o->ok) {
-		json_object_set_new(doc, "release", json_integer(o->version));
-		set_release_status(o->rc, rt, t, o->version, "active", NULL);
-		if (live && live != o->version)
-			set_release_status(o->rc, rt, t, live, "superseded", NULL);
-	} else {
-		set_release_status(o->rc, rt, t, o->version, "failed", o->reason);
-		/* The app's config is what the live release runs with, not what failed. */
-		struct err e = ERR_INIT;
-		char *key = live ? model_release_key(rt->env, rt->app, live) : NULL;
-		json_t *rel = key ? model_get(o->rc->st, key, NULL, &e) : NULL;
-		json_t *cfg = json_object_get(rel, "config");
-		if (json_is_object(cfg))
-			json_object_set(doc, "config", cfg);
-		json_decref(rel);
-		free(key);
-	}
-}
-
-static void rollout_finish(struct reconciler *rc, struct app_rt *rt, int version, bool ok, const char *reason,
-			   json_t *logs)
-{
-	struct err e = ERR_INIT;
-	struct outcome o = {rc, version, ok, reason};
-	if (app_update(rc, rt, edit_outcome, &o, &e) < 0)
-		log_error("%s/%s: recording the outcome of v%d: %s", rt->env, rt->app, version, e.msg);
-	int64_t now = time_now_us();
-	bool had_live = model_json_int(rt->doc, "release", 0) != 0 && model_json_int(rt->doc, "release", 0) != version;
-	for (struct rc_waiter *w = rt->waiters, *next; w; w = next) {
-		next = w->next;
-		if (w->kind != RC_WAIT_ROLLOUT || w->version != version)
-			continue;
-		char msg[256];
-		if (ok)
-			snprintf(msg, sizeof msg, "v%d is live (%lld ms)", version, (long long)((now - w->started_us) / 1000));
-		else if (had_live)
-			snprintf(msg, sizeof msg, "v%d failed; the previous release keeps running", version);
-		else
-			snprintf(msg, sizeof msg, "v%d failed; the app has no release running (it had none live)", version);
-		waiter_done(w, done_event(ok, version, msg, ok ? NULL : reason, ok ? NULL : logs));
-	}
-	if (ok)
-		log_info("%s/%s: v%d is live", rt->env, rt->app, version);
-	else
-		log_warn("%s/%s: rollout of v%d failed: %s", rt->env, rt->app, version, reason);
-	const char *outcome = ok ? "succeeded" : had_live ? "rolled_back" : "failed";
-	if (rc->fams) {
-		const char *labels[] = {rt->env, rt->app, outcome};
-		metrics_inc(rc->fams->deploys, labels);
-		if (rt->rollout_version == version && rt->rollout_started_us)
-			metrics_observe(rc->fams->deploy_duration, labels, (double)(now - rt->rollout_started_us) / 1e6);
-	}
-	if (!ok && rc->alerts)
-		alerts_emitf(rc->alerts, had_live ? ALERT_DEPLOY_ROLLED_BACK : ALERT_DEPLOY_FAILED, rt->env, rt->app, NULL,
-			     NULL, "release v%d failed%s: %s", version,
-			     had_live ? "; the previous release keeps running" : "", reason);
-	rt->rollout_version = 0;
-}
-
 /* ---- the pass ---- */
 
 static int formation_of(json_t *doc, const struct process_spec *p)
 {
 	json_t *f = json_object_get(json_object_get(doc, "formation"), p->name);
 	return json_is_integer(f) ? (int)json_integer_value(f) : p->instances;
-}
-
-static void fail_rollout(struct reconciler *rc, struct app_rt *rt, int version, const char *reason, json_t *logs)
-{
-	/* Stop the new release's instances first; the pass that follows brings the old back. */
-	struct instance **v;
-	size_t n = supervisor_list(rc->sv, rt->env, rt->app, &v), started = 0;
-	for (size_t k = 0; k < n; k++)
-		if (instance_status(v[k])->release == version) {
-			instance_stop(v[k], -1);
-			started++;
-		}
-	free(v);
-	json_t *ev = event_new("rollback", NULL);
-	char msg[600];
-	int live = model_json_int(rt->doc, "release", 0);
-	if (live && live != version && !started)
-		snprintf(msg, sizeof msg, "not rolled out (v%d keeps running): %s", live, reason);
-	else if (live && live != version)
-		snprintf(msg, sizeof msg, "rolling back: %s", reason);
-	else
-		snprintf(msg, sizeof msg, "stopping v%d (no earlier release to go back to): %s", version, reason);
-	json_object_set_new(ev, "message", json_string(msg));
-	broadcast(rt, ev);
-	rollout_finish(rc, rt, version, false, reason, logs);
-}
-
-/* ---- the release phase ---- */
-
-static int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, const char *process,
-			  struct rc_oneoff *out, struct err *e);
-
-/* Record the outcome of version's release phase in its release document. */
-static void phase_record(struct reconciler *rc, struct app_rt *rt, int version, const char *state)
-{
-	struct err e = ERR_INIT;
-	char *key = model_release_key(rt->env, rt->app, version);
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int64_t rev;
-		json_t *doc = model_get(rc->st, key, &rev, &e);
-		if (!doc)
-			break;
-		json_object_set_new(doc, "release_phase", json_string(state));
-		char *sv = model_dump(doc);
-		json_decref(doc);
-		struct store_txn *t = store_txn_new();
-		store_txn_cmp_rev(t, key, rev);
-		store_txn_put(t, key, sv);
-		free(sv);
-		int r = store_txn_commit(rc->st, t, NULL, &e);
-		store_txn_free(t);
-		if (r == 0 || e.code != ERR_CONFLICT)
-			break;
-	}
-	free(key);
-}
-
-/* A line of the release phase's output, to the deploy's progress (the first MiB of it). */
-static void on_phase_line(void *arg, int stream, const char *text)
-{
-	struct app_rt *rt = arg;
-	if (!rt->waiters || rt->phase_streamed > (1 << 20))
-		return;
-	rt->phase_streamed += (int64_t)strlen(text);
-	if (rt->phase_streamed > (1 << 20)) {
-		broadcast(rt, event_new("info", "the release phase prints a lot: the rest of its output is only in "
-					"the logs (berth logs --process release)"));
-		return;
-	}
-	char *msg = xasprintf("release | %s", text);
-	json_t *ev = event_new("output", msg);
-	free(msg);
-	json_object_set_new(ev, "process", json_string("release"));
-	json_object_set_new(ev, "line", json_string(text));
-	broadcast(rt, ev);
-}
-
-static void on_phase_exit(void *arg, const struct oneoff_result *res)
-{
-	struct app_rt *rt = arg;
-	struct reconciler *rc = rt->rc;
-	rt->phase = NULL;
-	int version = rt->phase_version;
-	bool ok = !res->signal && res->status == 0 && !res->timed_out;
-	int target = model_json_int(rt->doc, "target", 0);
-	for (int k = 0; k < 4; k++)
-		if (rt->rels[k] && rt->rels[k]->version == version) {
-			free(rt->rels[k]->phase);
-			rt->rels[k]->phase = xstrdup(ok ? "ok" : "failed");
-		}
-	phase_record(rc, rt, version, ok ? "ok" : "failed");
-	if (rt->waiters) {
-		char msg[300];
-		snprintf(msg, sizeof msg, "release phase of v%d %s (%s, %lld ms)", version, ok ? "done" : "failed",
-			 res->summary, (long long)res->duration_ms);
-		broadcast(rt, event_new("info", msg));
-	}
-	if (!ok && target == version && rt->doc) {
-		char reason[400];
-		snprintf(reason, sizeof reason, "the release phase of v%d failed: %s; nothing was rolled out", version,
-			 res->summary);
-		fail_rollout(rc, rt, version, reason, res->output);
-	}
-	rt->dirty = true;
-	schedule(rc);
-}
-
-/* Does the rollout of r wait for its release phase? Starts it when it has not run. true
- * while it runs (or could not start and the rollout was failed). */
-static bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, struct rel *r)
-{
-	if (!r->m.release || (r->rollback && !r->run_release) || (r->phase && !strcmp(r->phase, "ok")))
-		return false;
-	if (rt->phase)
-		return true;
-	if (r->phase)                    /* failed earlier: the rollout was failed with it */
-		return true;
-	/* A one-off of the new release, as its web process (else its first) would run: its
-	 * environment, volumes and profile. */
-	struct err e = ERR_INIT;
-	struct rc_oneoff env;
-	rt->phase_streamed = 0;
-	rt->phase_version = r->version;
-	rt->phase = NULL;
-	if (rel_oneoff_env(rc, rt, r, NULL, &env, &e) == 0) {
-		struct oneoff_spec spec = {
-			.env = rt->env, .app = rt->app, .kind = "release", .release = r->version, .command = r->m.release,
-			.cwd = env.cwd, .env_vars = env.vars, .profile = env.profile,
-			.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
-			.output_limit = rc->conf->builds.output_limit,
-		};
-		struct oneoff_events ev = {.on_line = on_phase_line, .on_exit = on_phase_exit, .arg = rt};
-		rt->phase = oneoff_start(rc->oneoffs, &spec, &ev, &e);
-		rc_oneoff_free(&env);
-	}
-	if (!rt->phase) {
-		char reason[600];
-		snprintf(reason, sizeof reason, "the release phase could not start: %s", e.msg);
-		free(r->phase);
-		r->phase = xstrdup("failed");
-		fail_rollout(rc, rt, r->version, reason, NULL);
-		return true;
-	}
-	if (rt->waiters) {
-		char msg[600];
-		snprintf(msg, sizeof msg, "running the release phase of v%d: %s", r->version, r->m.release);
-		broadcast(rt, event_new("info", msg));
-	}
-	return true;
 }
 
 static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
@@ -888,7 +478,7 @@ static void on_kick(uv_timer_t *t)
 	run_pass(rc);
 }
 
-static void schedule(struct reconciler *rc)
+void schedule(struct reconciler *rc)
 {
 	if (rc->kick_pending || rc->shutdown_done)
 		return;
@@ -932,58 +522,6 @@ static void on_store_change(void *arg, const char *key, const char *value, int64
 		while (rt->waiters)
 			waiter_done(rt->waiters, done_event(false, 0, NULL, "the app was deleted", NULL));
 	}
-}
-
-/* Metrics and alerts for one supervisor event. */
-static void observe_event(struct reconciler *rc, struct instance *inst, enum inst_event ev, const char *detail)
-{
-	const struct instance_status *s = instance_status(inst);
-	const char *labels[] = {s->env, s->app, s->process};
-	switch (ev) {
-	case IEV_EXITED:
-		if (rc->fams)
-			metrics_inc(rc->fams->instance_restarts, labels);
-		if (rc->alerts && s->crashes == SUPERVISE_CRASH_LOOP && s->state == INST_BACKOFF)
-			alerts_emitf(rc->alerts, ALERT_CRASH_LOOP, s->env, s->app, s->process, s->id,
-				     "%s (v%d) is crash-looping: %d crashes in a row, last %s", s->id, s->release,
-				     s->crashes, s->last_exit);
-		break;
-	case IEV_UNHEALTHY:
-		if (rc->fams)
-			metrics_inc(rc->fams->health_failures, labels);
-		if (rc->alerts)
-			alerts_emitf(rc->alerts, ALERT_HEALTH_FAILING, s->env, s->app, s->process, s->id,
-				     "%s (v%d) health check failing: %s", s->id, s->release, detail ? detail : "");
-		break;
-	case IEV_HEALTHY:
-		if (rc->alerts && detail && !strcmp(detail, "recovered"))
-			alerts_emitf(rc->alerts, ALERT_RECOVERED, s->env, s->app, s->process, s->id,
-				     "%s (v%d) is healthy again", s->id, s->release);
-		break;
-	default:
-		break;
-	}
-}
-
-static void collect_instances(void *arg, struct metrics_emitter *em)
-{
-	struct reconciler *rc = arg;
-	struct instance **v;
-	size_t n = supervisor_list(rc->sv, NULL, NULL, &v);
-	for (size_t k = 0; k < n; k++) {
-		const struct instance_status *s = instance_status(v[k]);
-		const char *labels[] = {s->env, s->app, s->process, inst_state_name(s->state)};
-		metrics_emit(em, labels, 1);
-	}
-	free(v);
-}
-
-void reconciler_observe(struct reconciler *rc, struct metrics_families *fams, struct alerts *alerts)
-{
-	rc->fams = fams;
-	rc->alerts = alerts;
-	if (fams && fams->instances)
-		metrics_family_set_collect(fams->instances, collect_instances, rc);
 }
 
 static void on_sv_event(void *arg, struct instance *inst, enum inst_event ev, const char *detail)
@@ -1219,72 +757,11 @@ void reconciler_free(struct reconciler *rc)
 	/* rc itself is freed by the caller after the loop has closed the timers. */
 }
 
-/* What a one-off of release r gets as process `process` would (NULL: web, else the first). */
-static int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, const char *process,
-			  struct rc_oneoff *out, struct err *e)
-{
-	memset(out, 0, sizeof *out);
-	const struct process_spec *p = NULL;
-	if (process) {
-		p = manifest_process(&r->m, process);
-		if (!p) {
-			struct buf names = BUF_INIT;
-			for (size_t k = 0; k < r->m.nprocs; k++)
-				buf_addf(&names, "%s%s", k ? ", " : "", r->m.procs[k].name);
-			err_set(e, ERR_INVALID, "v%d of %s/%s has no process \"%s\" (it has: %s)", r->version, rt->env,
-				rt->app, process, buf_str(&names));
-			buf_free(&names);
-			return -1;
-		}
-	} else {
-		p = manifest_process(&r->m, "web");
-		if (!p)
-			p = &r->m.procs[0];
-	}
-	size_t nv = 0;
-	char **vars = release_vars(rt, r, p->name, &nv);
-	for (size_t j = 0; j < p->nvolumes; j++) {
-		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
-		if (fs_mkdir_p(path, 0750, e) < 0) {
-			free(path);
-			for (size_t k = 0; k < nv; k++)
-				free(vars[k]);
-			free(vars);
-			return -1;
-		}
-		add_var(&vars, &nv, p->volumes[j].env_var, path);
-		free(path);
-	}
-	out->vars = vars;
-	out->cwd = xstrdup(r->dir);
-	out->release = r->version;
-	out->process = xstrdup(p->name);
-	out->profile = p->profile ? server_conf_profile(rc->conf, p->profile) : NULL;
-	return 0;
-}
+/* ---- queries ---- */
 
-int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
-			  struct rc_oneoff *out, struct err *e)
+struct oneoffs *reconciler_oneoffs(struct reconciler *rc)
 {
-	memset(out, 0, sizeof *out);
-	struct app_rt *rt = rt_find(rc, env, app, false);
-	int live = rt ? model_json_int(rt->doc, "release", 0) : 0;
-	if (!live)
-		return err_set(e, ERR_CONFLICT, "%s/%s has no live release: deploy it first", env, app);
-	struct rel *r = rel_get(rc, rt, live, e);
-	if (!r)
-		return -1;
-	return rel_oneoff_env(rc, rt, r, process, out, e);
-}
-
-void rc_oneoff_free(struct rc_oneoff *o)
-{
-	for (char **v = o->vars; v && *v; v++)
-		free(*v);
-	free(o->vars);
-	free(o->cwd);
-	free(o->process);
-	memset(o, 0, sizeof *o);
+	return rc->oneoffs;
 }
 
 struct instance *reconciler_instance(struct reconciler *rc, const char *env, const char *app, const char *id)
@@ -1301,33 +778,6 @@ struct instance *reconciler_instance(struct reconciler *rc, const char *env, con
 	}
 	free(v);
 	return found;
-}
-
-
-int reconciler_cancel(struct reconciler *rc, const char *env, const char *app, int *version, struct err *e)
-{
-	struct app_rt *rt = rt_find(rc, env, app, false);
-	int target = rt ? model_json_int(rt->doc, "target", 0) : 0;
-	*version = target;
-	if (!target)
-		return err_set(e, ERR_CONFLICT, "no rollout is in progress for %s/%s", env, app);
-	if (rt->phase && rt->phase_version == target) {
-		oneoff_detach(rt->phase, true);
-		rt->phase = NULL;
-	}
-	char reason[200];
-	snprintf(reason, sizeof reason, "cancelled (berth deploy --cancel)");
-	fail_rollout(rc, rt, target, reason, NULL);
-	rt->dirty = true;
-	schedule(rc);
-	return 0;
-}
-
-/* ---- queries ---- */
-
-struct oneoffs *reconciler_oneoffs(struct reconciler *rc)
-{
-	return rc->oneoffs;
 }
 
 static int inst_cmp(const void *a, const void *b)

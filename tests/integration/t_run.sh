@@ -85,6 +85,8 @@ def read_until(needle, secs=30):
 def send(s):
     os.write(fd, s)
 # what the commands print is computed, so the remote terminal's echo of a line never matches
+send(b"PS1='RDY'$((1+1))'> '\n")    # a prompt the test can wait for
+read_until(b"RDY2> ")
 send(b"echo $((6*7))\n")
 read_until(b"42\r\n")
 send(b"tty\n")
@@ -99,7 +101,8 @@ read_until(b"40 120\r\n")
 send(b"echo sleeping-$((2+2)); sleep 30; echo not-$((1+1))-interrupted\n")
 read_until(b"sleeping-4\r\n")
 send(b"\x03")
-read_until(b"^C")   # the remote terminal echoes it and flushes its input: type on after that
+read_until(b"^C")   # the remote terminal echoes it and flushes its input
+read_until(b"RDY2> ")   # the shell is back at its prompt: type on after that
 send(b"echo after-$((1+1))-ctrl-c\n")
 read_until(b"after-2-ctrl-c\r\n", 20)
 send(b"exit 3\n")

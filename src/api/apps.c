@@ -245,6 +245,7 @@ void api_app_get(struct ctx *c)
 		json_decref(rel);
 	}
 	json_object_set_new(j, "oneoffs", oneoffs_list(reconciler_oneoffs(c->api->rc), c->env, c->app));
+	json_object_set_new(j, "maintenance", json_boolean(json_is_true(json_object_get(doc, "maintenance"))));
 	http_respond_json(c->req, 200, j);
 	json_decref(doc);
 }

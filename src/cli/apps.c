@@ -113,7 +113,8 @@ static void show_info(json_t *a, const struct cli_target *t)
 	struct buf b = BUF_INIT;
 	printf("=== %s (%s)\n", t->app, t->env);
 	const char *status = json_string_value(json_object_get(a, "status"));
-	printf("State:      %s\n", status ? status : json_string_value(json_object_get(a, "state")));
+	printf("State:      %s%s\n", status ? status : json_string_value(json_object_get(a, "state")),
+	       json_is_true(json_object_get(a, "maintenance")) ? " (maintenance on: the router answers 503)" : "");
 	fmt_release(&b, json_object_get(a, "release"));
 	printf("Release:    %s\n", b.len ? b.p : "none yet");
 	buf_free(&b);
@@ -141,6 +142,11 @@ static void show_info(json_t *a, const struct cli_target *t)
 	const char *build = json_string_value(json_object_get(a, "builder"));
 	if (build)
 		printf("Builder:    %s\n", build);
+	json_array_foreach(json_object_get(a, "oneoffs"), i, k)
+		printf("%s%s (pid %lld)", i ? ", " : "One-offs:   ", json_string_value(json_object_get(k, "id")),
+		       (long long)json_integer_value(json_object_get(k, "pid")));
+	if (json_array_size(json_object_get(a, "oneoffs")))
+		printf("\n");
 	printf("Created:    %s\n", json_string_value(json_object_get(a, "created_at")));
 }
 

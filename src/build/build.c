@@ -154,9 +154,23 @@ static int plan_python(const char *dir, struct build_plan *p, const char *cache_
 	plan_deps_dir(p, cache_root, no_cache);
 	struct buf s = BUF_INIT;
 	script_head(&s, p);
-	buf_adds(&s, "  python3 -m venv \"$deps/venv\"\n"
-		     "  \"$deps/venv/bin/python\" -m pip install --no-input --disable-pip-version-check ");
-	buf_adds(&s, req ? "-r requirements.txt\n" : ".\n");
+	buf_adds(&s, "  python3 -m venv \"$deps/venv\"\n");
+	if (req) {
+		buf_adds(&s, "  \"$deps/venv/bin/python\" -m pip install --no-input --disable-pip-version-check "
+			     "-r requirements.txt\n");
+	} else {
+		/* Only the project's dependencies go into the cache (keyed by pyproject.toml): the
+		 * app's own code runs from the release, so a code change is never shadowed by a
+		 * cached copy of it. Without tomllib (Python < 3.11): the project itself, as pip does. */
+		buf_adds(&s, "  if \"$deps/venv/bin/python\" -c 'import tomllib' 2>/dev/null; then\n"
+			     "    \"$deps/venv/bin/python\" -c 'import tomllib; d = tomllib.load(open(\"pyproject.toml\", \"rb\")); "
+			     "print(\"\\n\".join(d.get(\"project\", {}).get(\"dependencies\", [])))' >\"$deps/requirements.txt\"\n"
+			     "    \"$deps/venv/bin/python\" -m pip install --no-input --disable-pip-version-check "
+			     "-r \"$deps/requirements.txt\"\n"
+			     "  else\n"
+			     "    \"$deps/venv/bin/python\" -m pip install --no-input --disable-pip-version-check .\n"
+			     "  fi\n");
+	}
 	script_tail(&s);
 	buf_adds(&s, "mkdir -p .berth\nln -sfn \"$deps/venv\" .berth/venv\n");
 	p->script = buf_detach(&s);

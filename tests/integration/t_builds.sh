@@ -138,6 +138,26 @@ grep -q "| Successfully installed berthprobe-1.0" "$T/buildlog.txt" || { cat "$T
 grep -q "| -----> python: dependencies unchanged .*nothing to install" "$T/buildlog.txt" || { cat "$T/buildlog.txt"; fail "logs --process build lacks the cached build"; }
 pass "python: --no-cache installs again into a new virtualenv; build output in logs --process build"
 
+# --- only a pyproject.toml: its declared dependencies are cached, the app's own code is not
+Q=$T/pyproj; mkdir -p "$Q"
+cat >"$Q/pyproject.toml" <<'TOML'
+[project]
+name = "pyproj-app"
+version = "0.1"
+dependencies = ["berthprobe==1.0"]
+TOML
+cp "$P/app.py" "$Q/app.py" 2>/dev/null || fail "test precondition: no app.py in $P"
+cp "$P/Procfile" "$Q/Procfile"
+echo q1 >"$Q/version.txt"
+run_ok "$T/q1.out" b deploy "$Q" --app pq
+assert_has "$(cat "$T/q1.out")" "build | Successfully installed berthprobe-1.0" "pyproject.toml deploy"
+assert_eq "$(curl -s -m 5 "http://127.0.0.1:$(web_port pq)/")" "wheel-$TOK q1" "pyproject app answer"
+echo q2 >"$Q/version.txt"
+run_ok "$T/q2.out" b deploy "$Q" --app pq
+assert_has "$(cat "$T/q2.out")" "nothing to install" "pyproject.toml redeploy"
+assert_eq "$(curl -s -m 5 "http://127.0.0.1:$(web_port pq)/")" "wheel-$TOK q2" "pyproject app answer after a code change"
+pass "python: with only pyproject.toml its dependencies are cached; a code change is served without installing"
+
 # ================= node: npm ci from a committed lockfile, npm run build, a package used at runtime
 N="$T/node"
 cp -r "$FIX/node-app" "$N"

@@ -6,7 +6,8 @@
  *   /envs/<env>/apps/<app>/releases/<%010d>  release document (docs/API.md "release", plus
  *                                            "manifest" and "dir")
  *   /envs/<env>/apps/<app>/cron/<job>        a cron job's last runs: {"last_scheduled" (unix s of
- *                                            the last schedule slot handled), "last_start",
+ *                                            the last schedule slot handled), "schedule" (the
+ *                                            schedule it was handled for), "last_start",
  *                                            "last_duration_ms", "last_result", "last_ok"}
  *   /auth/tokens/<name>                      {"name","role","hash","created_at"}
  * App document: {"env","name","created_at","release":N (live, 0 = none),"target":M (rolling

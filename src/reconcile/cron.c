@@ -62,6 +62,7 @@ static void job_persist(struct cron_sched_set *s, struct job *j)
 {
 	char *key = model_cron_key(j->aj->env, j->aj->app, j->spec.name);
 	json_object_set_new(j->state, "last_scheduled", json_integer(j->last_scheduled));
+	json_object_set_new(j->state, "schedule", json_string(j->spec.schedule));
 	char *v = model_dump(j->state);
 	struct store_txn *t = store_txn_new();
 	store_txn_put(t, key, v);
@@ -109,7 +110,7 @@ static int job_fire(struct cron_sched_set *s, struct job *j, const char *why, ch
 	r->next = j->runs;
 	j->runs = r;
 	char ts[40];
-	time_format_rfc3339(time_now_us() + s->offset_s * 1000000, ts, sizeof ts);
+	time_format_rfc3339(now_s(s) * 1000000, ts, sizeof ts);
 	json_object_set_new(j->state, "last_start", json_string(ts));
 	json_object_del(j->state, "last_result");
 	json_object_del(j->state, "last_duration_ms");
@@ -267,7 +268,11 @@ static struct job *job_new(struct cron_sched_set *s, struct app_jobs *aj, const 
 	}
 	int64_t now = now_s(s);
 	json_t *ls = json_object_get(j->state, "last_scheduled");
-	if (json_is_integer(ls) && json_integer_value(ls) > 0 && json_integer_value(ls) <= now) {
+	const char *was = json_string_value(json_object_get(j->state, "schedule"));
+	/* A slot missed while the server was down runs once; a job whose schedule changed starts
+	 * afresh (the old schedule's last slot says nothing about the new one's). */
+	if (json_is_integer(ls) && json_integer_value(ls) > 0 && json_integer_value(ls) <= now &&
+	    (!was || !strcmp(was, spec->schedule))) {
 		j->last_scheduled = json_integer_value(ls);
 		j->next_s = slot_after(j, j->last_scheduled);
 	} else {

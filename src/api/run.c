@@ -336,20 +336,31 @@ static void start_session(struct ctx *c, struct oneoff_spec *spec, bool detach, 
 	send_frame(s, FRAME_INFO, msg, strlen(msg));
 }
 
+/* The request's JSON body and its command (owned, into *command) with the program's name for
+ * the log (into what); NULL after answering 400. */
+static json_t *read_request(struct ctx *c, char **command, char what[64])
+{
+	json_t *body = api_body_json(c->req);
+	if (!body)
+		return NULL;
+	const char *prog = NULL;
+	char msg[200];
+	if (body_command(body, command, &prog, msg, sizeof msg) < 0) {
+		json_decref(body);
+		http_respond_error(c->req, 400, msg);
+		return NULL;
+	}
+	snprintf(what, 64, "%s", prog);
+	return body;
+}
+
 void api_run(struct ctx *c)
 {
 	struct err e = ERR_INIT;
-	json_t *body = api_body_json(c->req);
+	char *command = NULL, whatbuf[64];
+	json_t *body = read_request(c, &command, whatbuf);
 	if (!body)
 		return;
-	char *command = NULL;
-	const char *what = NULL;
-	char msg[200];
-	if (body_command(body, &command, &what, msg, sizeof msg) < 0) {
-		json_decref(body);
-		http_respond_error(c->req, 400, msg);
-		return;
-	}
 	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
 	if (!app) {
 		free(command);
@@ -383,8 +394,6 @@ void api_run(struct ctx *c)
 			return;
 		}
 	}
-	char whatbuf[64];
-	snprintf(whatbuf, sizeof whatbuf, "%s", what);
 	struct oneoff_spec spec = {
 		.env = c->env, .app = c->app, .kind = "run", .release = env.release, .command = command,
 		.cwd = env.cwd, .env_vars = env.vars, .profile = prof,
@@ -404,19 +413,10 @@ void api_run(struct ctx *c)
 void api_exec(struct ctx *c, const char *id)
 {
 	struct err e = ERR_INIT;
-	json_t *body = api_body_json(c->req);
+	char *command = NULL, whatbuf[64];
+	json_t *body = read_request(c, &command, whatbuf);
 	if (!body)
 		return;
-	char *command = NULL;
-	const char *what = NULL;
-	char msg[200];
-	if (body_command(body, &command, &what, msg, sizeof msg) < 0) {
-		json_decref(body);
-		http_respond_error(c->req, 400, msg);
-		return;
-	}
-	char whatbuf[64];
-	snprintf(whatbuf, sizeof whatbuf, "%s", what);
 	struct instance *inst = reconciler_instance(c->api->rc, c->env, c->app, id);
 	const struct instance_status *st = inst ? instance_status(inst) : NULL;
 	if (!inst || !st->pid) {

@@ -81,6 +81,11 @@ int cli_progress(struct client *c, const char *path, const char *ctype, const vo
 /* Same for a JSON body (may be NULL: an empty request body). */
 int cli_progress_json(struct client *c, const char *path, json_t *body, bool json);
 
+/* The app a verb acts on (cli_target) and a client connected for it; prints the problem and
+ * returns its exit status, or 0 (then close both with cli_app_close). */
+int cli_app_open(const struct cli_opts *o, struct cli_target *t, struct client *c);
+void cli_app_close(struct cli_target *t, struct client *c);
+
 /* Shared one-liners of the GET verbs: fetch path as JSON, printing any error. Returns the
  * object or NULL. */
 json_t *cli_get(struct client *c, const char *path);

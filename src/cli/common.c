@@ -117,17 +117,29 @@ json_t *cli_get(struct client *c, const char *path)
 	return doc;
 }
 
+int cli_app_open(const struct cli_opts *o, struct cli_target *t, struct client *c)
+{
+	int rc = cli_target(o, t);
+	if (rc)
+		return rc;
+	if ((rc = cli_connect(o, c)))
+		cli_target_free(t);
+	return rc;
+}
+
+void cli_app_close(struct cli_target *t, struct client *c)
+{
+	client_close(c);
+	cli_target_free(t);
+}
+
 int cli_app_get(const struct cli_opts *o, const char *suffix, cli_show_fn show)
 {
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, suffix);
 	json_t *doc = cli_get(&c, path.p);
@@ -140,42 +152,32 @@ int cli_app_get(const struct cli_opts *o, const char *suffix, cli_show_fn show)
 	}
 	json_decref(doc);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }
 
 int cli_app_change(const struct cli_opts *o, const char *suffix, json_t *body)
 {
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, suffix);
 	rc = cli_progress_json(&c, path.p, body, o->json);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }
 
 int cli_app_call(const struct cli_opts *o, const char *method, const char *suffix, json_t *body)
 {
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, suffix);
 	json_t *doc = NULL;
@@ -194,7 +196,6 @@ int cli_app_call(const struct cli_opts *o, const char *method, const char *suffi
 	}
 	json_decref(doc);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }

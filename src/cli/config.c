@@ -92,14 +92,10 @@ static int get_one(struct cli_opts *o, const char *key)
 	if (!cli_config_key_valid(key))
 		return cli_usage_error("config", "\"%s\" is not a config key", key);
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, "/config");
 	json_t *doc = cli_get(&c, path.p);
@@ -124,8 +120,7 @@ static int get_one(struct cli_opts *o, const char *key)
 	}
 	json_decref(doc);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }
 

@@ -30,14 +30,10 @@ int cmd_maintenance(struct cli_opts *o)
 	if (sub && strcmp(sub, "on") && strcmp(sub, "off"))
 		return cli_usage_error("maintenance", "maintenance takes on or off, got \"%s\"", sub);
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, "/maintenance");
 	json_t *body = sub ? json_pack("{s:b}", "on", !strcmp(sub, "on")) : NULL;
@@ -54,7 +50,6 @@ int cmd_maintenance(struct cli_opts *o)
 	json_decref(doc);
 	json_decref(body);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }

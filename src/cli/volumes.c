@@ -43,14 +43,10 @@ static int rm(struct cli_opts *o)
 		return cli_usage_error("volumes", "volumes rm deletes the data in %s for good: pass "
 				       "--yes to confirm", name);
 	struct cli_target t;
-	int rc = cli_target(o, &t);
+	struct client c;
+	int rc = cli_app_open(o, &t, &c);
 	if (rc)
 		return rc;
-	struct client c;
-	if ((rc = cli_connect(o, &c))) {
-		cli_target_free(&t);
-		return rc;
-	}
 	struct buf path = BUF_INIT;
 	cli_app_path(&path, &t, "/volumes/");
 	client_escape(&path, name);
@@ -66,8 +62,7 @@ static int rm(struct cli_opts *o)
 	}
 	json_decref(doc);
 	buf_free(&path);
-	client_close(&c);
-	cli_target_free(&t);
+	cli_app_close(&t, &c);
 	return rc;
 }
 

@@ -298,7 +298,8 @@ void cron_sched_sync(struct cron_sched_set *s, const char *env, const char *app,
 		s->apps = aj;
 	}
 	aj->stopped = stopped;
-	if (aj->release != release) {
+	bool changed = aj->release != release;
+	if (changed) {
 		aj->release = release;
 		/* Keep jobs whose definition did not change (and their schedule); add new ones. */
 		struct job *keep = NULL;
@@ -323,12 +324,16 @@ void cron_sched_sync(struct cron_sched_set *s, const char *env, const char *app,
 	}
 	if (!aj->jobs) {
 		forget_app(s, aj);
-	} else if (!s->timer_on) {
+		return;
+	}
+	if (!s->timer_on) {
 		s->timer_on = true;
 		uv_timer_start(&s->timer, on_tick, 1000, 1000);
 	}
-	/* Slots that passed while the server was down (or before this job existed here). */
-	check_all(s);
+	/* New jobs: slots that passed while the server was down run now, not at the next tick
+	 * (every other pass leaves the jobs to the timer). */
+	if (changed)
+		check_all(s);
 }
 
 void cron_sched_forget(struct cron_sched_set *s, const char *env, const char *app)

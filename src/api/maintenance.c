@@ -57,37 +57,16 @@ static json_t *answer(struct api *a, const char *env, const char *app, bool on, 
 	return j;
 }
 
-/* Set the flag with a read-modify-CAS loop. 0 and *changed, or -1 with e. */
+/* Set the flag in the app document. 0 and *changed, or -1 with e. */
 static int set_flag(struct api *a, const char *env, const char *app, bool on, bool *changed, struct err *e)
 {
 	char *key = model_app_key(env, app);
-	int r = -1;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int64_t rev;
-		json_t *doc = api_app_doc(a, env, app, &rev, e);
-		if (!doc)
-			break;
-		*changed = json_is_true(json_object_get(doc, "maintenance")) != on;
-		if (!*changed) {
-			json_decref(doc);
-			r = 0;
-			break;
-		}
-		json_object_set_new(doc, "maintenance", json_boolean(on));
-		char *s = model_dump(doc);
-		json_decref(doc);
-		struct store_txn *t = store_txn_new();
-		store_txn_cmp_rev(t, key, rev);
-		store_txn_put(t, key, s);
-		free(s);
-		r = store_txn_commit(a->st, t, NULL, e);
-		store_txn_free(t);
-		if (r == 0 || e->code != ERR_CONFLICT)
-			break;
-	}
-	if (r < 0 && e->code == ERR_CONFLICT)
-		err_set(e, ERR_CONFLICT, "%s/%s kept changing while maintenance mode was being set; try again", env, app);
+	int r = model_set_field(a->st, key, "maintenance", json_boolean(on), changed, e);
 	free(key);
+	if (r < 0 && e->code == ERR_NOTFOUND)
+		err_set(e, ERR_NOTFOUND, "no app \"%s\" in env \"%s\"", app, env);
+	else if (r < 0 && e->code == ERR_CONFLICT)
+		err_set(e, ERR_CONFLICT, "%s/%s kept changing while maintenance mode was being set; try again", env, app);
 	return r;
 }
 

@@ -155,6 +155,40 @@ json_t *model_code_dirs_keep(json_t *app, json_t *releases, const int *busy, siz
 	return out;
 }
 
+int model_set_field(struct store *s, const char *key, const char *field, json_t *value, bool *changed,
+		    struct err *e)
+{
+	int r = -1;
+	if (changed)
+		*changed = false;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int64_t rev;
+		json_t *doc = model_get(s, key, &rev, e);
+		if (!doc)
+			break;
+		if (json_equal(json_object_get(doc, field), value)) {
+			json_decref(doc);
+			r = 0;
+			break;
+		}
+		json_object_set(doc, field, value);
+		char *text = model_dump(doc);
+		json_decref(doc);
+		struct store_txn *t = store_txn_new();
+		store_txn_cmp_rev(t, key, rev);
+		store_txn_put(t, key, text);
+		free(text);
+		r = store_txn_commit(s, t, NULL, e);
+		store_txn_free(t);
+		if (r == 0 && changed)
+			*changed = true;
+		if (r == 0 || e->code != ERR_CONFLICT)
+			break;
+	}
+	json_decref(value);
+	return r;
+}
+
 int model_json_int(json_t *obj, const char *field, int dflt)
 {
 	json_t *v = json_object_get(obj, field);

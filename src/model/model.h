@@ -59,6 +59,12 @@ bool model_code_dir_name(const char *name);
  * then nothing may be removed. */
 json_t *model_code_dirs_keep(json_t *app, json_t *releases, const int *busy, size_t nbusy, int keep);
 
+/* Set one field of the document at key (value stolen) with compare-and-swap, retried while
+ * others write it: 0 (*changed, may be NULL: whether it differed), or -1 with e (ERR_NOTFOUND:
+ * no document; ERR_CONFLICT: it kept changing). */
+int model_set_field(struct store *s, const char *key, const char *field, json_t *value, bool *changed,
+		    struct err *e);
+
 int model_json_int(json_t *obj, const char *field, int dflt);
 const char *model_json_str(json_t *obj, const char *field, const char *dflt);
 #endif

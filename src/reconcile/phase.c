@@ -4,6 +4,7 @@
  * fails the rollout when it fails; also cancels a rollout (`berth deploy --cancel`). Never
  * starts or stops an instance itself: the pass and fail_rollout() do. */
 #include "reconcile/internal.h"
+#include "util/log.h"
 #include "model/model.h"
 #include "util/buf.h"
 #include "oneoff/oneoff.h"
@@ -16,23 +17,8 @@ static void phase_record(struct reconciler *rc, struct app_rt *rt, int version, 
 {
 	struct err e = ERR_INIT;
 	char *key = model_release_key(rt->env, rt->app, version);
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int64_t rev;
-		json_t *doc = model_get(rc->st, key, &rev, &e);
-		if (!doc)
-			break;
-		json_object_set_new(doc, "release_phase", json_string(state));
-		char *sv = model_dump(doc);
-		json_decref(doc);
-		struct store_txn *t = store_txn_new();
-		store_txn_cmp_rev(t, key, rev);
-		store_txn_put(t, key, sv);
-		free(sv);
-		int r = store_txn_commit(rc->st, t, NULL, &e);
-		store_txn_free(t);
-		if (r == 0 || e.code != ERR_CONFLICT)
-			break;
-	}
+	if (model_set_field(rc->st, key, "release_phase", json_string(state), NULL, &e) < 0)
+		log_warn("%s/%s: recording v%d's release phase: %s", rt->env, rt->app, version, e.msg);
 	free(key);
 }
 

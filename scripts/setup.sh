@@ -5,7 +5,8 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libsodium-dev
       libarchive-dev node-llhttp libcmocka-dev
       python3 python3-venv curl procps iproute2
-      prometheus dnsutils knot-dnsutils dnsmasq-base)
+      prometheus dnsutils knot-dnsutils dnsmasq-base
+      podman runc busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

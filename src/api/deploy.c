@@ -14,6 +14,7 @@
 #include "api/internal.h"
 #include "archive/archive.h"
 #include "build/build.h"
+#include "driver/docker.h"
 #include "model/model.h"
 #include "oneoff/oneoff.h"
 #include "util/timeutil.h"
@@ -61,6 +62,11 @@ struct deploy {
 	char who[80];           /* who asked (ctx->who) */
 	struct deploy *next_build;  /* api->builds: one build per app at a time, in arrival order */
 	bool in_builds;
+	/* an image deploy (?image=REF) */
+	char *image, *pull, *process;
+	struct docker_resolve *resolve;
+	json_t *images;         /* the release's pinned images: {process: {"ref","id","digest"}} */
+	int64_t pull_lines;
 };
 
 static int hash_file(const char *path, char out[65], struct err *e)
@@ -238,6 +244,11 @@ static void deploy_free(struct deploy *d)
 	free(d->cache_root);
 	manifest_free(&d->m);
 	build_plan_free(&d->plan);
+	docker_resolve_cancel(d->resolve);
+	free(d->image);
+	free(d->pull);
+	free(d->process);
+	json_decref(d->images);
 	json_decref(d->config);
 	reconciler_unwait(d->waiter);
 	free(d);
@@ -250,7 +261,7 @@ static void deploy_abort(struct http_req *r, void *arg)
 {
 	struct deploy *d = arg;
 	d->c = NULL;
-	if (d->done && !d->job && !d->waiter && !d->in_builds)
+	if (d->done && !d->job && !d->waiter && !d->in_builds && !d->resolve)
 		deploy_free(d);
 }
 
@@ -299,8 +310,11 @@ static void commit_release(struct deploy *d)
 	struct err e = ERR_INIT;
 	struct api *a = d->api;
 	const char *desc = d->c ? http_req_query(d->c->req, "description") : NULL;
-	char dflt[64];
-	snprintf(dflt, sizeof dflt, "Deploy %.8s", d->sha);
+	char dflt[300];
+	if (d->image)
+		snprintf(dflt, sizeof dflt, "Deploy image %.255s", d->image);
+	else
+		snprintf(dflt, sizeof dflt, "Deploy %.8s", d->sha);
 	json_t *f = json_object();
 	json_object_set_new(f, "description", json_string(desc && *desc ? desc : dflt));
 	json_object_set_new(f, "code", json_string(d->sha));
@@ -308,6 +322,8 @@ static void commit_release(struct deploy *d)
 	json_object_set_new(f, "manifest", manifest_to_json(&d->m));
 	if (d->who[0])
 		json_object_set_new(f, "by", json_string(d->who));
+	if (d->images)
+		json_object_set(f, "images", d->images);
 	if (d->plan.builder[0]) {
 		json_t *b = json_pack("{s:s, s:O, s:O, s:b}", "builder", d->plan.builder, "path", d->plan.path, "env",
 				      d->plan.env, "reused", d->reused_build);
@@ -594,9 +610,125 @@ bool api_deploy_building(struct api *a, const char *env, const char *app)
 	return false;
 }
 
+/* ---- an image deploy ---- */
+
+static void on_pull_progress(void *arg, const char *text)
+{
+	struct deploy *d = arg;
+	if (++d->pull_lines > 2000)
+		return;         /* a pull of many layers: the first lines say enough */
+	char msg[400];
+	snprintf(msg, sizeof msg, "pull | %s", text);
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "pull", "message", msg));
+}
+
+static void on_image_resolved(void *arg, const char *id, const char *digest, const char *error)
+{
+	struct deploy *d = arg;
+	d->resolve = NULL;
+	struct err e = ERR_INIT;
+	if (error) {
+		err_set(&e, ERR_INVALID, "%s", error);
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	const char *hex = !strncmp(id, "sha256:", 7) ? id + 7 : id;
+	snprintf(d->sha, sizeof d->sha, "%.64s", hex);
+	/* An image release has no code of its own; an empty directory keeps the rule that every
+	 * release names its code directory (garbage collection counts them). */
+	snprintf(d->dir, sizeof d->dir, "code-%.16s", hex);
+	char *dir = xasprintf("%s/%s", d->app_dir, d->dir);
+	int r = fs_mkdir_p(dir, 0750, &e);
+	free(dir);
+	if (r < 0 || manifest_for_image(&d->m, d->process, d->image, &e) < 0) {
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	d->have_manifest = true;
+	json_t *one = json_pack("{s:s, s:s}", "ref", d->image, "id", id);
+	if (digest)
+		json_object_set_new(one, "digest", json_string(digest));
+	d->images = json_object();
+	json_object_set_new(d->images, d->process, one);
+	char msg[400];
+	snprintf(msg, sizeof msg, "image %s is %.19s%s%.80s", d->image, id, digest ? ", " : "", digest ? digest : "");
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "image", "message", msg));
+	commit_release(d);
+}
+
+static void image_work(uv_work_t *w)
+{
+}
+
+static void image_after(uv_work_t *w, int status)
+{
+	struct deploy *d = w->data;
+	d->done = true;
+	struct driver *dk = reconciler_driver(d->api->rc, "docker");
+	if (!dk) {
+		struct err e = ERR_INIT;
+		err_set(&e, ERR_CONFLICT, "this server has no container engine: start it with --docker-host unix:///PATH "
+			"(or DOCKER_HOST) to deploy images");
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	char msg[400];
+	snprintf(msg, sizeof msg, "image %s (pull %s)", d->image, d->pull);
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "upload", "message", msg));
+	d->resolve = docker_resolve(dk, d->image, d->pull, on_pull_progress, on_image_resolved, d);
+}
+
+static void api_deploy_image(struct ctx *c, const char *image)
+{
+	struct http_req *r = c->req;
+	const char *pull = http_req_query(r, "pull");
+	const char *process = http_req_query(r, "process");
+	if (!pull || !*pull)
+		pull = "missing";
+	if (!process || !*process)
+		process = "web";
+	if (!manifest_image_ref_valid(image)) {
+		http_respond_error(r, 400, "image: expected an image reference (name[:tag] or name@sha256:...)");
+		return;
+	}
+	if (strcmp(pull, "missing") && strcmp(pull, "always") && strcmp(pull, "never")) {
+		http_respond_error(r, 400, "pull: expected missing, always or never");
+		return;
+	}
+	if (!name_valid(process)) {
+		http_respond_error(r, 400, "process: expected a process name ([a-z0-9][a-z0-9-]*)");
+		return;
+	}
+	struct err e = ERR_INIT;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	struct deploy *d = xcalloc(1, sizeof *d);
+	d->c = c;
+	d->api = c->api;
+	json_t *cfg = json_object_get(app, "config");
+	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
+	d->app_existed = app != NULL;
+	json_decref(app);
+	d->image = xstrdup(image);
+	d->pull = xstrdup(pull);
+	d->process = xstrdup(process);
+	snprintf(d->env, sizeof d->env, "%s", c->env);
+	snprintf(d->app, sizeof d->app, "%s", c->app);
+	snprintf(d->who, sizeof d->who, "%s", c->who);
+	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
+	d->cache_root = xasprintf("%s/cache/%s/%s", c->api->data_dir, c->env, c->app);
+	d->work.data = d;
+	http_req_on_abort(r, deploy_abort, d);
+	api_gc_deploy_begin(c->api, c->env, c->app, &d->work, image_work, image_after);
+}
+
 void api_deploy(struct ctx *c)
 {
 	struct http_req *r = c->req;
+	const char *image = http_req_query(r, "image");
+	if (image && *image) {
+		api_deploy_image(c, image);
+		return;
+	}
 	if (!r->body_file || r->body_len == 0) {
 		http_respond_error(r, 400, "the deploy body must be a tar.gz of the app directory");
 		return;

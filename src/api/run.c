@@ -396,7 +396,8 @@ void api_run(struct ctx *c)
 	}
 	struct oneoff_spec spec = {
 		.env = c->env, .app = c->app, .kind = "run", .release = env.release, .command = command,
-		.cwd = env.cwd, .env_vars = env.vars, .profile = prof,
+		.cwd = env.image ? NULL : env.cwd, .env_vars = env.vars, .profile = prof, .image = env.image,
+		.volumes = env.volumes, .nvolumes = env.nvolumes,
 	};
 	char term[64];
 	body_tty(body, &spec, term);
@@ -419,7 +420,13 @@ void api_exec(struct ctx *c, const char *id)
 		return;
 	struct instance *inst = reconciler_instance(c->api->rc, c->env, c->app, id);
 	const struct instance_status *st = inst ? instance_status(inst) : NULL;
-	if (!inst || !st->pid) {
+	struct driver *drv = NULL;
+	struct driver_proc *proc = NULL;
+	const char *cwd = NULL, *image = NULL;
+	char *const *envp = NULL;
+	if (inst)
+		instance_exec_info(inst, &drv, &proc, &cwd, &envp, &image);
+	if (!inst || !proc) {
 		if (inst)
 			err_set(&e, ERR_CONFLICT, "%s of %s/%s is not running now (%s)", st->id, c->env, c->app,
 				inst_state_name(st->state));
@@ -430,12 +437,9 @@ void api_exec(struct ctx *c, const char *id)
 		api_fail(c->req, &e);
 		return;
 	}
-	const char *cwd, *cgroup;
-	char *const *envp;
-	instance_exec_info(inst, &cwd, &envp, &cgroup);
 	struct oneoff_spec spec = {
 		.env = c->env, .app = c->app, .kind = "exec", .release = st->release, .command = command, .cwd = cwd,
-		.env_vars = envp, .full_env = true, .join_cgroup = cgroup,
+		.env_vars = envp, .full_env = true, .image = image, .beside_driver = drv, .beside = proc,
 	};
 	char term[64];
 	body_tty(body, &spec, term);

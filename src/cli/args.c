@@ -33,6 +33,7 @@ static const struct flag_def flag_defs[] = {
 	{F_NO_TTY, "no-tty", 'T', false}, {F_REVEAL, "reveal", 0, false},
 	{F_FORCE, "force", 0, false},    {F_TIMEOUT, "timeout", 0, true},
 	{F_SOURCE, "source", 0, true},
+	{F_IMAGE, "image", 0, true},     {F_PULL, "pull", 0, true},
 	/* Heroku's spelling of --follow (`heroku logs --tail`). */
 	{F_FOLLOW, "tail", 0, false},
 };
@@ -104,6 +105,8 @@ static void set_flag(struct cli_opts *o, cli_flags_t bit, const char *v)
 	case F_FORCE: o->force = true; break;
 	case F_TIMEOUT: o->timeout = v; break;
 	case F_SOURCE: o->source = v; break;
+	case F_IMAGE: o->image = v; break;
+	case F_PULL: o->pull = v; break;
 	default: break;
 	}
 }

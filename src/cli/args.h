@@ -50,6 +50,8 @@ typedef uint64_t cli_flags_t;
 #define F_FORCE        (UINT64_C(1) << 33)   /* --force */
 #define F_TIMEOUT      (UINT64_C(1) << 34)   /* --timeout DURATION */
 #define F_SOURCE       (UINT64_C(1) << 35)   /* --source app|berth|all */
+#define F_IMAGE        (UINT64_C(1) << 36)   /* --image REF */
+#define F_PULL         (UINT64_C(1) << 37)   /* --pull always|missing|never */
 
 #define F_CONN (F_API | F_TOKEN | F_DATA)
 #define F_TARGET (F_APP | F_ENV)
@@ -62,7 +64,7 @@ struct cli_opts {
 	cli_flags_t set;             /* F_* bits seen */
 	const char *app, *env, *api, *token, *data;
 	const char *message, *process, *since, *role, *lines, *balance, *error_pages;
-	const char *size, *confirm, *timeout, *source;
+	const char *size, *confirm, *timeout, *source, *image, *pull;
 	bool json, follow, yes, help, strip_prefix, router, clear;
 	bool detach, no_cache, cancel, volumes, purge_logs, shell, run_release, tty, no_tty, reveal, force;
 	const char **pos;         /* positional args in order */

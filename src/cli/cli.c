@@ -23,8 +23,9 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE | F_NO_CACHE | F_CANCEL, G_APP,
+	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE | F_NO_CACHE | F_CANCEL | F_IMAGE | F_PULL | F_PROCESS, G_APP,
 	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--no-cache] [--json]\n"
+	 "berth deploy --image REF [--pull missing|always|never] [--process P] [--app A] [--env E]\n"
 	 "berth deploy --cancel [--app A] [--env E]",
 	 "Pack a directory and roll it out as a new release",
 	 "Checks DIR's berth.yaml or Procfile here first (a mistake is reported as file:line:col\n"

@@ -20,10 +20,58 @@ static int deploy_cancel(struct cli_opts *o)
 	return cli_app_call(o, "POST", "/cancel", NULL);
 }
 
+/* `berth deploy --image REF`: the server pulls (per --pull) and pins the image by digest. */
+static int deploy_image(struct cli_opts *o)
+{
+	if (o->npos)
+		return cli_usage_error("deploy", "deploy --image takes no directory");
+	if (!manifest_image_ref_valid(o->image))
+		return cli_usage_error("deploy", "--image: \"%s\" is not an image reference (name[:tag] or name@sha256:...)",
+				       o->image);
+	const char *pull = o->pull ? o->pull : "missing";
+	if (strcmp(pull, "missing") && strcmp(pull, "always") && strcmp(pull, "never"))
+		return cli_usage_error("deploy", "--pull wants missing, always or never, got \"%s\"", pull);
+	if (o->process && !name_valid(o->process))
+		return cli_usage_error("deploy", "--process: \"%s\" is not a process name", o->process);
+	struct cli_target t;
+	int rc = cli_target(o, &t);
+	if (rc)
+		return rc;
+	struct client c;
+	struct buf path = BUF_INIT;
+	if ((rc = cli_connect(o, &c)))
+		goto out;
+	cli_app_path(&path, &t, "/deploys?image=");
+	client_escape(&path, o->image);
+	buf_addf(&path, "&pull=%s", pull);
+	if (o->process) {
+		buf_adds(&path, "&process=");
+		client_escape(&path, o->process);
+	}
+	if (o->message) {
+		buf_adds(&path, "&description=");
+		client_escape(&path, o->message);
+	}
+	if (!o->json) {
+		printf("-----> Deploying image %s to %s/%s\n", o->image, t.env, t.app);
+		cli_flush();
+	}
+	rc = cli_progress(&c, path.p, "application/json", "", 0, o->json);
+	client_close(&c);
+out:
+	buf_free(&path);
+	cli_target_free(&t);
+	return rc;
+}
+
 int cmd_deploy(struct cli_opts *o)
 {
 	if (o->cancel)
 		return deploy_cancel(o);
+	if (o->image)
+		return deploy_image(o);
+	if (o->pull || o->process)
+		return cli_usage_error("deploy", "--pull and --process go with --image");
 	if (o->npos > 1)
 		return cli_usage_error("deploy", "deploy takes one directory, got %zu arguments",
 				       o->npos);

@@ -1,11 +1,16 @@
 /* driver/process: the process driver. Runs an instance as `/bin/sh -c COMMAND` in a new
  * session (so it leads its own process group), with stdin on /dev/null (or a pipe) and
  * stdout/stderr on pipes read by the loop; a one-off that wants a terminal gets a
- * pseudo-terminal instead (util-linux `setsid -c` makes it the controlling terminal). When cgroups are available the shell joins the instance's cgroup
- * before it runs the command, so not even a fast fork can escape. When the main process exits, whatever it left in its group is killed: an instance
- * never leaves orphans behind. */
+ * pseudo-terminal instead (util-linux `setsid -c` makes it the controlling terminal).
+ * The driver owns the instance's cgroup (driver/cgroup.h): made with the spec's profile
+ * before the start, joined by the shell before it runs the command (so not even a fast fork
+ * can escape), killed and removed after the exit. When the main process exits, whatever it
+ * left in its group is killed: an instance never leaves orphans behind. Starting is
+ * synchronous (start returns 1). */
 #include "driver/driver.h"
-#include "supervise/cgroup.h"
+#include "driver/cgroup.h"
+#include "driver/sweep.h"
+#include <stdio.h>
 #include "util/buf.h"
 #include "util/log.h"
 #include <errno.h>
@@ -22,6 +27,7 @@
 
 struct pdriver {
 	uv_loop_t *loop;
+	bool cgroups;               /* cgroup_init succeeded */
 	char readbuf[READ_CHUNK];   /* one loop thread: read callbacks consume it synchronously */
 };
 
@@ -36,8 +42,14 @@ struct driver_proc {
 	uv_timer_t drain;
 	struct driver_events ev;
 	pid_t pid;
+	char ident[32];
+	int port;
 	char *cgroup;
-	bool cgroup_shared;
+	bool cgroup_shared;         /* an exec beside an instance: never kill or remove the group */
+	bool cgroup_owned;          /* made for this instance: removed after the exit */
+	const struct profile *profile_for_oom;   /* for the out-of-memory message */
+	int64_t memory_bytes;
+	char profile_name[64];
 	int handles;               /* open libuv handles; freed when it drops to 0 */
 	bool exited, reported, out_eof, err_eof;
 	int64_t status;
@@ -47,6 +59,8 @@ struct driver_proc {
 static void proc_maybe_free(struct driver_proc *p)
 {
 	if (p->handles == 0) {
+		if (p->cgroup_owned)
+			cgroup_destroy(p->cgroup);
 		free(p->cgroup);
 		free(p);
 	}
@@ -91,8 +105,17 @@ static void maybe_report(struct driver_proc *p, bool force)
 	if (p->in_open)
 		close_handle(p, (uv_handle_t *)&p->in);
 	p->stdin_closed = true;
+	struct driver_exit x = {.status = p->status, .signal = p->sig, .started = true};
+	if (p->cgroup_owned && p->sig == SIGKILL && cgroup_oom_kills(p->cgroup) > 0) {
+		x.oom = true;
+		if (p->memory_bytes)
+			snprintf(x.detail, sizeof x.detail, "out of memory (limit %lld MiB, profile %s)",
+				 (long long)(p->memory_bytes >> 20), p->profile_name);
+		else
+			snprintf(x.detail, sizeof x.detail, "out of memory (killed by the kernel)");
+	}
 	if (p->ev.on_exit)
-		p->ev.on_exit(p->ev.arg, p->status, p->sig);
+		p->ev.on_exit(p->ev.arg, &x);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -126,7 +149,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	int stream = s == (uv_stream_t *)&p->out ? 1 : 2;
 	if (n > 0) {
 		if (p->ev.on_output && !p->reported)
-			p->ev.on_output(p->ev.arg, stream, b->base, (size_t)n);
+			p->ev.on_output(p->ev.arg, stream, 0, b->base, (size_t)n);
 		return;
 	}
 	if (n < 0) {
@@ -139,14 +162,66 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 }
 
+static void free_files(char **files, int nf)
+{
+	for (int k = 0; k < nf; k++)
+		free(files[k]);
+	free(files);
+}
+
+/* The cgroup the instance runs in: the one of the instance it runs beside, or its own, made
+ * now with the spec's limits. */
+static int pick_cgroup(struct pdriver *pd, const struct driver_spec *spec, struct driver_proc *p, struct err *e)
+{
+	if (spec->beside) {
+		if (spec->beside->cgroup) {
+			p->cgroup = xstrdup(spec->beside->cgroup);
+			p->cgroup_shared = true;
+		}
+		return 0;
+	}
+	const struct profile *prof = spec->profile;
+	if (!pd->cgroups) {
+		if (prof && !spec->limits_optional)
+			return err_set(e, ERR_UNAVAILABLE, "profile %s needs cgroups, which are not usable on this host (%s)",
+				       prof->name, cgroup_mode());
+		return 0;
+	}
+	if (cgroup_create(spec->key, prof, e) < 0)
+		return -1;
+	p->cgroup = xstrdup(spec->key);
+	p->cgroup_owned = true;
+	if (prof) {
+		p->memory_bytes = prof->memory_bytes;
+		snprintf(p->profile_name, sizeof p->profile_name, "%s", prof->name ? prof->name : "");
+	}
+	return 0;
+}
+
+static void proc_discard(struct driver_proc *p)
+{
+	if (p->cgroup_owned)
+		cgroup_destroy(p->cgroup);
+	free(p->cgroup);
+	free(p);
+}
+
 static int pd_start(struct driver *d, const struct driver_spec *spec, const struct driver_events *ev,
 		    struct driver_proc **out, struct err *e)
 {
 	struct pdriver *pd = d->impl;
+	if (spec->image)
+		return err_set(e, ERR_INVALID, "the process driver cannot run an image (%s)", spec->image);
+	if (!spec->command)
+		return err_set(e, ERR_INVALID, "no command to run");
 	struct driver_proc *p = xcalloc(1, sizeof *p);
 	p->pd = pd;
 	p->ev = *ev;
-	p->cgroup = spec->cgroup ? xstrdup(spec->cgroup) : NULL;
+	p->port = spec->port;
+	if (pick_cgroup(pd, spec, p, e) < 0) {
+		free(p);
+		return -1;
+	}
 	/* With cgroups, the shell that will run the command first writes its own pid into the
 	 * instance's cgroup.procs files, so the command and everything it ever forks are in the
 	 * group from the first instruction; then it evals the command in place (an `exec` in
@@ -154,14 +229,12 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	 * comes last, after the files; it then sees what `/bin/sh -c COMMAND` would give it:
 	 * $0 = /bin/sh, no positional parameters, no variables of ours. */
 	char **files = NULL;
-	int nf = spec->cgroup ? cgroup_procs_files(spec->cgroup, &files) : 0;
-	if (spec->cgroup && nf <= 0) {
-		for (char **f = files; f && *f; f++)
-			free(*f);
-		free(files);
-		free(p->cgroup);
-		free(p);
-		return err_set(e, ERR_UNAVAILABLE, "instance cgroup %s is missing", spec->cgroup);
+	int nf = p->cgroup ? cgroup_procs_files(p->cgroup, &files) : 0;
+	if (p->cgroup && nf <= 0) {
+		free_files(files, nf > 0 ? nf : 0);
+		err_set(e, ERR_UNAVAILABLE, "instance cgroup %s is missing", p->cgroup);
+		proc_discard(p);
+		return -1;
 	}
 	char **argv = xcalloc((size_t)nf + 8, sizeof *argv);   /* + setsid -c for a terminal */
 	int ac = 0;
@@ -181,19 +254,15 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	argv[ac] = NULL;
 
 	p->stdin_mode = spec->stdin_mode;
-	p->cgroup_shared = spec->cgroup_shared;
 	int master = -1, slave = -1;
 	if (spec->stdin_mode == DRIVER_STDIN_TTY) {
 		struct winsize ws = {.ws_row = (unsigned short)(spec->rows > 0 ? spec->rows : 24),
 				     .ws_col = (unsigned short)(spec->cols > 0 ? spec->cols : 80)};
 		if (openpty(&master, &slave, NULL, NULL, &ws) < 0) {
 			int en = errno;
-			for (int k = 0; k < nf; k++)
-				free(files[k]);
-			free(files);
+			free_files(files, nf);
 			free(argv);
-			free(p->cgroup);
-			free(p);
+			proc_discard(p);
 			return err_errno(e, en, "open a pseudo-terminal");
 		}
 		(void)fcntl(master, F_SETFD, FD_CLOEXEC);
@@ -232,7 +301,7 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	memset(&o, 0, sizeof o);
 	o.file = argv[0];
 	o.args = argv;
-	o.env = (char **)spec->env;
+	o.env = (char **)spec->vars;
 	o.cwd = spec->cwd;
 	/* setsid(): its own session and process group (a terminal gets it from `setsid -c`). */
 	o.flags = spec->stdin_mode == DRIVER_STDIN_TTY ? 0 : UV_PROCESS_DETACHED;
@@ -242,9 +311,7 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	int r = uv_spawn(pd->loop, &p->proc, &o);
 	if (slave >= 0)
 		close(slave);
-	for (int k = 0; k < nf; k++)
-		free(files[k]);
-	free(files);
+	free_files(files, nf);
 	free(argv);
 	if (r < 0) {
 		err_set(e, ERR_INTERNAL, "start `%s` in %s: %s", spec->command, spec->cwd, uv_strerror(r));
@@ -263,6 +330,7 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	}
 	p->handles++;
 	p->pid = p->proc.pid;
+	snprintf(p->ident, sizeof p->ident, "pid %d", (int)p->pid);
 	if (master >= 0) {
 		/* The terminal is both directions; there is no separate stderr. */
 		if (uv_pipe_open(&p->out, master) < 0)
@@ -273,12 +341,26 @@ static int pd_start(struct driver *d, const struct driver_spec *spec, const stru
 	}
 	uv_read_start((uv_stream_t *)&p->out, on_alloc, on_read);
 	*out = p;
-	return 0;
+	return 1;
 }
 
-static pid_t pd_pid(const struct driver_proc *p)
+static const char *pd_ident(const struct driver_proc *p)
 {
-	return p->pid;
+	return p->ident;
+}
+
+static void pd_describe(const struct driver_proc *p, json_t *into)
+{
+	json_object_set_new(into, "pid", p->pid > 0 ? json_integer(p->pid) : json_null());
+}
+
+static int pd_address(const struct driver_proc *p, char *host, size_t hostlen, int *port)
+{
+	if (!p->port)
+		return -1;
+	snprintf(host, hostlen, "127.0.0.1");
+	*port = p->port;
+	return 0;
 }
 
 static void pd_signal(struct driver_proc *p, int sig)
@@ -378,14 +460,44 @@ static void pd_resize(struct driver_proc *p, int rows, int cols)
 	ioctl(fd, TIOCSWINSZ, &ws);   /* the kernel sends SIGWINCH to the foreground group */
 }
 
-struct driver *driver_process_new(uv_loop_t *loop)
+static void pd_free(struct driver *d)
+{
+	struct pdriver *pd = d->impl;
+	if (pd->cgroups && cgroup_release())
+		log_warn("cgroups: berth-* root groups still hold instance groups; the next start sweeps them");
+	free(pd);
+	free(d);
+}
+
+/* After a crash of the server its processes are not adopted: the start-up sweep
+ * (driver/sweep.c) stops them and the reconciler starts new ones. */
+static int pd_adopt(struct driver *d, const char *owner, driver_found_fn fn, void *arg, struct err *e)
+{
+	int swept = sweep_orphans(owner);
+	if (swept > 0)
+		log_warn("stopped %d process%s left running by a previous server", swept, swept == 1 ? "" : "es");
+	return 0;
+}
+
+struct driver *driver_process_new(uv_loop_t *loop, const char *cgroup_tag)
 {
 	struct driver *d = xcalloc(1, sizeof *d);
 	struct pdriver *pd = xcalloc(1, sizeof *pd);
 	pd->loop = loop;
+	struct err ce = ERR_INIT;
+	if (cgroup_init(cgroup_tag, &ce) < 0) {
+		log_warn("cgroups unavailable (%s): instances run without resource limits", ce.msg);
+	} else {
+		pd->cgroups = true;
+		log_info("cgroups: %s", cgroup_mode());
+	}
 	d->name = "process";
 	d->start = pd_start;
-	d->pid = pd_pid;
+	d->ident = pd_ident;
+	d->describe = pd_describe;
+	d->address = pd_address;
+	d->adopt = pd_adopt;
+	d->free = pd_free;
 	d->signal = pd_signal;
 	d->write_stdin = pd_write_stdin;
 	d->stdin_queued = pd_stdin_queued;
@@ -393,13 +505,4 @@ struct driver *driver_process_new(uv_loop_t *loop)
 	d->resize = pd_resize;
 	d->impl = pd;
 	return d;
-}
-
-void driver_process_free(struct driver *d)
-{
-	if (!d)
-		return;
-	struct pdriver *pd = d->impl;
-	free(pd);
-	free(d);
 }

@@ -41,6 +41,9 @@ struct log_sink *logs_sink_open(struct logs *l, const char *env, const char *app
 				const char *process, int slot, int release, struct err *e);
 /* Append raw output; complete lines are written now, a partial line waits for its end. */
 void logs_sink_write(struct log_sink *s, int stream, const char *data, size_t n);
+/* The same, stamped with ts (µs since the epoch; 0: now): a container's lines carry the
+ * engine's time of writing, not the time berth read them. */
+void logs_sink_write_at(struct log_sink *s, int stream, int64_t ts, const char *data, size_t n);
 /* Flush any partial line (as a line) and close. Accepts NULL. */
 void logs_sink_close(struct log_sink *s);
 

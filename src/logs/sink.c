@@ -372,11 +372,17 @@ struct log_sink *logs_sink_open(struct logs *l, const char *env, const char *app
 
 void logs_sink_write(struct log_sink *s, int stream, const char *data, size_t n)
 {
+	logs_sink_write_at(s, stream, 0, data, n);
+}
+
+void logs_sink_write_at(struct log_sink *s, int stream, int64_t ts, const char *data, size_t n)
+{
 	if (!s || !data || !n)
 		return;
 	stream = stream == 2 || stream == LOGS_STREAM_BERTH ? stream : 1;
 	struct buf *pb = &s->partial[stream - 1];
-	int64_t ts = time_now_us();
+	if (ts <= 0)
+		ts = time_now_us();
 	struct emit em;
 	emit_begin(&em, s, stream, ts);
 	/* Room for the common case (short lines) so the loop rarely grows the buffer. */

@@ -45,6 +45,8 @@ json_t *manifest_to_json(const struct manifest *m)
 				       "volumes", vols, "stop_grace_ms", (json_int_t)p->stop_grace_ms);
 		if (p->profile)
 			json_object_set_new(pj, "profile", json_string(p->profile));
+		if (p->image)
+			json_object_set_new(pj, "image", json_string(p->image));
 		json_array_append_new(procs, pj);
 	}
 	json_object_set_new(j, "processes", procs);
@@ -312,8 +314,15 @@ static int process_from_json(json_t *pj, size_t idx, struct manifest *m, struct 
 	snprintf(sub, sizeof sub, "%s.command", path);
 	if (jstr(pj, "command", sub, false, &p->command, e) < 0)
 		return -1;
-	if (!p->command)
+	snprintf(sub, sizeof sub, "%s.image", path);
+	if (jstr(pj, "image", sub, false, &p->image, e) < 0)
+		return -1;
+	if (p->image && !manifest_image_ref_valid(p->image))
+		return jfail(e, sub, "not an image reference");
+	if (!p->command && !p->image) {
+		snprintf(sub, sizeof sub, "%s.command", path);
 		return jfail(e, sub, "missing");
+	}
 	int64_t n = p->instances;
 	snprintf(sub, sizeof sub, "%s.instances", path);
 	if (jint(pj, "instances", sub, 0, MF_MAX_INSTANCES, &n, e) < 0)

@@ -154,6 +154,7 @@ void mf_process_free(struct process_spec *p)
 {
 	free(p->name);
 	free(p->command);
+	free(p->image);
 	free(p->health.path);
 	free(p->health.command);
 	free(p->profile);
@@ -340,4 +341,60 @@ out:
 	buf_free(&yb);
 	buf_free(&pb);
 	return rc;
+}
+
+bool manifest_image_ref_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > 255)
+		return false;
+	if (!strncmp(s, "sha256:", 7)) {
+		if (n != 71)
+			return false;
+		for (size_t k = 7; k < n; k++)
+			if (!strchr("0123456789abcdef", s[k]))
+				return false;
+		return true;
+	}
+	/* path components of [a-z0-9._-], a host part may hold upper case and a port, a tag of
+	 * [A-Za-z0-9_.-], a digest sha256:64hex */
+	const char *at = strchr(s, '@');
+	if (at) {
+		if (strlen(at + 1) != 71 || strncmp(at + 1, "sha256:", 7))
+			return false;
+		for (const char *p = at + 8; *p; p++)
+			if (!strchr("0123456789abcdef", *p))
+				return false;
+		n = (size_t)(at - s);
+	}
+	if (n == 0 || s[0] == '/' || s[0] == ':' || s[0] == '-' || s[0] == '.')
+		return false;
+	for (size_t k = 0; k < n; k++) {
+		char ch = s[k];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-' || ch == '/' || ch == ':'))
+			return false;
+		if (ch == '/' && (k + 1 == n || s[k + 1] == '/'))
+			return false;
+	}
+	return s[n - 1] != ':' && s[n - 1] != '/';
+}
+
+int manifest_for_image(struct manifest *m, const char *process, const char *image, struct err *e)
+{
+	memset(m, 0, sizeof *m);
+	if (!manifest_image_ref_valid(image))
+		return err_set(e, ERR_INVALID, "\"%.100s\" is not an image reference (name[:tag] or name@sha256:...)", image);
+	if (!name_valid(process))
+		return err_set(e, ERR_INVALID, "\"%.64s\" is not a process name", process);
+	m->source = xstrdup("--image");
+	m->build_timeout_ms = MF_DEF_BUILD_TIMEOUT_MS;
+	m->release_timeout_ms = MF_DEF_RELEASE_TIMEOUT_MS;
+	m->procs = xcalloc(1, sizeof *m->procs);
+	m->nprocs = 1;
+	mf_process_init(&m->procs[0], process);
+	m->procs[0].image = xstrdup(image);
+	if (m->procs[0].port)
+		m->procs[0].health.kind = HEALTH_TCP;
+	return 0;
 }

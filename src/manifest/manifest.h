@@ -29,7 +29,8 @@ struct volume_spec {
 
 struct process_spec {
 	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
-	char *command;           /* run as /bin/sh -c COMMAND */
+	char *command;           /* run as /bin/sh -c COMMAND; beside image: replaces its CMD */
+	char *image;             /* a container image (the docker driver) instead of a command */
 	int instances;           /* default 1 */
 	bool port;               /* gets $PORT; default true for "web", false otherwise */
 	struct health_spec health; /* default: TCP on $PORT when port, else NONE */
@@ -85,6 +86,12 @@ void manifest_free(struct manifest *m);                            /* accepts ze
 
 /* Names of apps, envs, processes, volumes: [a-z0-9][a-z0-9-]*, 1..63 bytes (DNS labels). */
 bool name_valid(const char *s);
+/* An image reference as Docker takes it: [host[:port]/]path[:tag][@sha256:64hex], or an image
+ * id sha256:64hex; printable, no spaces, at most 255 bytes. */
+bool manifest_image_ref_valid(const char *s);
+/* The manifest of `berth deploy --image REF`: one process (port and a TCP check for "web")
+ * running the image with its own CMD. */
+int manifest_for_image(struct manifest *m, const char *process, const char *image, struct err *e);
 
 /* Server configuration (DIR/server.yaml or --config): resource profiles, limits, alerts and
  * the HTTP router's settings. */
@@ -131,6 +138,10 @@ struct server_conf {
 		char **env;               /* "K=V" every build gets (env:, pip_find_links:, ...); NULL-terminated */
 		size_t nenv;
 	} builds;
+	/* registries: container registries. insecure: hosts ("reg.lan:5000", lower-cased) that
+	 * `berth registry login` speaks plain HTTP to (loopback hosts always are). */
+	char **registry_insecure;
+	size_t nregistry_insecure;
 };
 
 /* Defaults, then the YAML file at path if it exists (missing file = defaults). */

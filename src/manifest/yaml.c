@@ -17,8 +17,8 @@ static const char *const cron_keys[] = {"schedule", "command", "timeout", "concu
 enum { C_SCHEDULE, C_COMMAND, C_TIMEOUT, C_CONCURRENCY, C_TIMEZONE, C_PROCESS };
 
 static const char *const proc_keys[] = {"command", "instances", "port", "health", "profile",
-					"volumes", "stop_grace", NULL};
-enum { P_COMMAND, P_INSTANCES, P_PORT, P_HEALTH, P_PROFILE, P_VOLUMES, P_STOP_GRACE };
+					"volumes", "stop_grace", "image", NULL};
+enum { P_COMMAND, P_INSTANCES, P_PORT, P_HEALTH, P_PROFILE, P_VOLUMES, P_STOP_GRACE, P_IMAGE };
 
 static const char *const health_keys[] = {"http", "tcp", "exec", "interval", "timeout",
 					  "retries", "deadline", "startup", NULL};
@@ -189,7 +189,7 @@ static int parse_process(const struct yctx *c, const struct ynode *keyn, const s
 	char path[128], sub[256];
 	snprintf(path, sizeof path, "processes.%s", p->name);
 	if (!v || v->type != YN_MAP)
-		return y_expected(c, v ? v : keyn, path, "a mapping with at least command:");
+		return y_expected(c, v ? v : keyn, path, "a mapping with at least command: or image:");
 	struct health_seen seen = {NULL, false};
 	for (size_t i = 0; i < y_map_len(v); i++) {
 		int k = y_key_index(c, v, i, path, proc_keys);
@@ -223,12 +223,18 @@ static int parse_process(const struct yctx *c, const struct ynode *keyn, const s
 		case P_STOP_GRACE:
 			r = y_duration(c, val, sub, 0, &p->stop_grace_ms);
 			break;
+		case P_IMAGE:
+			r = y_string(c, val, sub, "an image reference (name[:tag] or name@sha256:...)", false, &p->image);
+			if (r == 0 && !manifest_image_ref_valid(p->image))
+				r = y_fail(c, val, "%s: \"%s\" is not an image reference (name[:tag] or name@sha256:...)", sub,
+					   p->image);
+			break;
 		}
 		if (r < 0)
 			return -1;
 	}
-	if (!p->command)
-		return y_fail(c, keyn, "%s: missing required key \"command\"", path);
+	if (!p->command && !p->image)
+		return y_fail(c, keyn, "%s: missing required key \"command\" (or \"image\")", path);
 	if (!seen.kind_set)
 		p->health.kind = p->port ? HEALTH_TCP : HEALTH_NONE;
 	else if ((p->health.kind == HEALTH_TCP || p->health.kind == HEALTH_HTTP) && !p->port)

@@ -3,7 +3,6 @@
  * finds and stops what a killed one left, exactly as for instances. */
 #include "oneoff/oneoff.h"
 #include "logs/logs.h"
-#include "supervise/cgroup.h"
 #include "util/buf.h"
 #include "util/envp.h"
 #include "util/log.h"
@@ -17,7 +16,7 @@
 
 struct oneoffs {
 	uv_loop_t *loop;
-	struct driver *drv;
+	struct drivers *drivers;
 	struct logs *logs;
 	char *owner_tag;
 	struct oneoff *head;
@@ -31,9 +30,10 @@ struct oneoff {
 	struct oneoff *next;
 	char *env, *app, *kind, *command;
 	char id[96];
-	char cgroup[200];
-	bool in_cgroup;
+	char key[200];
+	char ident[80];
 	int release, pid;
+	struct driver *drv;
 	struct driver_proc *proc;
 	struct log_sink *sink;
 	struct oneoff_events ev;       /* zeroed once detached */
@@ -143,7 +143,7 @@ static void on_timer_closed(uv_handle_t *h)
 	oo_maybe_free(o);
 }
 
-static void on_output(void *arg, int stream, const char *data, size_t n)
+static void on_output(void *arg, int stream, int64_t ts_us, const char *data, size_t n)
 {
 	struct oneoff *o = arg;
 	o->output += (int64_t)n;
@@ -156,7 +156,35 @@ static void on_output(void *arg, int stream, const char *data, size_t n)
 		o->too_much = true;
 		log_warn("%s/%s %s printed more than %lld bytes; stopping it", o->env, o->app, o->id,
 			 (long long)o->output_limit);
-		o->set->drv->signal(o->proc, SIGKILL);
+		o->drv->signal(o->proc, SIGKILL);
+	}
+}
+
+static int proc_pid(struct oneoff *o)
+{
+	json_t *d = json_object();
+	o->drv->describe(o->proc, d);
+	json_t *p = json_object_get(d, "pid");
+	int pid = json_is_integer(p) ? (int)json_integer_value(p) : 0;
+	json_decref(d);
+	return pid;
+}
+
+static void on_started(void *arg)
+{
+	struct oneoff *o = arg;
+	snprintf(o->ident, sizeof o->ident, "%s", o->drv->ident(o->proc));
+	o->pid = proc_pid(o);
+	log_info("%s/%s %s running (%s)", o->env, o->app, o->id, o->ident);
+}
+
+static void on_progress(void *arg, const char *text)
+{
+	struct oneoff *o = arg;
+	if (o->sink) {
+		char line[600];
+		int n = snprintf(line, sizeof line, "berth: %s: %s\n", o->id, text);
+		logs_sink_write(o->sink, LOGS_STREAM_BERTH, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
 	}
 }
 
@@ -179,7 +207,7 @@ static void describe(const struct oneoff *o, struct oneoff_result *r)
 		snprintf(r->summary, sizeof r->summary, "exit status %lld", (long long)r->status);
 }
 
-static void on_exit_cb(void *arg, int64_t status, int sig)
+static void on_exit_cb(void *arg, const struct driver_exit *x)
 {
 	struct oneoff *o = arg;
 	o->proc = NULL;
@@ -190,15 +218,13 @@ static void on_exit_cb(void *arg, int64_t status, int sig)
 			buf_consume(&o->partial[k], o->partial[k].len);
 		}
 	struct oneoff_result r = {
-		.status = status, .signal = sig, .timed_out = o->timed_out, .stopped = o->stopped,
-		.too_much_output = o->too_much, .duration_ms = (time_now_us() - o->started_us) / 1000,
+		.status = x->started ? x->status : 127, .signal = x->signal, .timed_out = o->timed_out,
+		.stopped = o->stopped, .too_much_output = o->too_much, .oom = x->oom,
+		.duration_ms = (time_now_us() - o->started_us) / 1000,
 	};
-	if (o->in_cgroup) {
-		r.oom = sig == SIGKILL && cgroup_oom_kills(o->cgroup) > 0;
-		cgroup_kill(o->cgroup);
-		cgroup_destroy(o->cgroup);
-	}
 	describe(o, &r);
+	if (!x->started)
+		snprintf(r.summary, sizeof r.summary, "could not start: %s", x->detail);
 	log_info("%s/%s %s ended: %s (%lld ms)", o->env, o->app, o->id, r.summary, (long long)r.duration_ms);
 	if (o->sink) {
 		char line[300];
@@ -223,7 +249,7 @@ static void on_kill(uv_timer_t *t)
 {
 	struct oneoff *o = t->data;
 	if (o->proc)
-		o->set->drv->signal(o->proc, SIGKILL);
+		o->drv->signal(o->proc, SIGKILL);
 }
 
 void oneoff_stop(struct oneoff *o, int64_t grace_ms)
@@ -231,7 +257,7 @@ void oneoff_stop(struct oneoff *o, int64_t grace_ms)
 	if (!o || !o->proc)
 		return;
 	o->stopped = true;
-	o->set->drv->signal(o->proc, SIGTERM);
+	o->drv->signal(o->proc, SIGTERM);
 	if (!uv_is_active((uv_handle_t *)&o->kill))
 		uv_timer_start(&o->kill, on_kill, (uint64_t)(grace_ms > 0 ? grace_ms : DEFAULT_GRACE_MS), 0);
 }
@@ -247,11 +273,11 @@ static void on_deadline(uv_timer_t *t)
 	o->timed_out = true;
 }
 
-struct oneoffs *oneoffs_new(uv_loop_t *loop, struct driver *drv, struct logs *logs, const char *owner_tag)
+struct oneoffs *oneoffs_new(uv_loop_t *loop, struct drivers *drivers, struct logs *logs, const char *owner_tag)
 {
 	struct oneoffs *s = xcalloc(1, sizeof *s);
 	s->loop = loop;
-	s->drv = drv;
+	s->drivers = drivers;
 	s->logs = logs;
 	s->owner_tag = xstrdup(owner_tag ? owner_tag : "");
 	return s;
@@ -299,28 +325,20 @@ struct oneoff *oneoff_start(struct oneoffs *s, const struct oneoff_spec *spec, c
 		snprintf(o->id, sizeof o->id, "%s.%d", spec->kind, slot);
 	else
 		snprintf(o->id, sizeof o->id, "%s", spec->kind);
-	if (spec->profile && !(spec->profile_optional && !cgroup_available())) {
+	if (spec->profile) {
 		o->has_profile = true;
 		o->profile = *spec->profile;
 		o->profile.name = xstrdup(spec->profile->name);
 	}
-	const char *cgroup = NULL;
-	if (spec->join_cgroup) {
-		cgroup = spec->join_cgroup;
-	} else if (cgroup_available()) {
-		snprintf(o->cgroup, sizeof o->cgroup, "%s.%s.%s.%d.o%llu", spec->env, spec->app, spec->kind, slot,
-			 (unsigned long long)++s->seq);
-		if (cgroup_create(o->cgroup, o->has_profile ? &o->profile : NULL, e) < 0) {
-			err_prefix(e, "%s", o->id);
-			goto fail;
-		}
-		o->in_cgroup = true;
-		cgroup = o->cgroup;
-	} else if (o->has_profile) {
-		err_set(e, ERR_UNAVAILABLE, "profile %s needs cgroups, which are not usable on this host (%s)",
-			o->profile.name, cgroup_mode());
+	o->drv = spec->beside_driver ? spec->beside_driver
+		 : drivers_get(s->drivers, spec->image ? "docker" : "process");
+	if (!o->drv) {
+		err_set(e, ERR_UNAVAILABLE, "%s runs an image, and this server has no container engine "
+			"(start it with --docker-host unix:///PATH, or set DOCKER_HOST)", o->id);
 		goto fail;
 	}
+	snprintf(o->key, sizeof o->key, "%s.%s.%s.%d.o%llx", spec->env, spec->app, spec->kind, slot,
+		 (unsigned long long)++s->seq);
 	if (spec->log) {
 		o->sink = logs_sink_open(s->logs, spec->env, spec->app, spec->kind, numbered ? slot : 1, spec->release, e);
 		if (!o->sink)
@@ -338,18 +356,22 @@ struct oneoff *oneoff_start(struct oneoffs *s, const struct oneoff_spec *spec, c
 	if (spec->stdin_mode == DRIVER_STDIN_TTY && !envp_get(&env, "TERM"))
 		envp_put(&env, "TERM", "xterm-256color");
 	struct driver_spec ds = {
-		.command = spec->command, .cwd = spec->cwd, .env = env.v, .cgroup = cgroup,
-		.cgroup_shared = spec->join_cgroup != NULL, .stdin_mode = spec->stdin_mode,
-		.rows = spec->rows, .cols = spec->cols,
+		.env = spec->env, .app = spec->app, .process = spec->kind, .name = o->id, .key = o->key,
+		.owner = s->owner_tag, .release = spec->release, .slot = slot, .image = spec->image,
+		.command = spec->command, .cwd = spec->cwd, .vars = env.v, .profile = spec->profile,
+		.limits_optional = spec->profile_optional, .volumes = spec->volumes, .nvolumes = spec->nvolumes,
+		.beside = spec->beside, .stdin_mode = spec->stdin_mode, .rows = spec->rows, .cols = spec->cols,
 	};
-	struct driver_events dev = {.on_output = on_output, .on_exit = on_exit_cb, .arg = o};
-	int r = s->drv->start(s->drv, &ds, &dev, &o->proc, e);
+	struct driver_events dev = {.on_started = on_started, .on_progress = on_progress, .on_output = on_output,
+				    .on_exit = on_exit_cb, .arg = o};
+	int r = o->drv->start(o->drv, &ds, &dev, &o->proc, e);
 	envp_free(&env);
 	if (r < 0) {
 		err_prefix(e, "%s", o->id);
 		goto fail;
 	}
-	o->pid = (int)s->drv->pid(o->proc);
+	snprintf(o->ident, sizeof o->ident, "%s", r == 1 ? o->drv->ident(o->proc) : "starting");
+	o->pid = r == 1 ? proc_pid(o) : 0;
 	o->started_us = time_now_us();
 	time_format_rfc3339(o->started_us, o->started_at, sizeof o->started_at);
 	uv_timer_init(s->loop, &o->deadline);
@@ -360,14 +382,12 @@ struct oneoff *oneoff_start(struct oneoffs *s, const struct oneoff_spec *spec, c
 		uv_timer_start(&o->deadline, on_deadline, (uint64_t)spec->timeout_ms, 0);
 	o->next = s->head;
 	s->head = o;
-	log_info("%s/%s %s started (pid %d): %s", o->env, o->app, o->id, o->pid,
+	log_info("%s/%s %s started (%s): %s", o->env, o->app, o->id, o->ident,
 		 strcmp(o->kind, "exec") && strcmp(o->kind, "run") ? o->kind : "command");
 	return o;
 fail:
 	if (o->sink)
 		logs_sink_close(o->sink);
-	if (o->in_cgroup)
-		cgroup_destroy(o->cgroup);
 	json_decref(o->head);
 	json_decref(o->tail);
 	free(o->env);
@@ -381,30 +401,30 @@ fail:
 
 int oneoff_write(struct oneoff *o, const void *data, size_t n)
 {
-	return o && o->proc ? o->set->drv->write_stdin(o->proc, data, n) : -1;
+	return o && o->proc ? o->drv->write_stdin(o->proc, data, n) : -1;
 }
 
 size_t oneoff_stdin_queued(const struct oneoff *o)
 {
-	return o && o->proc ? o->set->drv->stdin_queued(o->proc) : 0;
+	return o && o->proc ? o->drv->stdin_queued(o->proc) : 0;
 }
 
 void oneoff_close_stdin(struct oneoff *o)
 {
 	if (o && o->proc)
-		o->set->drv->close_stdin(o->proc);
+		o->drv->close_stdin(o->proc);
 }
 
 void oneoff_resize(struct oneoff *o, int rows, int cols)
 {
 	if (o && o->proc)
-		o->set->drv->resize(o->proc, rows, cols);
+		o->drv->resize(o->proc, rows, cols);
 }
 
 void oneoff_signal(struct oneoff *o, int sig)
 {
 	if (o && o->proc)
-		o->set->drv->signal(o->proc, sig);
+		o->drv->signal(o->proc, sig);
 }
 
 void oneoff_detach(struct oneoff *o, bool stop)

@@ -32,7 +32,11 @@ struct oneoff_spec {
 	const struct profile *profile;   /* NULL: no limits */
 	bool profile_optional;       /* on a host without cgroups run without the profile's limits
 	                              * (a default profile) instead of refusing */
-	const char *join_cgroup;     /* exec: run inside this instance's cgroup (not owned) */
+	const char *image;           /* run a container of this image (the docker driver) */
+	const struct driver_volume *volumes;
+	size_t nvolumes;
+	struct driver *beside_driver;    /* exec: run inside this running instance */
+	struct driver_proc *beside;
 	int64_t timeout_ms;          /* 0: none */
 	enum driver_stdin stdin_mode;
 	int rows, cols;
@@ -62,7 +66,7 @@ struct oneoff_events {
 	void *arg;
 };
 
-struct oneoffs *oneoffs_new(uv_loop_t *loop, struct driver *drv, struct logs *logs, const char *owner_tag);
+struct oneoffs *oneoffs_new(uv_loop_t *loop, struct drivers *drivers, struct logs *logs, const char *owner_tag);
 /* Stop every one-off (SIGTERM, 5 s, SIGKILL; owners still get on_exit), then call done. */
 void oneoffs_shutdown(struct oneoffs *s, void (*done)(void *), void *arg);
 void oneoffs_free(struct oneoffs *s);

@@ -107,18 +107,17 @@ int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, cons
 	}
 	size_t nv = 0;
 	char **vars = release_vars(rt, r, p->name, &nv);
-	for (size_t j = 0; j < p->nvolumes; j++) {
-		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
-		if (fs_mkdir_p(path, 0750, e) < 0) {
-			free(path);
-			for (size_t k = 0; k < nv; k++)
-				free(vars[k]);
-			free(vars);
-			return -1;
-		}
-		add_var(&vars, &nv, p->volumes[j].env_var, path);
-		free(path);
+	if (proc_volumes(rc, rt, r, p, &vars, &nv, &out->volumes, &out->nvolumes, e) < 0) {
+		for (size_t k = 0; k < nv; k++)
+			free(vars[k]);
+		free(vars);
+		volumes_free(out->volumes, out->nvolumes);
+		out->volumes = NULL;
+		out->nvolumes = 0;
+		return -1;
 	}
+	const char *image = rel_image(r, p);
+	out->image = image ? xstrdup(image) : NULL;
 	out->vars = vars;
 	out->cwd = xstrdup(r->dir);
 	out->release = r->version;
@@ -148,5 +147,57 @@ void rc_oneoff_free(struct rc_oneoff *o)
 	free(o->vars);
 	free(o->cwd);
 	free(o->process);
+	free(o->image);
+	volumes_free(o->volumes, o->nvolumes);
 	memset(o, 0, sizeof *o);
+}
+
+/* ---- container processes ---- */
+
+#define CONTAINER_VOLUMES "/berth/volumes"
+
+const char *rel_image(const struct rel *r, const struct process_spec *p)
+{
+	json_t *im = json_object_get(r->images, p->name);
+	const char *id = json_string_value(json_object_get(im, "id"));
+	if (id && *id)
+		return id;
+	return p->image;
+}
+
+int proc_volumes(struct reconciler *rc, struct app_rt *rt, const struct rel *r, const struct process_spec *p,
+		 char ***vars, size_t *nv, struct driver_volume **vols, size_t *nvols, struct err *e)
+{
+	bool container = rel_image(r, p) != NULL;
+	*vols = NULL;
+	*nvols = 0;
+	if (container && p->nvolumes)
+		*vols = xcalloc(p->nvolumes, sizeof **vols);
+	for (size_t j = 0; j < p->nvolumes; j++) {
+		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
+		if (fs_mkdir_p(path, 0750, e) < 0) {
+			free(path);
+			return -1;
+		}
+		if (container) {
+			char *target = xasprintf("%s/%s", CONTAINER_VOLUMES, p->volumes[j].name);
+			add_var(vars, nv, p->volumes[j].env_var, target);
+			(*vols)[*nvols].source = path;
+			(*vols)[*nvols].target = target;
+			(*nvols)++;
+		} else {
+			add_var(vars, nv, p->volumes[j].env_var, path);
+			free(path);
+		}
+	}
+	return 0;
+}
+
+void volumes_free(struct driver_volume *v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		free((char *)v[k].source);
+		free((char *)v[k].target);
+	}
+	free(v);
 }

@@ -29,6 +29,7 @@ struct rel {
 	struct manifest m;
 	json_t *config;          /* object K -> V */
 	json_t *build;           /* the release's "build" (path, env), or NULL */
+	json_t *images;          /* {process: {"ref","id","digest"}}: images pinned at deploy, or NULL */
 	char *dir;               /* absolute release directory */
 	bool rollback;           /* a rollback (no release phase unless asked) */
 	bool run_release;        /* run the release phase even so */
@@ -70,6 +71,8 @@ struct reconciler {
 	struct store *st;
 	struct logs *logs;
 	struct supervisor *sv;
+	struct drivers *drivers;     /* borrowed from the server */
+	char *owner_tag;
 	struct oneoffs *oneoffs;     /* builds, release phases, cron, run/exec (owned) */
 	struct cron_sched_set *cron; /* cron: jobs of live releases (owned) */
 	struct endpoints *eps;
@@ -129,6 +132,15 @@ char **release_vars(struct app_rt *rt, struct rel *r, const char *process, size_
  * free out with rc_oneoff_free. -1 with e: no such process, a volume directory failed. */
 int rel_oneoff_env(struct reconciler *rc, struct app_rt *rt, struct rel *r, const char *process,
 		   struct rc_oneoff *out, struct err *e);
+
+/* The image a process of release r runs (pinned id, else the manifest's reference), or NULL
+ * for a process that is a command. */
+const char *rel_image(const struct rel *r, const struct process_spec *p);
+/* A process's volumes: made on the host, their paths added to vars (a container sees each at
+ * /berth/volumes/NAME, bind-mounted: *vols, owned strings; free with volumes_free). */
+int proc_volumes(struct reconciler *rc, struct app_rt *rt, const struct rel *r, const struct process_spec *p,
+		 char ***vars, size_t *nv, struct driver_volume **vols, size_t *nvols, struct err *e);
+void volumes_free(struct driver_volume *v, size_t n);
 
 /* ---- observe.c ---- */
 /* Metrics and alerts for one supervisor event. */

@@ -90,7 +90,8 @@ bool release_phase_pending(struct reconciler *rc, struct app_rt *rt, struct rel 
 	if (rel_oneoff_env(rc, rt, r, NULL, &env, &e) == 0) {
 		struct oneoff_spec spec = {
 			.env = rt->env, .app = rt->app, .kind = "release", .release = r->version, .command = r->m.release,
-			.cwd = env.cwd, .env_vars = env.vars, .profile = env.profile,
+			.cwd = env.image ? NULL : env.cwd, .env_vars = env.vars, .profile = env.profile,
+			.image = env.image, .volumes = env.volumes, .nvolumes = env.nvolumes,
 			.timeout_ms = r->m.release_timeout_ms > 0 ? r->m.release_timeout_ms : 600000, .log = true,
 			.output_limit = rc->conf->builds.output_limit,
 		};

@@ -52,6 +52,7 @@ static void rel_free(struct rel *r)
 	manifest_free(&r->m);
 	json_decref(r->config);
 	json_decref(r->build);
+	json_decref(r->images);
 	free(r->dir);
 	free(r->phase);
 	free(r);
@@ -83,6 +84,8 @@ struct rel *rel_get(struct reconciler *rc, struct app_rt *rt, int version, struc
 	r->dir = reconciler_release_path(rc, rt->env, rt->app, model_json_str(doc, "dir", ""));
 	json_t *b = json_object_get(doc, "build");
 	r->build = json_is_object(b) ? json_incref(b) : NULL;
+	json_t *im = json_object_get(doc, "images");
+	r->images = json_is_object(im) ? json_incref(im) : NULL;
 	r->rollback = json_is_integer(json_object_get(doc, "rollback_of"));
 	r->run_release = json_is_true(json_object_get(doc, "run_release"));
 	const char *ph = model_json_str(doc, "release_phase", NULL);
@@ -206,18 +209,15 @@ void reconciler_unwait(struct rc_waiter *w)
 
 /* ---- starting instances ---- */
 
-static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt, struct rel *r,
-				       const struct process_spec *p, int slot, int gen, struct err *e)
+/* Start slot of process p (or, with found, adopt what an earlier server left running). */
+static struct instance *start_or_adopt(struct reconciler *rc, struct app_rt *rt, struct rel *r,
+				       const struct process_spec *p, int slot, int gen,
+				       const struct driver_found *found, struct err *e)
 {
-	size_t nv = 0;
+	size_t nv = 0, nvols = 0;
+	struct driver_volume *vols = NULL;
 	char **vars = release_vars(rt, r, p->name, &nv);
-	int rcode = 0;
-	for (size_t j = 0; j < p->nvolumes && rcode == 0; j++) {
-		char *path = reconciler_volume_path(rc, rt->env, rt->app, p->volumes[j].name);
-		rcode = fs_mkdir_p(path, 0750, e);
-		add_var(&vars, &nv, p->volumes[j].env_var, path);
-		free(path);
-	}
+	int rcode = proc_volumes(rc, rt, r, p, &vars, &nv, &vols, &nvols, e);
 	const struct profile *prof = NULL;
 	if (rcode == 0 && p->profile) {
 		prof = server_conf_profile(rc->conf, p->profile);
@@ -230,23 +230,87 @@ static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt,
 			.env = rt->env, .app = rt->app, .process = p->name, .slot = slot,
 			.release = r->version, .gen = gen, .command = p->command, .cwd = r->dir,
 			.env_vars = vars, .port = p->port, .health = p->health, .profile = prof,
-			.restart = true, .stop_grace_ms = p->stop_grace_ms,
+			.restart = true, .stop_grace_ms = p->stop_grace_ms, .image = rel_image(r, p),
+			.driver = rel_image(r, p) ? "docker" : "process", .pull = "missing",
+			.volumes = vols, .nvolumes = nvols,
 		};
-		inst = supervisor_start(rc->sv, &spec, e);
+		if (spec.image)
+			spec.cwd = NULL;
+		inst = found ? supervisor_adopt(rc->sv, &spec, found, e) : supervisor_start(rc->sv, &spec, e);
 	}
 	for (size_t j = 0; j < nv; j++)
 		free(vars[j]);
 	free(vars);
+	volumes_free(vols, nvols);
 	return inst;
 }
 
-/* ---- the pass ---- */
+static struct instance *start_instance(struct reconciler *rc, struct app_rt *rt, struct rel *r,
+				       const struct process_spec *p, int slot, int gen, struct err *e)
+{
+	return start_or_adopt(rc, rt, r, p, slot, gen, NULL, e);
+}
+
+/* ---- adoption ---- */
 
 static int formation_of(json_t *doc, const struct process_spec *p)
 {
 	json_t *f = json_object_get(json_object_get(doc, "formation"), p->name);
 	return json_is_integer(f) ? (int)json_integer_value(f) : p->instances;
 }
+
+
+/* An instance an earlier server left running (a container): keep it when it is exactly what
+ * should run now (the live release, a slot within the formation, the current restart
+ * generation, not already taken by another), so that nothing runs twice; the driver removes
+ * what is not kept. */
+static bool adopt_found(void *arg, const struct driver_found *f)
+{
+	struct reconciler *rc = arg;
+	struct err e = ERR_INIT;
+	struct app_rt *rt = rt_find(rc, f->env, f->app, false);
+	if (!rt || !rt->doc || !strcmp(model_json_str(rt->doc, "state", "running"), "stopped"))
+		return false;
+	int live = model_json_int(rt->doc, "release", 0);
+	if (!live || f->release != live)
+		return false;
+	struct rel *r = rel_get(rc, rt, live, &e);
+	const struct process_spec *p = r ? manifest_process(&r->m, f->process) : NULL;
+	if (!p || !rel_image(r, p) || f->slot < 1 || f->slot > formation_of(rt->doc, p))
+		return false;
+	json_t *g = json_object_get(json_object_get(rt->doc, "gens"), p->name);
+	if (f->gen != (json_is_integer(g) ? (int)json_integer_value(g) : 0))
+		return false;
+	struct instance **v;
+	size_t n = supervisor_list(rc->sv, f->env, f->app, &v);
+	bool taken = false;
+	for (size_t k = 0; k < n && !taken; k++) {
+		const struct instance_status *s = instance_status(v[k]);
+		taken = !strcmp(s->process, f->process) && s->slot == f->slot;
+	}
+	free(v);
+	if (taken)
+		return false;
+	if (!start_or_adopt(rc, rt, r, p, f->slot, f->gen, f, &e)) {
+		log_warn("%s/%s %s.%d: could not adopt %s: %s", f->env, f->app, f->process, f->slot, f->id, e.msg);
+		return false;
+	}
+	log_info("%s/%s %s.%d (v%d): adopted %s, left running by the previous server", f->env, f->app, f->process,
+		 f->slot, f->release, f->id);
+	return true;
+}
+
+static void adopt_leftovers(struct reconciler *rc)
+{
+	for (size_t k = 0; k < drivers_count(rc->drivers); k++) {
+		struct driver *d = drivers_at(rc->drivers, k);
+		struct err e = ERR_INIT;
+		if (d->adopt && d->adopt(d, rc->owner_tag, adopt_found, rc, &e) < 0)
+			log_error("driver %s: finding what the previous server left: %s", d->name, e.msg);
+	}
+}
+
+/* ---- the pass ---- */
 
 static void reconcile_app(struct reconciler *rc, struct app_rt *rt)
 {
@@ -615,7 +679,8 @@ static struct oneoff *cron_start(void *arg, const char *env, const char *app, co
 	char kind[80];
 	snprintf(kind, sizeof kind, "cron.%s", job->name);
 	struct oneoff_spec spec = {
-		.env = env, .app = app, .kind = kind, .release = env_.release, .command = job->command, .cwd = env_.cwd,
+		.env = env, .app = app, .kind = kind, .release = env_.release, .command = job->command, .cwd = env_.image ? NULL : env_.cwd, .image = env_.image,
+		.volumes = env_.volumes, .nvolumes = env_.nvolumes,
 		.env_vars = env_.vars, .profile = env_.profile, .timeout_ms = job->timeout_ms, .log = true,
 		.output_limit = rc->conf->builds.output_limit,
 	};
@@ -632,7 +697,7 @@ struct cron_sched_set *reconciler_cron(struct reconciler *rc)
 
 /* ---- life ---- */
 
-struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
+struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct drivers *drivers,
 				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag)
 {
@@ -643,8 +708,10 @@ struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driv
 	rc->conf = conf;
 	rc->data_dir = xstrdup(data_dir);
 	rc->eps = eps;
-	rc->sv = supervisor_new(loop, drv, logs, eps, owner_tag, on_sv_event, rc);
-	rc->oneoffs = oneoffs_new(loop, drv, logs, owner_tag);
+	rc->drivers = drivers;
+	rc->owner_tag = xstrdup(owner_tag);
+	rc->sv = supervisor_new(loop, drivers, logs, eps, owner_tag, on_sv_event, rc);
+	rc->oneoffs = oneoffs_new(loop, drivers, logs, owner_tag);
 	rc->cron = cron_sched_new(loop, st, cron_start, rc);
 	uv_timer_init(loop, &rc->kick);
 	uv_timer_init(loop, &rc->tick);
@@ -693,6 +760,7 @@ int reconciler_start(struct reconciler *rc, struct err *e)
 		}
 	}
 	store_list_free(&l);
+	adopt_leftovers(rc);
 	rc->watch_id = store_watch(rc->st, "/envs/", on_store_change, rc);
 	uv_timer_start(&rc->tick, on_tick, TICK_MS, TICK_MS);
 	schedule(rc);
@@ -754,6 +822,7 @@ void reconciler_free(struct reconciler *rc)
 	cron_sched_free(rc->cron);
 	oneoffs_free(rc->oneoffs);
 	free(rc->data_dir);
+	free(rc->owner_tag);
 	/* rc itself is freed by the caller after the loop has closed the timers. */
 }
 
@@ -838,4 +907,9 @@ bool reconciler_volume_in_use(struct reconciler *rc, const char *env, const char
 	}
 	free(v);
 	return used;
+}
+
+struct driver *reconciler_driver(struct reconciler *rc, const char *name)
+{
+	return drivers_get(rc->drivers, name);
 }

@@ -15,12 +15,13 @@
 
 struct reconciler;
 struct driver;
+#include "driver/driver.h"
 struct logs;
 struct endpoints;
 struct metrics_families;
 struct alerts;
 
-struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driver *drv,
+struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct drivers *drivers,
 				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag);
 /* Count restarts, health failures and deploys, and send alerts (crash loop, health failing,
@@ -60,12 +61,17 @@ struct rc_oneoff {
 	char **vars;             /* NULL-terminated "K=V" */
 	char *cwd;
 	char *process;
+	char *image;             /* a container process: the release's pinned image, else NULL */
+	struct driver_volume *volumes;   /* a container's bind mounts */
+	size_t nvolumes;
 	const struct profile *profile;
 	int release;
 };
 int reconciler_oneoff_env(struct reconciler *rc, const char *env, const char *app, const char *process,
 			  struct rc_oneoff *out, struct err *e);
 void rc_oneoff_free(struct rc_oneoff *o);
+/* The server's driver called name ("docker"), or NULL when it has none. */
+struct driver *reconciler_driver(struct reconciler *rc, const char *name);
 /* The live instance of env/app called id ("web.1"), or NULL. */
 struct instance *reconciler_instance(struct reconciler *rc, const char *env, const char *app, const char *id);
 

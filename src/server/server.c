@@ -9,7 +9,6 @@
 #include "logs/logs.h"
 #include "manifest/manifest.h"
 #include "reconcile/reconcile.h"
-#include "server/sweep.h"
 #include "endpoints/endpoints.h"
 #include "endpoints/routes_sync.h"
 #include "metrics/metrics.h"
@@ -18,7 +17,6 @@
 #include "dns/dns.h"
 #include "router/router.h"
 #include "store/store.h"
-#include "supervise/cgroup.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -54,7 +52,8 @@ struct server {
 	struct server_conf conf;
 	struct store *st;
 	struct logs *logs;
-	struct driver *drv;
+	struct drivers *drivers;
+	char *docker_host;       /* --docker-host or DOCKER_HOST; NULL: no container engine */
 	struct reconciler *rc;
 	struct endpoints *eps;
 	struct routes_sync *routes;
@@ -70,7 +69,7 @@ struct server {
 
 /* Every flag `berth server` takes. The parser (parse_flags) and the help (`berth help server`,
  * `berth server --help`) both read this table, so they cannot drift apart. */
-enum server_flag_id { SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_QUIET, SF_HELP };
+enum server_flag_id { SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_DOCKER_HOST, SF_QUIET, SF_HELP };
 static const struct server_flag {
 	enum server_flag_id id;
 	const char *name;         /* "--data" */
@@ -87,6 +86,8 @@ static const struct server_flag {
 	 "off with a warning when taken; off: no DNS)"},
 	{SF_CONFIG, "--config", "FILE", "server config: resource profiles, limits, router:, alerts:,\n"
 	 "builds: (default DIR/server.yaml; none: built-in defaults)"},
+	{SF_DOCKER_HOST, "--docker-host", "unix:///PATH", "the container engine's socket (Docker Engine API;\n"
+	 "default $DOCKER_HOST; none: no container processes)"},
 	{SF_QUIET, "--quiet", NULL, "log only warnings and errors"},
 	{SF_HELP, "--help", NULL, "show this help (also -h)"},
 };
@@ -526,14 +527,22 @@ static int server_run(struct server *s, struct err *e)
 		return -1;
 	char tag[13];
 	owner_tag(s->data, tag);
-	struct err ce = ERR_INIT;
-	if (cgroup_init(tag, &ce) < 0)
-		log_warn("cgroups unavailable (%s): instances run without resource limits", ce.msg);
-	else
-		log_info("cgroups: %s", cgroup_mode());
-	int swept = sweep_orphans(tag);
-	if (swept > 0)
-		log_warn("stopped %d process%s left running by a previous server", swept, swept == 1 ? "" : "es");
+	s->loop = uv_default_loop();
+	/* The drivers first: the process driver stops what a crashed predecessor left running
+	 * before anything else starts; the docker driver's leftovers are adopted later, by the
+	 * reconciler, once the store says what should run. */
+	s->drivers = drivers_new();
+	drivers_add(s->drivers, driver_process_new(s->loop, tag));
+	if (s->docker_host) {
+		struct driver *dd = driver_docker_new(s->loop, s->docker_host, s->data, e);
+		if (!dd)
+			return -1;
+		drivers_add(s->drivers, dd);
+	}
+	struct driver *pd = drivers_get(s->drivers, "process");
+	struct err se = ERR_INIT;
+	if (pd->adopt(pd, tag, NULL, NULL, &se) < 0)
+		log_warn("%s", se.msg);
 	clean_tmp(s);
 	char *dbpath = xasprintf("%s/state.db", s->data);
 	s->st = store_open(dbpath, e);
@@ -547,13 +556,11 @@ static int server_run(struct server *s, struct err *e)
 	free(logdir);
 	if (!s->logs)
 		return -1;
-	s->loop = uv_default_loop();
-	s->drv = driver_process_new(s->loop);
 	s->eps = endpoints_new(s->loop);
 	s->routes = routes_sync_start(s->st, s->eps, e);
 	if (!s->routes)
 		return -1;
-	s->rc = reconciler_new(s->loop, s->st, s->drv, s->logs, s->eps, &s->conf, s->data, tag);
+	s->rc = reconciler_new(s->loop, s->st, s->drivers, s->logs, s->eps, &s->conf, s->data, tag);
 	if (start_observers(s, e) < 0)
 		return -1;
 	if (start_dns(s, e) < 0 || start_router(s, e) < 0)
@@ -602,9 +609,7 @@ static void server_free(struct server *s)
 	free(s->rc);
 	routes_sync_free(s->routes);
 	metrics_free(s->metrics);
-	driver_process_free(s->drv);
-	if (cgroup_release())
-		log_warn("cgroups: berth-* root groups still hold instance groups; the next start sweeps them");
+	drivers_free(s->drivers);
 	endpoints_free(s->eps);
 	logs_free(s->logs);
 	store_close(s->st);
@@ -616,6 +621,7 @@ static void server_free(struct server *s)
 	free(s->dns_host);
 	free(s->router_host);
 	free(s->conf_path);
+	free(s->docker_host);
 }
 
 /* Flags into s (the table server_flags). -1 to go on and run, else the exit status: 0 after
@@ -648,6 +654,14 @@ static int parse_flags(struct server *s, int argc, char **argv)
 		case SF_CONFIG:
 			free(s->conf_path);
 			s->conf_path = xstrdup(v);
+			break;
+		case SF_DOCKER_HOST:
+			free(s->docker_host);
+			s->docker_host = strcmp(v, "none") ? xstrdup(v) : NULL;
+			if (s->docker_host && strncmp(v, "unix://", 7)) {
+				fprintf(stderr, "berth server: --docker-host wants unix:///PATH (or none), got \"%s\"\n", v);
+				return 2;
+			}
 			break;
 		case SF_ROUTER:
 			free(s->router_host);
@@ -691,6 +705,9 @@ int server_main(int argc, char **argv)
 	s.dns_host = xstrdup("127.0.0.1");
 	s.dns_port = DNS_PORT_DEFAULT;
 	s.lock_fd = -1;
+	const char *dh = getenv("DOCKER_HOST");
+	if (dh && *dh && !strncmp(dh, "unix://", 7))
+		s.docker_host = xstrdup(dh);
 	int rc = parse_flags(&s, argc, argv);
 	if (rc >= 0) {
 		server_free(&s);

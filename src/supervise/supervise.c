@@ -5,7 +5,6 @@
  * instance_stop() on the instance it is being told about. */
 #include "supervise/supervise.h"
 #include "supervise/health.h"
-#include "supervise/cgroup.h"
 #include "driver/driver.h"
 #include "logs/logs.h"
 #include "endpoints/endpoints.h"
@@ -36,7 +35,7 @@
 
 struct supervisor {
 	uv_loop_t *loop;
-	struct driver *drv;
+	struct drivers *drivers;
 	struct logs *logs;
 	struct endpoints *eps;
 	char *owner_tag;
@@ -53,16 +52,21 @@ struct instance {
 	struct instance *next;
 	struct instance_status st;
 	/* spec, owned copies */
-	char *env, *app, *process, *command, *cwd, *profile_name;
+	char *env, *app, *process, *command, *cwd, *profile_name, *image, *pull;
 	char **envp;                 /* full environment for the driver */
+	struct driver *drv;
+	struct driver_volume *volumes;
+	size_t nvolumes;
 	struct health_spec health;
 	struct profile profile;
 	bool has_profile, restart;
 	int64_t grace_ms;
 	/* runtime */
 	struct driver_proc *proc;
+	bool proc_started;           /* the driver said it runs (an asynchronous start finished) */
 	struct log_sink *sink;
 	struct health_probe *probe;
+	struct driver_check *check;  /* an exec health check in flight */
 	uv_timer_t timer;            /* backoff, startup settle, health schedule */
 	uv_timer_t kill_timer;       /* stop grace; also polls the drain before SIGTERM */
 	struct endpoint *ep;         /* in the endpoints table while serving (borrowed) */
@@ -73,14 +77,13 @@ struct instance {
 	int64_t stable_for;          /* started_us of the run a pending crash-loop recovery waits on */
 	int probe_fails;
 	int64_t probe_delay_ms;
-	bool in_cgroup, freed_pending, removed;
+	bool freed_pending, removed;
 	char ring[RING_BYTES];
 	size_t ring_len, ring_pos;
 	char head[HEAD_BYTES];       /* the first lines of the current run */
 	size_t head_len;
 	int head_lines;
 	int64_t lines_seen;          /* newlines of the current run */
-	int oom_seen;                /* the cgroup's OOM kills already reported */
 };
 
 static void schedule_probe(struct instance *i, int64_t delay);
@@ -169,6 +172,13 @@ static void free_instance(struct instance *i)
 	free(i->command);
 	free(i->cwd);
 	free(i->profile_name);
+	free(i->image);
+	free(i->pull);
+	for (size_t k = 0; k < i->nvolumes; k++) {
+		free((char *)i->volumes[k].source);
+		free((char *)i->volumes[k].target);
+	}
+	free(i->volumes);
 	free(i->profile.name);
 	for (char **p = i->envp; p && *p; p++)
 		free(*p);
@@ -253,11 +263,11 @@ static void head_add(struct instance *i, const char *d, size_t n)
 	}
 }
 
-static void on_output(void *arg, int stream, const char *data, size_t n)
+static void on_output(void *arg, int stream, int64_t ts_us, const char *data, size_t n)
 {
 	struct instance *i = arg;
 	if (i->sink)
-		logs_sink_write(i->sink, stream, data, n);
+		logs_sink_write_at(i->sink, stream, ts_us, data, n);
 	ring_add(i, data, n);
 	head_add(i, data, n);
 	for (const char *p = data; (p = memchr(p, '\n', n - (size_t)(p - data))); p++)
@@ -421,23 +431,70 @@ static void on_probe_done(void *arg, int ok, const char *detail)
 	if (i->probe_fails >= 2 * i->health.retries && i->proc) {
 		/* Failing for twice the retries: restart it, like a crash. */
 		log_warn("%s/%s %s: health checks failing (%s); restarting", i->env, i->app, i->st.id, i->st.last_error);
-		i->sv->drv->signal(i->proc, SIGKILL);
+		i->drv->signal(i->proc, SIGKILL);
 		return;
 	}
 	schedule_probe(i, i->health.interval_ms);
 }
 
+static void on_check_done(void *arg, int ok, const char *detail)
+{
+	struct instance *i = arg;
+	i->check = NULL;
+	on_probe_done(arg, ok, detail);
+}
+
+static void cancel_probe(struct instance *i)
+{
+	if (i->probe) {
+		health_probe_cancel(i->probe);
+		i->probe = NULL;
+	}
+	if (i->check) {
+		driver_check_cancel(i->check);
+		i->check = NULL;
+	}
+}
+
+/* The spec an instance's processes are started with (driver.start), also the base of an exec
+ * health check beside it. */
+static struct driver_spec driver_spec_of(struct instance *i, char *key, size_t keylen)
+{
+	snprintf(key, keylen, "%s.%d", i->st.key, i->st.restarts);
+	return (struct driver_spec){
+		.env = i->env, .app = i->app, .process = i->process, .name = i->st.id, .key = key,
+		.owner = i->sv->owner_tag, .release = i->st.release, .image = i->image, .command = i->command,
+		.cwd = i->cwd, .vars = i->envp, .profile = i->has_profile ? &i->profile : NULL,
+		.volumes = i->volumes, .nvolumes = i->nvolumes, .port = i->st.port, .pull = i->pull,
+		.slot = i->st.slot, .gen = i->st.gen,
+	};
+}
+
 static void on_timer_probe(uv_timer_t *t)
 {
 	struct instance *i = t->data;
-	if (!i->proc)
+	if (!i->proc || !i->proc_started)
 		return;
 	if (i->health.kind == HEALTH_NONE) {
 		set_healthy(i);
 		return;
 	}
-	i->probe = health_probe_start(i->sv->loop, &i->health, "127.0.0.1", i->st.port, i->cwd, i->envp,
-				      on_probe_done, i);
+	if (i->health.kind == HEALTH_EXEC) {
+		char key[200];
+		struct driver_spec base = driver_spec_of(i, key, sizeof key);
+		i->check = driver_check_exec(i->sv->loop, i->drv, i->proc, &base, i->health.command,
+					     i->health.timeout_ms, on_check_done, i);
+		if (!i->check)
+			set_healthy(i);
+		return;
+	}
+	char host[64];
+	int port = 0;
+	if (i->drv->address(i->proc, host, sizeof host, &port) < 0) {
+		snprintf(host, sizeof host, "127.0.0.1");
+		port = i->st.port;
+	}
+	i->probe = health_probe_start(i->sv->loop, &i->health, host, port, i->cwd, i->envp, on_probe_done, i);
 	if (!i->probe)
 		set_healthy(i);
 }
@@ -466,29 +523,37 @@ static void on_timer_restart(uv_timer_t *t)
 		spawn_instance(i);
 }
 
-static void on_proc_exit(void *arg, int64_t status, int sig)
+static void fail_start(struct instance *i, const char *why)
+{
+	sys_line(i, "could not start: %s", why);
+	snprintf(i->st.last_error, sizeof i->st.last_error, "%s", why);
+	log_error("%s/%s %s: %s", i->env, i->app, i->st.id, why);
+	emit(i, IEV_FAILED, why);
+	if (i->st.state != INST_STOPPED)
+		finish_stop(i);
+}
+
+static void on_proc_exit(void *arg, const struct driver_exit *x)
 {
 	struct instance *i = arg;
+	bool was_started = i->proc_started;
 	i->proc = NULL;
+	i->proc_started = false;
 	drop_endpoint(i);
-	if (i->probe) {
-		health_probe_cancel(i->probe);
-		i->probe = NULL;
-	}
+	cancel_probe(i);
 	uv_timer_stop(&i->timer);
-	describe_exit(i->st.last_exit, sizeof i->st.last_exit, status, sig);
-	if (i->in_cgroup && sig == SIGKILL) {
-		int ooms = cgroup_oom_kills(i->st.key);
-		if (ooms > i->oom_seen) {
-			i->oom_seen = ooms;
-			if (i->has_profile && i->profile.memory_bytes)
-				snprintf(i->st.last_exit, sizeof i->st.last_exit, "out of memory (limit %lld MiB, profile %s)",
-					 (long long)(i->profile.memory_bytes >> 20), i->profile.name);
-			else
-				snprintf(i->st.last_exit, sizeof i->st.last_exit, "out of memory (killed by the kernel)");
-		}
-	}
+	i->st.ident[0] = 0;
 	i->st.pid = 0;
+	if (!x->started && i->st.state != INST_STOPPING && !i->st.restarts && !was_started) {
+		/* The first start never got going (no such image, the engine refused): that is a
+		 * failure to report, not a crash to retry. */
+		fail_start(i, x->detail[0] ? x->detail : "could not start");
+		return;
+	}
+	if (!x->started || x->detail[0])
+		snprintf(i->st.last_exit, sizeof i->st.last_exit, "%s", x->detail[0] ? x->detail : "could not start");
+	else
+		describe_exit(i->st.last_exit, sizeof i->st.last_exit, x->status, x->signal);
 	if (i->st.state == INST_STOPPING) {
 		sys_line(i, "exited: %s", i->st.last_exit);
 		finish_stop(i);
@@ -515,39 +580,30 @@ static void on_proc_exit(void *arg, int64_t status, int sig)
 		finish_stop(i);
 }
 
-static void spawn_instance(struct instance *i)
+/* The driver says the instance runs (at once, or when its asynchronous start finished). */
+static void on_proc_started(void *arg)
 {
-	struct err e = ERR_INIT;
-	struct driver_spec ds = {
-		.command = i->command,
-		.cwd = i->cwd,
-		.env = i->envp,
-		.cgroup = i->in_cgroup ? i->st.key : NULL,
-	};
-	struct driver_events ev = {.on_output = on_output, .on_exit = on_proc_exit, .arg = i};
-	i->st.state = INST_STARTING;
-	i->st.healthy = false;
-	i->probe_fails = 0;
-	i->head_len = 0;
-	i->head_lines = 0;
-	i->lines_seen = 0;
-	if (i->sv->drv->start(i->sv->drv, &ds, &ev, &i->proc, &e) < 0) {
-		i->proc = NULL;
-		sys_line(i, "could not start: %s", e.msg);
-		snprintf(i->st.last_error, sizeof i->st.last_error, "%s", e.msg);
-		log_error("%s/%s %s: %s", i->env, i->app, i->st.id, e.msg);
-		emit(i, IEV_FAILED, e.msg);
-		if (i->st.state != INST_STOPPED)
-			finish_stop(i);
+	struct instance *i = arg;
+	if (!i->proc || i->proc_started)
+		return;
+	i->proc_started = true;
+	i->st.started_us = time_now_us();
+	snprintf(i->st.ident, sizeof i->st.ident, "%s", i->drv->ident(i->proc));
+	i->st.pid = 0;
+	json_t *d = json_object();
+	i->drv->describe(i->proc, d);
+	if (json_is_integer(json_object_get(d, "pid")))
+		i->st.pid = (int)json_integer_value(json_object_get(d, "pid"));
+	json_decref(d);
+	if (i->st.state == INST_STOPPING) {
+		i->drv->signal(i->proc, SIGTERM);   /* told to stop while it was starting */
 		return;
 	}
-	i->st.pid = (int)i->sv->drv->pid(i->proc);
-	i->st.started_us = time_now_us();
-	i->st.next_restart_us = 0;
+	const char *what = i->image ? i->image : i->command;
 	if (i->st.port)
-		sys_line(i, "starting (v%d, pid %d, port %d): %s", i->st.release, i->st.pid, i->st.port, i->command);
+		sys_line(i, "starting (v%d, %s, port %d): %s", i->st.release, i->st.ident, i->st.port, what);
 	else
-		sys_line(i, "starting (v%d, pid %d): %s", i->st.release, i->st.pid, i->command);
+		sys_line(i, "starting (v%d, %s): %s", i->st.release, i->st.ident, what);
 	emit(i, IEV_STARTED, NULL);
 	if (i->st.state != INST_STARTING)
 		return;
@@ -559,13 +615,53 @@ static void spawn_instance(struct instance *i)
 	}
 }
 
+static void on_proc_progress(void *arg, const char *text)
+{
+	sys_line(arg, "%s", text);
+}
+
+static const struct driver_events inst_events = {
+	.on_started = on_proc_started, .on_progress = on_proc_progress, .on_output = on_output,
+	.on_exit = on_proc_exit,
+};
+
+static void spawn_instance(struct instance *i)
+{
+	struct err e = ERR_INIT;
+	char key[200];
+	struct driver_spec ds = driver_spec_of(i, key, sizeof key);
+	struct driver_events ev = inst_events;
+	ev.arg = i;
+	i->st.state = INST_STARTING;
+	i->st.healthy = false;
+	i->probe_fails = 0;
+	i->head_len = 0;
+	i->head_lines = 0;
+	i->lines_seen = 0;
+	i->proc_started = false;
+	i->st.next_restart_us = 0;
+	int r = i->drv->start(i->drv, &ds, &ev, &i->proc, &e);
+	if (r < 0) {
+		i->proc = NULL;
+		fail_start(i, e.msg);
+		return;
+	}
+	if (r == 1)
+		on_proc_started(i);
+	else
+		sys_line(i, "starting (v%d): %s", i->st.release, i->image ? i->image : i->command);
+}
+
 /* ---- environment ---- */
 
-void instance_exec_info(const struct instance *i, const char **cwd, char *const **envp, const char **cgroup)
+void instance_exec_info(const struct instance *i, struct driver **drv, struct driver_proc **proc, const char **cwd,
+			char *const **envp, const char **image)
 {
+	*drv = i->drv;
+	*proc = i->proc_started ? i->proc : NULL;
 	*cwd = i->cwd;
 	*envp = i->envp;
-	*cgroup = i->in_cgroup ? i->st.key : NULL;
+	*image = i->image;
 }
 
 /* A clean environment (util/envp.h), then the instance's own variables. */
@@ -586,14 +682,15 @@ static char **build_env(struct instance *i, char *const *vars)
 
 /* ---- public ---- */
 
-struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct logs *logs,
+struct supervisor *supervisor_new(uv_loop_t *loop, struct drivers *drivers, struct logs *logs,
 				  struct endpoints *eps, const char *owner_tag, supervise_event_fn fn,
 				  void *arg)
 {
 	struct supervisor *s = xcalloc(1, sizeof *s);
 	s->eps = eps;
 	s->loop = loop;
-	s->drv = drv;
+	s->drivers = drivers;
+	s->seq = (uint64_t)time_now_us();   /* keys stay unique across server restarts */
 	s->logs = logs;
 	s->owner_tag = xstrdup(owner_tag);
 	s->fn = fn;
@@ -601,15 +698,38 @@ struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct lo
 	return s;
 }
 
-struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec, struct err *e)
+/* A new instance from spec, not yet started: everything but the driver call. port: the one
+ * an adopted instance already listens on (0: allocate one when spec wants a port). */
+static struct instance *instance_new(struct supervisor *s, const struct instance_spec *spec, int port, struct err *e)
 {
+	const char *dname = spec->driver ? spec->driver : "process";
+	struct driver *drv = drivers_get(s->drivers, dname);
+	if (!drv) {
+		if (!strcmp(dname, "docker"))
+			err_set(e, ERR_UNAVAILABLE, "%s runs an image, and this server has no container engine "
+				"(start it with --docker-host unix:///PATH, or set DOCKER_HOST)", spec->process);
+		else
+			err_set(e, ERR_UNAVAILABLE, "no driver named %s", dname);
+		return NULL;
+	}
 	struct instance *i = xcalloc(1, sizeof *i);
 	i->sv = s;
+	i->drv = drv;
 	i->env = xstrdup(spec->env);
 	i->app = xstrdup(spec->app);
 	i->process = xstrdup(spec->process);
-	i->command = xstrdup(spec->command);
-	i->cwd = xstrdup(spec->cwd);
+	i->command = spec->command ? xstrdup(spec->command) : NULL;
+	i->cwd = spec->cwd ? xstrdup(spec->cwd) : NULL;
+	i->image = spec->image ? xstrdup(spec->image) : NULL;
+	i->pull = spec->pull ? xstrdup(spec->pull) : NULL;
+	if (spec->nvolumes) {
+		i->volumes = xcalloc(spec->nvolumes, sizeof *i->volumes);
+		for (size_t k = 0; k < spec->nvolumes; k++) {
+			i->volumes[k].source = xstrdup(spec->volumes[k].source);
+			i->volumes[k].target = xstrdup(spec->volumes[k].target);
+		}
+		i->nvolumes = spec->nvolumes;
+	}
 	i->health = spec->health;
 	i->health.path = spec->health.path ? xstrdup(spec->health.path) : NULL;
 	i->health.command = spec->health.command ? xstrdup(spec->health.command) : NULL;
@@ -634,33 +754,20 @@ struct instance *supervisor_start(struct supervisor *s, const struct instance_sp
 	i->st.gen = spec->gen;
 	i->st.profile = i->has_profile ? i->profile.name : NULL;
 	snprintf(i->st.id, sizeof i->st.id, "%s.%d", spec->process, spec->slot);
-	snprintf(i->st.key, sizeof i->st.key, "%s.%s.%s.%d.%llu", spec->env, spec->app, spec->process,
+	snprintf(i->st.key, sizeof i->st.key, "%s.%s.%s.%d.%llx", spec->env, spec->app, spec->process,
 		 spec->slot, (unsigned long long)++s->seq);
-	if (spec->port) {
-		int port = alloc_port(s, e);
-		if (port < 0) {
-			free_instance(i);
-			return NULL;
-		}
+	if (port) {
 		i->st.port = port;
-	}
-	if (cgroup_available()) {
-		if (cgroup_create(i->st.key, i->has_profile ? &i->profile : NULL, e) < 0) {
-			err_prefix(e, "instance %s", i->st.id);
+	} else if (spec->port) {
+		int p = alloc_port(s, e);
+		if (p < 0) {
 			free_instance(i);
 			return NULL;
 		}
-		i->in_cgroup = true;
-	} else if (i->has_profile) {
-		err_set(e, ERR_UNAVAILABLE, "profile %s needs cgroups, which are not usable on this host (%s)",
-			i->profile.name, cgroup_mode());
-		free_instance(i);
-		return NULL;
+		i->st.port = p;
 	}
 	i->sink = logs_sink_open(s->logs, spec->env, spec->app, spec->process, spec->slot, spec->release, e);
 	if (!i->sink) {
-		if (i->in_cgroup)
-			cgroup_destroy(i->st.key);
 		free_instance(i);
 		return NULL;
 	}
@@ -671,7 +778,38 @@ struct instance *supervisor_start(struct supervisor *s, const struct instance_sp
 	i->handles = 2;
 	i->next = s->head;
 	s->head = i;
-	spawn_instance(i);
+	return i;
+}
+
+struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec, struct err *e)
+{
+	struct instance *i = instance_new(s, spec, 0, e);
+	if (i)
+		spawn_instance(i);
+	return i;
+}
+
+struct instance *supervisor_adopt(struct supervisor *s, const struct instance_spec *spec,
+				  const struct driver_found *f, struct err *e)
+{
+	struct instance *i = instance_new(s, spec, f->port, e);
+	if (!i)
+		return NULL;
+	char key[200];
+	struct driver_spec ds = driver_spec_of(i, key, sizeof key);
+	struct driver_events ev = inst_events;
+	ev.arg = i;
+	i->st.state = INST_STARTING;
+	if (i->drv->attach(i->drv, f, &ds, &ev, &i->proc, e) < 0) {
+		i->proc = NULL;
+		sys_line(i, "could not adopt %s: %s", f->id, e->msg);
+		finish_stop(i);
+		return NULL;
+	}
+	sys_line(i, "adopted %s from the previous server", f->id);
+	on_proc_started(i);
+	if (f->started_us)
+		i->st.started_us = f->started_us;
 	return i;
 }
 
@@ -681,7 +819,7 @@ static void on_kill_timer(uv_timer_t *t)
 	if (i->proc) {
 		log_warn("%s/%s %s did not stop within %lld ms; sending SIGKILL", i->env, i->app, i->st.id,
 			 (long long)i->grace_ms);
-		i->sv->drv->signal(i->proc, SIGKILL);
+		i->drv->signal(i->proc, SIGKILL);
 	}
 }
 
@@ -697,7 +835,7 @@ static void send_term(struct instance *i)
 	uv_timer_stop(&i->kill_timer);
 	if (!i->proc)
 		return;
-	i->sv->drv->signal(i->proc, SIGTERM);
+	i->drv->signal(i->proc, SIGTERM);
 	uv_timer_start(&i->kill_timer, on_kill_timer, (uint64_t)i->grace_ms, 0);
 }
 
@@ -729,10 +867,6 @@ static void finish_stop(struct instance *i)
 	sys_line(i, "stopped");
 	logs_sink_close(i->sink);
 	i->sink = NULL;
-	if (i->in_cgroup) {
-		cgroup_kill(i->st.key);
-		cgroup_destroy(i->st.key);
-	}
 	unlink_instance(i);
 	emit(i, IEV_STOPPED, i->st.last_exit);
 	uv_close((uv_handle_t *)&i->timer, on_inst_handle_closed);
@@ -791,13 +925,16 @@ json_t *instance_to_json(const struct instance *i)
 	json_object_set_new(j, "state", json_string(inst_state_name(st->state)));
 	json_object_set_new(j, "healthy", json_boolean(st->healthy));
 	json_object_set_new(j, "pid", st->pid ? json_integer(st->pid) : json_null());
+	if (i->proc && i->proc_started)
+		i->drv->describe(i->proc, j);
+	json_object_set_new(j, "driver", json_string(i->drv->name));
 	json_object_set_new(j, "port", st->port ? json_integer(st->port) : json_null());
 	json_object_set_new(j, "restarts", json_integer(st->restarts));
 	json_object_set_new(j, "last_exit", st->last_exit[0] ? json_string(st->last_exit) : json_null());
 	json_object_set_new(j, "last_error", st->last_error[0] ? json_string(st->last_error) : json_null());
 	json_object_set_new(j, "started_at",
 			    st->started_us ? json_string(time_format_rfc3339(st->started_us, ts, sizeof ts)) : json_null());
-	double up = st->pid && st->started_us ? (double)(time_now_us() - st->started_us) / 1e6 : 0;
+	double up = i->proc_started && st->started_us ? (double)(time_now_us() - st->started_us) / 1e6 : 0;
 	json_object_set_new(j, "uptime_s", json_real((double)(int64_t)(up * 10) / 10));
 	if (st->state == INST_BACKOFF && st->next_restart_us) {
 		double left = (double)(st->next_restart_us - time_now_us()) / 1e6;

@@ -15,6 +15,10 @@
 
 struct logs;
 struct driver;
+struct drivers;
+struct driver_proc;
+struct driver_found;
+struct driver_volume;
 struct endpoints;
 struct supervisor;
 struct instance;
@@ -43,8 +47,13 @@ struct instance_spec {
 	int slot;
 	int release;
 	int gen;                          /* restart generation the instance was started for */
-	const char *command;
+	const char *driver;               /* "process" (NULL) or "docker" */
+	const char *image;                /* docker: the image, pinned by digest */
+	const char *pull;                 /* docker: "missing", "always", "never" */
+	const char *command;              /* NULL beside an image: the image's own */
 	const char *cwd;
+	const struct driver_volume *volumes;  /* docker: bind mounts of berth's volume directories */
+	size_t nvolumes;
 	char *const *env_vars;            /* NULL-terminated "K=V" list added to the environment */
 	bool port;                        /* allocate $PORT */
 	struct health_spec health;
@@ -62,7 +71,8 @@ struct instance_status {
 	enum inst_state state;
 	bool healthy;
 	bool ever_healthy;
-	int pid, port;
+	int pid, port;        /* pid: 0 when the driver has none (a container) */
+	char ident[80];       /* the driver's name for it: "pid 4242", "container 3f2a9c1b0d4e" */
 	int restarts;
 	int crashes;          /* consecutive crashes (reset after 10 s up) */
 	char last_exit[64];   /* "" or "exit status 1" / "killed by signal 9" */
@@ -75,7 +85,7 @@ typedef void (*supervise_event_fn)(void *arg, struct instance *inst, enum inst_e
 				   const char *detail);
 
 /* eps (may be NULL): the table healthy instances with a port are published in. */
-struct supervisor *supervisor_new(uv_loop_t *loop, struct driver *drv, struct logs *logs,
+struct supervisor *supervisor_new(uv_loop_t *loop, struct drivers *drivers, struct logs *logs,
 				  struct endpoints *eps, const char *owner_tag, supervise_event_fn fn,
 				  void *arg);
 /* Stop every instance (grace per instance), then call done. */
@@ -84,6 +94,10 @@ void supervisor_free(struct supervisor *s);
 
 struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec,
 				  struct err *e);
+/* Take over an instance an earlier server left running (driver.adopt found it): watched as
+ * if started from spec, health checks from the start, logs resuming where they stopped. */
+struct instance *supervisor_adopt(struct supervisor *s, const struct instance_spec *spec,
+				  const struct driver_found *f, struct err *e);
 /* Ask an instance to stop for good (idempotent). IEV_STOPPED follows. grace_ms < 0: spec's.
  * A serving instance is first taken out of the endpoints table and drained: SIGTERM waits
  * until no router can pick it and its in-flight requests are done (at most the grace). */
@@ -99,9 +113,11 @@ json_t *instance_first_output(const struct instance *i, int n);
  * and its last lines (the cause is often at the top, the symptom at the bottom). */
 json_t *instance_failure_output(const struct instance *i);
 
-/* What `berth exec` needs to run a command beside the instance: its directory, its whole
- * environment and its cgroup name (NULL without cgroups). Borrowed; valid until it stops. */
-void instance_exec_info(const struct instance *i, const char **cwd, char *const **envp, const char **cgroup);
+/* What `berth exec` needs to run a command beside the instance: its driver and running
+ * driver_proc (NULL while it is not running), its directory, its whole environment and its
+ * image (NULL for a process). Borrowed; valid until it stops. */
+void instance_exec_info(const struct instance *i, struct driver **drv, struct driver_proc **proc, const char **cwd,
+			char *const **envp, const char **image);
 
 /* Iterate live instances (any state but STOPPED). Returns the count; *out is an array the
  * caller frees (the instances themselves stay owned by the supervisor). */

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "supervise/cgroup.h"
+#include "driver/cgroup.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 

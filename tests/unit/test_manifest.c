@@ -182,7 +182,7 @@ static void test_yaml_errors(void **state)
 	static const struct bad_case cases[] = {
 		{"app: hello\nprocesses:\n  web:\n    comand: ./server\n",
 		 "berth.yaml:4:5: unknown key \"comand\" in processes.web (expected one of command, "
-		 "instances, port, health, profile, volumes, stop_grace)"},
+		 "instances, port, health, profile, volumes, stop_grace, image)"},
 		{"processes:\n  web:\n    command: x\n    instances: two\n",
 		 "berth.yaml:4:16: processes.web.instances: expected a non-negative integer, got \"two\""},
 		{"processes:\n  web:\n    command: x\n    instances: -1\n",
@@ -203,9 +203,9 @@ static void test_yaml_errors(void **state)
 		{"processes:\n  web:\n    command: [a, b]\n",
 		 "berth.yaml:3:14: processes.web.command: expected a non-empty command, got a list"},
 		{"processes:\n  web:\n    instances: 2\n",
-		 "berth.yaml:2:3: processes.web: missing required key \"command\""},
+		 "berth.yaml:2:3: processes.web: missing required key \"command\" (or \"image\")"},
 		{"processes:\n  web: python app.py\n",
-		 "berth.yaml:2:8: processes.web: expected a mapping with at least command:, got "
+		 "berth.yaml:2:8: processes.web: expected a mapping with at least command: or image:, got "
 		 "\"python app.py\""},
 		{"processes: {}\n", "berth.yaml:1:12: processes: expected at least one process"},
 		{"processes:\n", "berth.yaml:1:11: processes: expected a mapping, got nothing"},
@@ -746,7 +746,7 @@ static void test_load_dir(void **state)
 	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
 	assert_string_equal(e.msg, "berth.yaml:4:5: unknown key \"comand\" in processes.web "
 			    "(expected one of command, instances, port, health, profile, volumes, "
-			    "stop_grace)");
+			    "stop_grace, image)");
 
 	rm(f, "Procfile");
 	put(f, "berth.yaml", "app: hello\n");

@@ -7,7 +7,7 @@
  * State: one process-wide table, filled by cgroup_init; the exec shim calls cgroup_init
  * itself before cgroup_enter. Not thread-safe; only the daemon's loop thread calls it.
  * These are small synchronous writes to cgroupfs, which does not block on disk. */
-#include "supervise/cgroup.h"
+#include "driver/cgroup.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

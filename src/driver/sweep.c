@@ -1,6 +1,6 @@
 /* sweep: stop what a dead server left behind (see sweep.h). */
-#include "server/sweep.h"
-#include "supervise/cgroup.h"
+#include "driver/sweep.h"
+#include "driver/cgroup.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include <dirent.h>

@@ -989,6 +989,7 @@ static int dk_adopt(struct driver *d, const char *owner, driver_found_fn fn, voi
 			.key = json_string_value(json_object_get(l, "io.berth.key")),
 			.slot = label_int(l, "io.berth.slot"), .release = label_int(l, "io.berth.release"),
 			.gen = label_int(l, "io.berth.gen"), .port = label_int(l, "io.berth.port"), .id = id,
+			.driver = "docker",
 		};
 		bool keep = false;
 		if (f.env && f.app && f.process && f.key && f.slot > 0 && f.release > 0 && f.gen >= 0 && f.port >= 0 &&
@@ -1044,6 +1045,28 @@ static int dk_attach(struct driver *d, const struct driver_found *f, const struc
 	begin_watch(p, true);
 	*out = p;
 	return 1;
+}
+
+static void dk_detach(struct driver_proc *p)
+{
+	p->reported = true;
+	if (p->req)
+		engine_cancel(p->req);
+	if (p->logs_req)
+		engine_cancel(p->logs_req);
+	if (p->wait_req)
+		engine_cancel(p->wait_req);
+	p->req = p->logs_req = p->wait_req = NULL;
+	if (p->hj) {
+		hijack_free(p->hj);
+		p->hj = NULL;
+	}
+	if (p->demux_open) {
+		engine_demux_finish(&p->demux);
+		p->demux_open = false;
+	}
+	uv_timer_stop(&p->drain);
+	uv_close((uv_handle_t *)&p->drain, on_drain_closed);   /* the cursor file stays */
 }
 
 static void dk_free(struct driver *d)
@@ -1107,6 +1130,7 @@ struct driver *driver_docker_new(uv_loop_t *loop, const char *host, const char *
 	d->resize = dk_resize;
 	d->adopt = dk_adopt;
 	d->attach = dk_attach;
+	d->detach = dk_detach;
 	d->free = dk_free;
 	d->impl = dd;
 	return d;

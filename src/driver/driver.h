@@ -86,7 +86,9 @@ struct driver_found {
 	int slot, release, gen;
 	int port;
 	int64_t started_us;
-	const char *id;             /* the driver's own id (a container id) */
+	const char *id;             /* the driver's own id (a container id, "pid 4242") */
+	const char *driver;         /* the name of the driver that found it */
+	void *handover;             /* the driver's own data for attach (may be NULL) */
 };
 /* Adoption: return true to keep it (then call driver.attach), false to have it removed. */
 typedef bool (*driver_found_fn)(void *arg, const struct driver_found *f);
@@ -121,6 +123,10 @@ struct driver {
 	 * spec's log position). Returns 1 (running) or -1 with e. */
 	int (*attach)(struct driver *d, const struct driver_found *f, const struct driver_spec *spec,
 		      const struct driver_events *ev, struct driver_proc **out, struct err *e);
+	/* Stop watching a running instance and leave it running, for the next server to adopt
+	 * (a server that stops or upgrades). No event follows; p is freed. NULL: instances of
+	 * this driver stop with the server. */
+	void (*detach)(struct driver_proc *p);
 	void (*free)(struct driver *d);
 	void *impl;
 };

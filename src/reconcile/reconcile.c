@@ -276,7 +276,8 @@ static bool adopt_found(void *arg, const struct driver_found *f)
 		return false;
 	struct rel *r = rel_get(rc, rt, live, &e);
 	const struct process_spec *p = r ? manifest_process(&r->m, f->process) : NULL;
-	if (!p || !rel_image(r, p) || f->slot < 1 || f->slot > formation_of(rt->doc, p))
+	if (!p || f->slot < 1 || f->slot > formation_of(rt->doc, p) ||
+	    strcmp(f->driver ? f->driver : "", rel_image(r, p) ? "docker" : "process"))
 		return false;
 	json_t *g = json_object_get(json_object_get(rt->doc, "gens"), p->name);
 	if (f->gen != (json_is_integer(g) ? (int)json_integer_value(g) : 0))

@@ -961,16 +961,42 @@ size_t supervisor_list(struct supervisor *s, const char *env, const char *app, s
 	return n;
 }
 
+/* Leave a running instance to the next server: stop watching it, do not stop it. */
+static void detach_instance(struct instance *i)
+{
+	cancel_probe(i);
+	drop_endpoint(i);
+	end_drain(i);
+	uv_timer_stop(&i->timer);
+	uv_timer_stop(&i->kill_timer);
+	i->drv->detach(i->proc);
+	i->proc = NULL;
+	i->proc_started = false;
+	sys_line(i, "left running for the next server (%s)", i->st.ident);
+	i->st.state = INST_STOPPED;
+	logs_sink_close(i->sink);
+	i->sink = NULL;
+	unlink_instance(i);
+	emit(i, IEV_STOPPED, "detached");
+	uv_close((uv_handle_t *)&i->timer, on_inst_handle_closed);
+	uv_close((uv_handle_t *)&i->kill_timer, on_inst_handle_closed);
+}
+
 void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg)
 {
+	struct instance **v;
+	size_t n = supervisor_list(s, NULL, NULL, &v);
+	for (size_t k = 0; k < n; k++)
+		if (v[k]->drv->detach && v[k]->proc && v[k]->proc_started && v[k]->st.state != INST_STOPPING)
+			detach_instance(v[k]);
+	free(v);
 	if (!s->head) {
 		done(arg);
 		return;
 	}
 	s->shutdown_done = done;
 	s->shutdown_arg = arg;
-	struct instance **v;
-	size_t n = supervisor_list(s, NULL, NULL, &v);
+	n = supervisor_list(s, NULL, NULL, &v);
 	for (size_t k = 0; k < n; k++)
 		instance_stop(v[k], -1);
 	free(v);

@@ -88,7 +88,8 @@ typedef void (*supervise_event_fn)(void *arg, struct instance *inst, enum inst_e
 struct supervisor *supervisor_new(uv_loop_t *loop, struct drivers *drivers, struct logs *logs,
 				  struct endpoints *eps, const char *owner_tag, supervise_event_fn fn,
 				  void *arg);
-/* Stop every instance (grace per instance), then call done. */
+/* Stop every instance (grace per instance), then call done. Running instances of a driver
+ * that can leave them to the next server (containers) are left running instead. */
 void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg);
 void supervisor_free(struct supervisor *s);
 

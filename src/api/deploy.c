@@ -66,6 +66,7 @@ struct deploy {
 	char *image, *pull, *process;
 	struct docker_resolve *resolve;
 	json_t *images;         /* the release's pinned images: {process: {"ref","id","digest"}} */
+	size_t pin_next;        /* the next process whose image pin_images resolves */
 	int64_t pull_lines;
 };
 
@@ -294,6 +295,7 @@ static void deploy_fail(struct deploy *d, struct err *e, json_t *logs)
 }
 
 static void commit_release(struct deploy *d);
+static void pin_images(struct deploy *d);
 
 static void on_rollout_done(void *arg, json_t *event, bool done)
 {
@@ -359,8 +361,12 @@ static void commit_release(struct deploy *d)
 		deploy_fail(d, &e, NULL);
 		return;
 	}
-	log_info("%s/%s: release v%d created from upload %.12s (%llu bytes)", d->env, d->app, v, d->sha,
-		 (unsigned long long)d->bytes);
+	if (d->image)
+		log_info("%s/%s: release v%d created from image %s (%.19s)", d->env, d->app, v, d->image,
+			 json_string_value(json_object_get(json_object_get(d->images, d->process), "id")));
+	else
+		log_info("%s/%s: release v%d created from upload %.12s (%llu bytes)", d->env, d->app, v, d->sha,
+			 (unsigned long long)d->bytes);
 	api_gc_request(a, d->env, d->app);   /* runs once this deploy has ended */
 	char msg[200];
 	snprintf(msg, sizeof msg, "created release v%d", v);
@@ -452,7 +458,7 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 	char msg[200];
 	snprintf(msg, sizeof msg, "built in %lld ms (%s)", (long long)d->build_ms, d->plan.builder);
 	deploy_event(d, json_pack("{s:s, s:s}", "event", "build", "message", msg));
-	commit_release(d);
+	pin_images(d);
 }
 
 /* The build's environment: the app's config (berth.yaml defaults under it), what server.yaml
@@ -578,7 +584,7 @@ static void deploy_after(uv_work_t *w, int status)
 		}
 		return;
 	}
-	commit_release(d);
+	pin_images(d);
 }
 
 int api_deploy_cancel(struct api *a, const char *env, const char *app)
@@ -608,6 +614,71 @@ bool api_deploy_building(struct api *a, const char *env, const char *app)
 		if (!strcmp(d->env, env) && !strcmp(d->app, app))
 			return true;
 	return false;
+}
+
+/* ---- images ---- */
+
+/* Pin the image of every container process of the manifest (berth.yaml `image:`) before the
+ * release is made, one after another: a tag that moves later changes nothing until the next
+ * deploy. */
+
+static void on_pin_progress(void *arg, const char *text)
+{
+	struct deploy *d = arg;
+	if (++d->pull_lines > 2000)
+		return;
+	char msg[400];
+	snprintf(msg, sizeof msg, "pull | %s", text);
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "pull", "message", msg));
+}
+
+static void on_pinned(void *arg, const char *id, const char *digest, const char *error)
+{
+	struct deploy *d = arg;
+	d->resolve = NULL;
+	const struct process_spec *p = &d->m.procs[d->pin_next];
+	if (error) {
+		struct err e = ERR_INIT;
+		err_set(&e, ERR_INVALID, "process %s: %s", p->name, error);
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	json_t *one = json_pack("{s:s, s:s}", "ref", p->image, "id", id);
+	if (digest)
+		json_object_set_new(one, "digest", json_string(digest));
+	json_object_set_new(d->images, p->name, one);
+	char msg[400];
+	snprintf(msg, sizeof msg, "%s: image %s is %.19s%s%.80s", p->name, p->image, id, digest ? ", " : "",
+		 digest ? digest : "");
+	deploy_event(d, json_pack("{s:s, s:s}", "event", "image", "message", msg));
+	d->pin_next++;
+	pin_images(d);
+}
+
+static void pin_images(struct deploy *d)
+{
+	if (!d->images)
+		d->images = json_object();
+	while (d->pin_next < d->m.nprocs && !d->m.procs[d->pin_next].image)
+		d->pin_next++;
+	if (d->pin_next >= d->m.nprocs) {
+		if (!json_object_size(d->images)) {
+			json_decref(d->images);
+			d->images = NULL;
+		}
+		commit_release(d);
+		return;
+	}
+	struct driver *dk = reconciler_driver(d->api->rc, "docker");
+	if (!dk) {
+		struct err e = ERR_INIT;
+		err_set(&e, ERR_CONFLICT, "process %s runs an image, and this server has no container engine: start it "
+			"with --docker-host unix:///PATH (or DOCKER_HOST)", d->m.procs[d->pin_next].name);
+		deploy_fail(d, &e, NULL);
+		return;
+	}
+	d->resolve = docker_resolve(dk, d->m.procs[d->pin_next].image, d->pull ? d->pull : "missing", on_pin_progress,
+				    on_pinned, d);
 }
 
 /* ---- an image deploy ---- */
@@ -733,6 +804,11 @@ void api_deploy(struct ctx *c)
 		http_respond_error(r, 400, "the deploy body must be a tar.gz of the app directory");
 		return;
 	}
+	const char *pull = http_req_query(r, "pull");
+	if (pull && *pull && strcmp(pull, "missing") && strcmp(pull, "always") && strcmp(pull, "never")) {
+		http_respond_error(r, 400, "pull: expected missing, always or never");
+		return;
+	}
 	struct err e = ERR_INIT;
 	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
 	struct deploy *d = xcalloc(1, sizeof *d);
@@ -747,6 +823,8 @@ void api_deploy(struct ctx *c)
 	json_decref(app);
 	const char *nc = http_req_query(r, "no_cache");
 	d->no_cache = nc && !strcmp(nc, "1");
+	if (pull && *pull)
+		d->pull = xstrdup(pull);
 	snprintf(d->env, sizeof d->env, "%s", c->env);
 	snprintf(d->app, sizeof d->app, "%s", c->app);
 	snprintf(d->who, sizeof d->who, "%s", c->who);

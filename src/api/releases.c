@@ -214,6 +214,9 @@ void api_release_get(struct ctx *c, const char *num)
 				       "port", json_is_true(json_object_get(p, "port")), "profile",
 				       model_json_str(p, "profile", NULL), "health",
 				       model_json_str(json_object_get(p, "health"), "kind", "none"));
+		const char *image = model_json_str(p, "image", NULL);
+		if (image)
+			json_object_set_new(pj, "image", json_string(image));
 		json_array_append_new(procs, pj);
 	}
 	json_object_set_new(j, "process_details", procs);
@@ -253,6 +256,8 @@ static int release_from(struct ctx *c, json_t *base, json_t *config, const char 
 	json_object_set(f, "code", json_object_get(base, "code"));
 	json_object_set(f, "dir", json_object_get(base, "dir"));
 	json_object_set(f, "manifest", json_object_get(base, "manifest"));
+	if (json_is_object(json_object_get(base, "images")))
+		json_object_set(f, "images", json_object_get(base, "images"));   /* pinned: the same images */
 	json_object_set(f, "config", config);
 	if (rollback_of)
 		json_object_set_new(f, "rollback_of", json_integer(rollback_of));

@@ -24,7 +24,7 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"deploy", cmd_deploy, F_COMMON | F_MESSAGE | F_NO_CACHE | F_CANCEL | F_IMAGE | F_PULL | F_PROCESS, G_APP,
-	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--no-cache] [--json]\n"
+	 "berth deploy [DIR] [--app A] [--env E] [-m TEXT] [--no-cache] [--pull P] [--json]\n"
 	 "berth deploy --image REF [--pull missing|always|never] [--process P] [--app A] [--env E]\n"
 	 "berth deploy --cancel [--app A] [--env E]",
 	 "Pack a directory and roll it out as a new release",
@@ -36,9 +36,15 @@ static const struct verb verbs[] = {
 	 "reason and the failing instance's last log lines are printed, the exit status is 1,\n"
 	 "and the previous release keeps running.\n"
 	 "App and env default to app:/env: in DIR/berth.yaml.\n"
+	 "Containers: --image REF deploys an image as the app's web process (or --process P);\n"
+	 "a berth.yaml may give `image:` to any process. The server pulls an image that is not\n"
+	 "on its host (--pull missing, the default; always; never) with the credentials of\n"
+	 "`berth registry login`, and pins it by id and digest: a tag that moves later changes\n"
+	 "nothing until the next deploy.\n"
 	 "\n"
 	 "Examples:\n"
 	 "  berth deploy                          # the app in the current directory\n"
+	 "  berth deploy --image ghcr.io/acme/api:1.4 --app api\n"
 	 "  berth deploy examples/web --app web   # another directory\n"
 	 "  berth deploy --env staging -m \"try the new cache\"\n"
 	 "  berth deploy --json | jq .event       # the raw progress events (NDJSON)\n"},

@@ -70,8 +70,10 @@ int cmd_deploy(struct cli_opts *o)
 		return deploy_cancel(o);
 	if (o->image)
 		return deploy_image(o);
-	if (o->pull || o->process)
-		return cli_usage_error("deploy", "--pull and --process go with --image");
+	if (o->process)
+		return cli_usage_error("deploy", "--process goes with --image");
+	if (o->pull && strcmp(o->pull, "missing") && strcmp(o->pull, "always") && strcmp(o->pull, "never"))
+		return cli_usage_error("deploy", "--pull wants missing, always or never, got \"%s\"", o->pull);
 	if (o->npos > 1)
 		return cli_usage_error("deploy", "deploy takes one directory, got %zu arguments",
 				       o->npos);
@@ -112,6 +114,8 @@ int cmd_deploy(struct cli_opts *o)
 		goto out;
 	cli_app_path(&path, &t, "/deploys");
 	buf_adds(&path, o->no_cache ? "?no_cache=1" : "?no_cache=0");
+	if (o->pull)
+		buf_addf(&path, "&pull=%s", o->pull);
 	if (o->message) {
 		buf_adds(&path, "&description=");
 		client_escape(&path, o->message);

@@ -14,13 +14,32 @@ static void int_cell(struct buf *b, json_t *v)
 		buf_adds(b, "-");
 }
 
+/* A container's image as people read it: the digest's first 12 hex, else the id's. */
+static void image_cell(struct buf *b, json_t *in)
+{
+	const char *dg = json_string_value(json_object_get(in, "image_digest"));
+	const char *id = json_string_value(json_object_get(in, "image"));
+	const char *at = dg ? strchr(dg, '@') : NULL;
+	if (at)
+		buf_addf(b, "%.19s", at + 1);
+	else if (id)
+		buf_addf(b, "%.19s", id);
+	else
+		buf_adds(b, "-");
+}
+
 static void show(json_t *instances)
 {
-	static const char *const head[] = {"INSTANCE", "RELEASE", "STATE", "PID", "PORT",
-					   "RESTARTS", "UPTIME", "LAST EXIT"};
-	struct table *t = table_new(8, head);
 	size_t i;
 	json_t *in;
+	bool images = false;
+	json_array_foreach(instances, i, in)
+		images |= json_object_get(in, "container") != NULL;
+	static const char *const head[] = {"INSTANCE", "RELEASE", "STATE", "PID", "PORT",
+					   "RESTARTS", "UPTIME", "LAST EXIT"};
+	static const char *const chead[] = {"INSTANCE", "RELEASE", "STATE", "PID/CONTAINER", "PORT",
+					    "RESTARTS", "UPTIME", "IMAGE", "LAST EXIT"};
+	struct table *t = images ? table_new(9, chead) : table_new(8, head);
 	json_array_foreach(instances, i, in) {
 		struct buf rel = BUF_INIT, state = BUF_INIT, pid = BUF_INIT, port = BUF_INIT,
 			   restarts = BUF_INIT, up = BUF_INIT;
@@ -33,16 +52,27 @@ static void show(json_t *instances)
 			fmt_duration(&state, json_number_value(next));
 			buf_adds(&state, ")");
 		}
-		int_cell(&pid, json_object_get(in, "pid"));
+		const char *ctr = json_string_value(json_object_get(in, "container"));
+		if (ctr)
+			buf_addf(&pid, "%.12s", ctr);
+		else
+			int_cell(&pid, json_object_get(in, "pid"));
 		int_cell(&port, json_object_get(in, "port"));
 		int_cell(&restarts, json_object_get(in, "restarts"));
 		json_t *uptime = json_object_get(in, "uptime_s");
 		if (json_is_number(uptime))
 			fmt_duration(&up, json_number_value(uptime));
+		struct buf img = BUF_INIT;
+		image_cell(&img, in);
 		const char *row[] = {json_string_value(json_object_get(in, "id")), rel.p, state.p,
 				     pid.p, port.p, restarts.p, up.p,
-				     json_string_value(json_object_get(in, "last_exit"))};
+				     json_string_value(json_object_get(in, "last_exit")), NULL};
+		if (images) {
+			row[8] = row[7];
+			row[7] = img.p;
+		}
 		table_add(t, row);
+		buf_free(&img);
 		buf_free(&rel);
 		buf_free(&state);
 		buf_free(&pid);

@@ -38,16 +38,32 @@ static void fmt_build(struct buf *b, json_t *build)
 		buf_adds(b, " (reused)");
 }
 
-/* Columns: VERSION STATUS [CODE] CREATED [BUILD] DESCRIPTION CHANGES; CODE only when some
- * release's code was removed, BUILD only when some release was built. */
+/* The images a release runs, pinned: "web sha256:3f2a9c1b0d4e" per container process. */
+static void fmt_images(struct buf *b, json_t *images)
+{
+	const char *p;
+	json_t *im;
+	json_object_foreach(images, p, im) {
+		const char *dg = json_string_value(json_object_get(im, "digest"));
+		const char *at = dg ? strchr(dg, '@') : NULL;
+		const char *id = json_string_value(json_object_get(im, "id"));
+		buf_addf(b, "%s%s %.19s", b->len ? ", " : "", p, at ? at + 1 : id ? id : "?");
+	}
+}
+
+/* Columns: VERSION STATUS [CODE] CREATED [BUILD] [IMAGE] DESCRIPTION CHANGES; CODE only when
+ * some release's code was removed, BUILD only when some release was built, IMAGE only when
+ * some release runs containers. */
 static void show(json_t *releases)
 {
-	bool with_code = some_code_removed(releases), with_build = false;
+	bool with_code = some_code_removed(releases), with_build = false, with_image = false;
 	size_t i;
 	json_t *r;
-	json_array_foreach(releases, i, r)
+	json_array_foreach(releases, i, r) {
 		with_build |= json_is_object(json_object_get(r, "build"));
-	const char *head[7];
+		with_image |= json_object_size(json_object_get(r, "images")) > 0;
+	}
+	const char *head[8];
 	size_t nc = 0;
 	head[nc++] = "VERSION";
 	head[nc++] = "STATUS";
@@ -56,12 +72,16 @@ static void show(json_t *releases)
 	head[nc++] = "CREATED";
 	if (with_build)
 		head[nc++] = "BUILD";
+	if (with_image)
+		head[nc++] = "IMAGE";
 	head[nc++] = "DESCRIPTION";
 	head[nc++] = "CHANGES";
 	struct table *t = table_new(nc, head);
 	int64_t now = time_now_us();
 	json_array_foreach(releases, i, r) {
-		struct buf ver = BUF_INIT, created = BUF_INIT, desc = BUF_INIT, changes = BUF_INIT, build = BUF_INIT;
+		struct buf ver = BUF_INIT, created = BUF_INIT, desc = BUF_INIT, changes = BUF_INIT, build = BUF_INIT,
+			   image = BUF_INIT;
+		fmt_images(&image, json_object_get(r, "images"));
 		fmt_build(&build, json_object_get(r, "build"));
 		fmt_release(&ver, json_object_get(r, "version"));
 		fmt_ago_str(&created, json_string_value(json_object_get(r, "created_at")), now);
@@ -80,7 +100,7 @@ static void show(json_t *releases)
 			if (s)
 				buf_addf(&changes, "%s%s", changes.len ? ", " : "", s);
 		}
-		const char *row[7];
+		const char *row[8];
 		size_t n = 0;
 		row[n++] = ver.p;
 		row[n++] = json_string_value(json_object_get(r, "status"));
@@ -89,6 +109,8 @@ static void show(json_t *releases)
 		row[n++] = created.p;
 		if (with_build)
 			row[n++] = build.p;
+		if (with_image)
+			row[n++] = image.len ? image.p : "-";
 		row[n++] = desc.len ? desc.p : "-";
 		row[n++] = changes.len ? changes.p : "-";
 		table_add(t, row);
@@ -97,6 +119,7 @@ static void show(json_t *releases)
 		buf_free(&desc);
 		buf_free(&changes);
 		buf_free(&build);
+		buf_free(&image);
 	}
 	table_print(t, stdout);
 	table_free(t);
@@ -136,6 +159,13 @@ static void show_info(json_t *r, const struct cli_target *t)
 	fmt_build(&b, json_object_get(r, "build"));
 	printf("Build:       %s\n", b.len ? b.p : "none (nothing to build)");
 	buf_free(&b);
+	const char *pn;
+	json_t *im;
+	json_object_foreach(json_object_get(r, "images"), pn, im) {
+		const char *dg = json_string_value(json_object_get(im, "digest"));
+		printf("Image:       %s: %s = %s%s%s\n", pn, json_string_value(json_object_get(im, "ref")),
+		       json_string_value(json_object_get(im, "id")), dg ? ", " : "", dg ? dg : "");
+	}
 	const char *rel = json_string_value(json_object_get(r, "release_command"));
 	if (rel)
 		printf("Release:     %s (%s)\n", rel, json_string_value(json_object_get(r, "release_phase")) ?
@@ -143,12 +173,18 @@ static void show_info(json_t *r, const struct cli_target *t)
 	printf("Processes:\n");
 	size_t i;
 	json_t *p;
-	json_array_foreach(json_object_get(r, "process_details"), i, p)
-		printf("  %s=%lld%s%s  %s\n", json_string_value(json_object_get(p, "name")),
+	json_array_foreach(json_object_get(r, "process_details"), i, p) {
+		const char *image = json_string_value(json_object_get(p, "image"));
+		const char *cmd = json_string_value(json_object_get(p, "command"));
+		printf("  %s=%lld%s%s  ", json_string_value(json_object_get(p, "name")),
 		       (long long)json_integer_value(json_object_get(p, "instances")),
 		       json_string_value(json_object_get(p, "profile")) ? " profile " : "",
-		       json_string_value(json_object_get(p, "profile")) ? json_string_value(json_object_get(p, "profile")) : "",
-		       json_string_value(json_object_get(p, "command")));
+		       json_string_value(json_object_get(p, "profile")) ? json_string_value(json_object_get(p, "profile")) : "");
+		if (image)
+			printf("image %s%s%s\n", image, cmd && *cmd ? ", command: " : "", cmd && *cmd ? cmd : "");
+		else
+			printf("%s\n", cmd ? cmd : "");
+	}
 	json_t *cfg = json_object_get(r, "config");
 	printf("Config:%s\n", json_object_size(cfg) ? "" : "      none");
 	const char *k;

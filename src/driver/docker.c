@@ -42,6 +42,16 @@ struct ddriver {
 	docker_auth_fn auth;         /* registry credentials for a pull (may be NULL) */
 	void *auth_arg;
 	json_t *adopting;            /* the container an adopt callback is asked about */
+	/* The engine did not answer at start-up: adoption waits for it (so that nothing is
+	 * started twice), and so does every start. */
+	bool adopt_pending;
+	char *adopt_owner;
+	driver_found_fn adopt_fn;
+	void *adopt_arg;
+	uv_timer_t ping;
+	bool ping_open;
+	struct engine_req *ping_req;
+	struct driver *self;
 };
 
 enum dstep { S_INSPECT, S_PULL, S_CREATE, S_ATTACH, S_START, S_RUNNING, S_EXITED };
@@ -817,6 +827,9 @@ static int dk_start(struct driver *d, const struct driver_spec *spec, const stru
 		    struct driver_proc **out, struct err *e)
 {
 	struct ddriver *dd = d->impl;
+	if (dd->adopt_pending)
+		return err_set(e, ERR_UNAVAILABLE, "the container engine at %s does not answer (see docs/runbooks/engine-down.md)",
+			       engine_host(dd->en));
 	if (spec->beside) {
 		struct driver_proc *t = spec->beside;
 		if (!t->started || !t->id || t->is_exec)
@@ -953,6 +966,15 @@ static int label_int(json_t *labels, const char *k)
 static int dk_adopt(struct driver *d, const char *owner, driver_found_fn fn, void *arg, struct err *e)
 {
 	struct ddriver *dd = d->impl;
+	if (dd->adopt_pending) {
+		free(dd->adopt_owner);
+		dd->adopt_owner = xstrdup(owner);
+		dd->adopt_fn = fn;
+		dd->adopt_arg = arg;
+		log_warn("docker: the engine at %s does not answer; its containers are adopted when it does",
+			 engine_host(dd->en));
+		return 0;
+	}
 	char *filter = xasprintf("{\"label\":[\"io.berth.owner=%s\"]}", owner);
 	char *q = docker_query_escape(filter);
 	char *path = xasprintf("/containers/json?all=1&filters=%s", q);
@@ -1069,15 +1091,59 @@ static void dk_detach(struct driver_proc *p)
 	uv_close((uv_handle_t *)&p->drain, on_drain_closed);   /* the cursor file stays */
 }
 
-static void dk_free(struct driver *d)
+static void on_ping_closed(uv_handle_t *h)
 {
-	struct ddriver *dd = d->impl;
+	struct ddriver *dd = h->data;
 	engine_free(dd->en);
+	free(dd->adopt_owner);
 	free(dd->sock);
 	free(dd->cursor_dir);
 	free(dd->data_dir);
 	free(dd);
+}
+
+static void dk_free(struct driver *d)
+{
+	struct ddriver *dd = d->impl;
 	free(d);
+	if (dd->ping_req)
+		engine_cancel(dd->ping_req);
+	if (dd->ping_open) {
+		uv_timer_stop(&dd->ping);
+		uv_close((uv_handle_t *)&dd->ping, on_ping_closed);
+		return;
+	}
+	engine_free(dd->en);
+	free(dd->adopt_owner);
+	free(dd->sock);
+	free(dd->cursor_dir);
+	free(dd->data_dir);
+	free(dd);
+}
+
+static void on_ping_timer(uv_timer_t *t);
+
+static void on_ping(void *arg, const struct engine_resp *r)
+{
+	struct ddriver *dd = arg;
+	struct driver *d = dd->self;
+	dd->ping_req = NULL;
+	if (r->status != 200 || r->len < 2 || memcmp(r->body, "OK", 2)) {
+		uv_timer_start(&dd->ping, on_ping_timer, 2000, 0);
+		return;
+	}
+	log_info("docker: the engine at %s answers again", engine_host(dd->en));
+	dd->adopt_pending = false;
+	struct err e = ERR_INIT;
+	if (dd->adopt_fn && dk_adopt(d, dd->adopt_owner, dd->adopt_fn, dd->adopt_arg, &e) < 0)
+		log_error("docker: adopting containers: %s", e.msg);
+}
+
+static void on_ping_timer(uv_timer_t *t)
+{
+	struct ddriver *dd = t->data;
+	struct engine_call c = {.method = "GET", .path = "/_ping", .timeout_ms = 5000, .on_done = on_ping, .arg = dd};
+	dd->ping_req = engine_call(dd->en, &c);
 }
 
 void driver_docker_set_auth(struct driver *d, docker_auth_fn fn, void *arg)
@@ -1097,11 +1163,8 @@ struct driver *driver_docker_new(uv_loop_t *loop, const char *host, const char *
 	struct engine *en = engine_new(loop, host, e);
 	if (!en)
 		return NULL;
-	if (engine_ping_sync(en, 10000, e) < 0) {
-		err_prefix(e, "--docker-host %s", host);
-		engine_free(en);
-		return NULL;
-	}
+	struct err pe = ERR_INIT;
+	bool up = engine_ping_sync(en, 5000, &pe) == 0;
 	struct ddriver *dd = xcalloc(1, sizeof *dd);
 	dd->loop = loop;
 	dd->en = en;
@@ -1116,8 +1179,19 @@ struct driver *driver_docker_new(uv_loop_t *loop, const char *host, const char *
 		free(dd);
 		return NULL;
 	}
-	log_info("docker: engine at %s answers (API %s)", host, engine_api_version(en));
 	struct driver *d = xcalloc(1, sizeof *d);
+	dd->self = d;
+	if (up) {
+		log_info("docker: engine at %s answers (API %s)", host, engine_api_version(en));
+	} else {
+		/* The server starts all the same: processes run, container processes wait. */
+		log_error("docker: %s; container processes wait until it answers (checked every 2 s)", pe.msg);
+		dd->adopt_pending = true;
+		uv_timer_init(loop, &dd->ping);
+		dd->ping.data = dd;
+		dd->ping_open = true;
+		uv_timer_start(&dd->ping, on_ping_timer, 2000, 0);
+	}
 	d->name = "docker";
 	d->start = dk_start;
 	d->ident = dk_ident;

@@ -523,13 +523,30 @@ static void on_timer_restart(uv_timer_t *t)
 		spawn_instance(i);
 }
 
+static void on_timer_restart(uv_timer_t *t);
+
+/* It could not be started. Reported (a rollout fails on it); an instance that restarts is
+ * then tried again with the crash backoff, so that an engine that is down or a cgroup that
+ * cannot be made does not turn into a hot loop of attempts. */
 static void fail_start(struct instance *i, const char *why)
 {
-	sys_line(i, "could not start: %s", why);
 	snprintf(i->st.last_error, sizeof i->st.last_error, "%s", why);
-	log_error("%s/%s %s: %s", i->env, i->app, i->st.id, why);
+	snprintf(i->st.last_exit, sizeof i->st.last_exit, "could not start");
+	i->crashes++;
+	i->st.crashes = i->crashes;
+	int64_t wait = supervise_backoff_ms(i->crashes);
+	if (i->crashes <= 1 || i->crashes % 10 == 0)
+		log_error("%s/%s %s: %s", i->env, i->app, i->st.id, why);
+	if (i->restart) {
+		sys_line(i, "could not start: %s; trying again in %lld ms", why, (long long)wait);
+		i->st.state = INST_BACKOFF;
+		i->st.next_restart_us = time_now_us() + wait * 1000;
+		uv_timer_start(&i->timer, on_timer_restart, (uint64_t)wait, 0);
+	} else {
+		sys_line(i, "could not start: %s", why);
+	}
 	emit(i, IEV_FAILED, why);
-	if (i->st.state != INST_STOPPED)
+	if (!i->restart && i->st.state != INST_STOPPED)
 		finish_stop(i);
 }
 

@@ -12,6 +12,8 @@
  * api_gc_code_gone, which counts the directories a running prune is removing as gone.
  * Never blocks the loop; never removes anything when the store could not be read. */
 #include "api/internal.h"
+#include "driver/docker.h"
+#include "engine/engine.h"
 #include "model/model.h"
 #include "manifest/manifest.h"
 #include <unistd.h>
@@ -326,6 +328,88 @@ static int *busy_versions(struct api *a, const char *env, const char *app, size_
 	return v;
 }
 
+/* ---- images ---- */
+
+/* The image ids the releases in rels pin (the "images" map), those whose code directory is
+ * in keep (or all when keep is NULL) into kept, the others into gone. */
+static void image_ids(json_t *rels, json_t *keep, json_t *kept, json_t *gone)
+{
+	size_t k;
+	json_t *r;
+	json_array_foreach(rels, k, r) {
+		const char *dir = json_string_value(json_object_get(r, "dir"));
+		bool keeps = !keep || (dir && json_object_get(keep, dir));
+		const char *p;
+		json_t *im;
+		json_object_foreach(json_object_get(r, "images"), p, im) {
+			const char *id = json_string_value(json_object_get(im, "id"));
+			if (id)
+				json_object_set_new(keeps ? kept : gone, id, json_true());
+		}
+	}
+}
+
+static void on_image_removed(void *arg, const struct engine_resp *r)
+{
+	char *id = arg;
+	if (r->status == 200)
+		log_info("removed image %.19s: no kept release uses it", id);
+	else if (r->status != 404 && r->status != 409)   /* 409: a container still uses it */
+		log_warn("could not remove image %.19s: status %ld%s%s", id, r->status, r->error ? ": " : "",
+			 r->error ? r->error : "");
+	free(id);
+}
+
+/* Images that releases of env/app no longer kept pinned, and that no kept release (of any
+ * app) pins, are removed from the engine (server.yaml images.gc; a running container keeps
+ * its image: the engine refuses, and the next prune tries again). */
+static void prune_images(struct api *a, const char *env, const char *app, json_t *rels, json_t *keep)
+{
+	struct driver *dk = a->rc && a->conf->image_gc ? reconciler_driver(a->rc, "docker") : NULL;
+	if (!dk)
+		return;
+	json_t *kept = json_object(), *gone = json_object();
+	image_ids(rels, keep, kept, gone);
+	if (!json_object_size(gone)) {
+		json_decref(kept);
+		json_decref(gone);
+		return;
+	}
+	/* what every other app's releases pin counts as kept */
+	struct store_list l;
+	struct err e = ERR_INIT;
+	if (store_list(a->st, "/envs/", &l, &e) < 0) {
+		json_decref(kept);
+		json_decref(gone);
+		return;
+	}
+	char *mine = model_releases_prefix(env, app);
+	for (size_t k = 0; k < l.n; k++) {
+		if (!strstr(l.items[k].key, "/releases/") || !strncmp(l.items[k].key, mine, strlen(mine)))
+			continue;
+		json_t *doc = json_loads(l.items[k].value, 0, NULL);
+		json_t *one = json_array();
+		json_array_append_new(one, doc ? doc : json_object());
+		image_ids(one, NULL, kept, kept);
+		json_decref(one);
+	}
+	free(mine);
+	store_list_free(&l);
+	const char *id;
+	json_t *v;
+	json_object_foreach(gone, id, v) {
+		if (json_object_get(kept, id) || strncmp(id, "sha256:", 7) || strlen(id) != 71)
+			continue;
+		char *path = docker_image_path(id, "?noprune=0");
+		struct engine_call c = {.method = "DELETE", .path = path, .timeout_ms = 60000, .on_done = on_image_removed,
+					.arg = xstrdup(id)};
+		engine_call(driver_docker_engine(dk), &c);
+		free(path);
+	}
+	json_decref(kept);
+	json_decref(gone);
+}
+
 /* Decide on the loop from one consistent read of the store, then queue the removal. */
 static void gc_start(struct api *a, struct gc_app *g)
 {
@@ -353,6 +437,8 @@ static void gc_start(struct api *a, struct gc_app *g)
 			       ? model_code_dirs_keep(app, rels, busy, nbusy, a->conf->release_keep)
 			       : NULL;
 	free(busy);
+	if (keep)
+		prune_images(a, g->env, g->app, rels, keep);
 	json_decref(rels);
 	json_decref(app);
 	if (!keep) {

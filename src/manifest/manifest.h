@@ -110,6 +110,7 @@ struct server_conf {
 	int64_t log_rotate_bytes;   /* default 10 MiB */
 	int log_keep;               /* rotated files kept per instance, default 5 */
 	int release_keep;           /* releases per app whose code dir is kept, 1..1000, default 10 */
+	bool image_gc;              /* images: {gc:}: remove images no kept release uses (default true) */
 	/* alerts: (docs/metrics.md) */
 	char *alert_name;           /* server name in alerts; NULL = host name */
 	char **alert_webhooks;      /* server-wide webhook URLs */

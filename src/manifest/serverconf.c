@@ -24,8 +24,8 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       "release_keep", "alerts", "router", "builds", NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER, S_BUILDS };
+				       "release_keep", "alerts", "router", "builds", "images", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER, S_BUILDS, S_IMAGES };
 
 static const char *const builds_keys[] = {"profile", "output_limit", "env", "pip_find_links", "pip_index_url",
 					  "npm_registry", NULL};
@@ -163,6 +163,7 @@ static void set_defaults(struct server_conf *c)
 	c->log_rotate_bytes = 10 * MIB;
 	c->log_keep = 5;
 	c->release_keep = 10;
+	c->image_gc = true;
 	c->builds.output_limit = 64LL << 20;
 	c->alert_rate_limit_ms = 60000;
 }
@@ -508,6 +509,23 @@ static int parse_builds(const struct yctx *yc, const struct ynode *v, struct ser
 	return 0;
 }
 
+/* images: {gc: BOOL}: remove the images no kept release pins (default true). */
+static int parse_images(const struct yctx *yc, const struct ynode *v, struct server_conf *c)
+{
+	static const char *const keys[] = {"gc", NULL};
+	if (y_is_null(v))
+		return 0;
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "images", "a mapping (gc:)");
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		if (y_key_index(yc, v, i, "images", keys) < 0)
+			return -1;
+		if (y_bool(yc, v->kids[2 * i + 1], "images.gc", &c->image_gc) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_conf(const char *fname, const char *data, size_t n, struct server_conf *c,
 		      struct err *e)
 {
@@ -519,7 +537,7 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:, release_keep:, alerts:, router:, builds:)");
+				   "log_rotate:, log_keep:, release_keep:, alerts:, router:, builds:, images:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -547,6 +565,9 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_BUILDS:
 				r = parse_builds(&yc, val, &c->builds);
+				break;
+			case S_IMAGES:
+				r = parse_images(&yc, val, c);
 				break;
 			case S_LOG_KEEP:
 				r = y_int(&yc, val, "log_keep", 0, MF_MAX_LOG_KEEP, &v);

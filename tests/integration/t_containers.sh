@@ -77,12 +77,41 @@ pass "exec (exit status 4, environment) and run in the release's image"
 ctr_import localhost/t-ctr:v1 "image one $MARK" >/dev/null   # put the tag back
 run_ok "$T/scale.out" b scale web=2 --app $A
 wait_for '[ "$(running_ctrs $A | wc -l)" = 2 ] && [ "$(count_state $A)" = 2 ]' 150 || fail "scale web=2: $(running_ctrs $A)"
+# a load generator through the router while v2 rolls out and back: no request may fail
+cat >"$T/load.py" <<'PY'
+import os, sys, threading, http.client
+port, host, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ok = bad = 0; lock = threading.Lock(); errs = []
+def run():
+    global ok, bad
+    c = None
+    while not os.path.exists(stop):
+        try:
+            if c is None: c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/", headers={"Host": host}); r = c.getresponse(); r.read()
+            with lock:
+                if r.status == 200: ok += 1
+                else: bad += 1; errs.append(r.status)
+        except Exception as e:
+            with lock: bad += 1; errs.append(repr(e))
+            c = None
+ts = [threading.Thread(target=run) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(ok, bad, errs[:3])
+PY
+python3 "$T/load.py" "$RPORT" "$A.test" "$T/stop" >"$T/load.out" 2>&1 &
+LOAD=$!
 run_ok "$T/d2.out" b deploy --image localhost/t-ctr:v2 --app $A
 wait_for 'rcurl $A.test / | grep -q "image two"' 100 || fail "v2 not served"
 run_ok "$T/rb.out" b rollback --app $A
 wait_for 'rcurl $A.test / | grep -q "image one" && [ "$(running_ctrs $A | awk "{print \$3}" | sort -u | wc -l)" = 1 ] && [ "$(running_ctrs $A | wc -l)" = 2 ]' 150 ||
   fail "rollback: $(running_ctrs $A)"
-pass "scale to 2 containers, v2, rollback to the first image's content on 2 containers"
+touch "$T/stop"; wait $LOAD
+read -r OK BAD _ <"$T/load.out"
+[ "${OK:-0}" -gt 0 ] || fail "the load generator made no request: $(cat "$T/load.out")"
+assert_eq "$BAD" 0 "failed requests through the router during the container rollout and rollback ($(cat "$T/load.out"))"
+pass "scale to 2 containers, v2, rollback to the first image's content on 2 containers: $OK requests through the router, 0 failed"
 
 # --- berth.yaml: a process beside a container process with a profile, a volume, a command
 M="$T/mixed"; mkdir -p "$M"

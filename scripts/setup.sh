@@ -7,6 +7,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       python3 python3-venv curl procps iproute2
       prometheus dnsutils knot-dnsutils dnsmasq-base
       podman runc busybox-static)
+PKGS+=(docker-registry)   # tests/integration/t_registry.sh: a real registry (distribution 2.8)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

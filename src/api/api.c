@@ -212,6 +212,13 @@ static void route(struct ctx *c)
 		else if (c->nseg == 1 && method(r, "POST")) api_token_new(c);
 		else if (c->nseg == 2 && method(r, "DELETE")) api_token_delete(c, c->seg[1]);
 		else not_allowed(r);
+	} else if (is(c, 0, "registries") && c->nseg <= 2) {
+		if (need(r, c, ROLE_ADMIN) < 0)
+			return;
+		if (c->nseg == 1 && method(r, "GET")) api_registries(c);
+		else if (c->nseg == 1 && method(r, "POST")) api_registry_login(c);
+		else if (c->nseg == 2 && method(r, "DELETE")) api_registry_logout(c, c->seg[1]);
+		else not_allowed(r);
 	} else {
 		http_respond_error(r, 404, "no such API path");
 	}

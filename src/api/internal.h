@@ -104,6 +104,9 @@ void api_env_alerts(struct ctx *c);     /* GET/PUT /v1/envs/E/alerts */
 void api_tokens(struct ctx *c);
 void api_token_new(struct ctx *c);
 void api_token_delete(struct ctx *c, const char *name);
+void api_registries(struct ctx *c);                 /* registries.c (admin) */
+void api_registry_login(struct ctx *c);
+void api_registry_logout(struct ctx *c, const char *host);
 
 /* Token check: the role of the bearer token in r, or 0 when missing/unknown; who (may be
  * NULL) gets "token NAME" for records of who did what. */

@@ -333,6 +333,28 @@ static const struct verb verbs[] = {
 	 "  berth tokens\n"
 	 "  export BERTH_TOKEN=$(berth tokens create ci --role deployer)\n"
 	 "  berth tokens rm ci\n"},
+	{"registry", cmd_registry, F_CONN | F_JSON | F_HELP, G_ADMIN,
+	 "berth registry [list] [--json]\n"
+	 "berth registry login HOST [--username U] [--json]\n"
+	 "berth registry logout HOST",
+	 "Log in to or out of container registries (admin)",
+	 "Keeps the credentials the server uses to pull private container images from HOST (a\n"
+	 "registry host with an optional :PORT: ghcr.io, registry.example.com:5000, docker.io).\n"
+	 "`registry login HOST` reads the password (or access token) from stdin when stdin is\n"
+	 "not a terminal, else asks for it without echo; --username U (or -u U) names the user\n"
+	 "(asked for when stdin is a terminal). The server first checks the credentials with\n"
+	 "the registry (GET /v2/ and its token handshake, as `docker login` does; plain HTTP\n"
+	 "for localhost and 127.0.0.1 and for hosts in server.yaml registries.insecure) and\n"
+	 "stores them only if the registry accepts them, encrypted with the data dir's key. A\n"
+	 "second login to HOST replaces them.\n"
+	 "`registry list` shows the hosts, users, when and by whom, never a password.\n"
+	 "`registry logout HOST` removes HOST's credentials.\n"
+	 "\n"
+	 "Examples:\n"
+	 "  berth registry login ghcr.io --username octocat < ~/.ghcr-token\n"
+	 "  echo \"$REGISTRY_PASSWORD\" | berth registry login registry.example.com:5000 -u ci\n"
+	 "  berth registry\n"
+	 "  berth registry logout ghcr.io\n"},
 	{"server", NULL, 0, G_ADMIN,
 	 "berth server [--data DIR] [--api HOST:PORT] [--config FILE] [FLAGS]",
 	 "Run the berth daemon",
@@ -766,7 +788,7 @@ int cli_main(int argc, char **argv)
 		cli_opts_free(&o);
 		return rc;
 	}
-	if (v->fn == cmd_run || v->fn == cmd_exec
+	if (v->fn == cmd_run || v->fn == cmd_exec || v->fn == cmd_registry   /* registry: --username */
 		    ? parse_command_line(v, argc - vi - 1, argv + vi + 1, &o, &e)
 		    : cli_parse_flags(argc - vi - 1, argv + vi + 1, v->flags, false, &o, NULL, &e)) {
 		cli_opts_free(&o);

@@ -31,6 +31,7 @@ int cmd_stop(struct cli_opts *o);
 int cmd_start(struct cli_opts *o);
 int cmd_volumes(struct cli_opts *o);
 int cmd_tokens(struct cli_opts *o);
+int cmd_registry(struct cli_opts *o);
 int cmd_routes(struct cli_opts *o);
 int cmd_maintenance(struct cli_opts *o);
 int cmd_cron(struct cli_opts *o);

@@ -1,6 +1,6 @@
 /* serverconf: the operator's server.yaml (resource profiles, upload and log limits, how many
- * releases keep their code, alerts, the HTTP router's settings) on top of built-in defaults,
- * and parse_size for the "512M"-style sizes it and the CLI use.
+ * releases keep their code, alerts, the HTTP router's settings, insecure registries) on top
+ * of built-in defaults, and parse_size for the "512M"-style sizes it and the CLI use.
  * A profile written in the file replaces the built-in of the same name as a whole (fields it
  * leaves out mean "no limit", cpu_weight 100); new names are added. router.error_pages is
  * checked against the file system when the file is read (it must be an existing directory).
@@ -24,8 +24,9 @@ static const struct profile builtin_profiles[] = {
 };
 
 static const char *const top_keys[] = {"profiles", "upload_limit", "log_rotate", "log_keep",
-				       "release_keep", "alerts", "router", "builds", "images", NULL};
-enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER, S_BUILDS, S_IMAGES };
+				       "release_keep", "alerts", "router", "builds", "registries", "images", NULL};
+enum { S_PROFILES, S_UPLOAD_LIMIT, S_LOG_ROTATE, S_LOG_KEEP, S_RELEASE_KEEP, S_ALERTS, S_ROUTER, S_BUILDS,
+       S_REGISTRIES, S_IMAGES };
 
 static const char *const builds_keys[] = {"profile", "output_limit", "env", "pip_find_links", "pip_index_url",
 					  "npm_registry", NULL};
@@ -139,6 +140,9 @@ void server_conf_free(struct server_conf *c)
 	for (size_t i = 0; i < c->builds.nenv; i++)
 		free(c->builds.env[i]);
 	free(c->builds.env);
+	for (size_t i = 0; i < c->nregistry_insecure; i++)
+		free(c->registry_insecure[i]);
+	free(c->registry_insecure);
 	memset(c, 0, sizeof *c);
 }
 
@@ -509,6 +513,48 @@ static int parse_builds(const struct yctx *yc, const struct ynode *v, struct ser
 	return 0;
 }
 
+/* registries: {insecure: [HOST[:PORT], ...]}: at most 64 hosts of letters, digits, '.', '-',
+ * ':' and brackets (the full check of a host is the registry module's; a host that is not
+ * valid simply never matches), kept lower-cased. */
+static int parse_registries(const struct yctx *yc, const struct ynode *v, struct server_conf *c)
+{
+	static const char *const keys[] = {"insecure", NULL};
+	static const char what[] = "a list of registry hosts (reg.lan:5000)";
+	if (y_is_null(v))
+		return 0;
+	if (v->type != YN_MAP)
+		return y_expected(yc, v, "registries", "a mapping (insecure:)");
+	for (size_t i = 0; i < y_map_len(v); i++) {
+		if (y_key_index(yc, v, i, "registries", keys) < 0)
+			return -1;
+		const struct ynode *list = v->kids[2 * i + 1];
+		if (y_is_null(list))
+			continue;
+		if (list->type != YN_SEQ || list->nkids > 64)
+			return y_expected(yc, list, "registries.insecure", "a list of at most 64 registry hosts");
+		for (size_t j = 0; j < list->nkids; j++) {
+			char *h;
+			if (y_string(yc, list->kids[j], "registries.insecure", what, false, &h) < 0)
+				return -1;
+			bool bad = strlen(h) > 261;
+			for (char *p = h; !bad && *p; p++) {
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p - 'A' + 'a');
+				bad = !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+					strchr(".-:[]", *p));
+			}
+			if (bad) {
+				free(h);
+				return y_expected(yc, list->kids[j], "registries.insecure", what);
+			}
+			c->registry_insecure = xrealloc(c->registry_insecure,
+							(c->nregistry_insecure + 1) * sizeof *c->registry_insecure);
+			c->registry_insecure[c->nregistry_insecure++] = h;
+		}
+	}
+	return 0;
+}
+
 /* images: {gc: BOOL}: remove the images no kept release pins (default true). */
 static int parse_images(const struct yctx *yc, const struct ynode *v, struct server_conf *c)
 {
@@ -537,7 +583,8 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 	if (!y_is_null(root)) {
 		if (root->type != YN_MAP) {
 			y_expected(&yc, root, "top level", "a mapping (profiles:, upload_limit:, "
-				   "log_rotate:, log_keep:, release_keep:, alerts:, router:, builds:, images:)");
+				   "log_rotate:, log_keep:, release_keep:, alerts:, router:, builds:, "
+				   "registries:, images:)");
 			goto out;
 		}
 		for (size_t i = 0; i < y_map_len(root); i++) {
@@ -565,6 +612,9 @@ static int parse_conf(const char *fname, const char *data, size_t n, struct serv
 				break;
 			case S_BUILDS:
 				r = parse_builds(&yc, val, &c->builds);
+				break;
+			case S_REGISTRIES:
+				r = parse_registries(&yc, val, c);
 				break;
 			case S_IMAGES:
 				r = parse_images(&yc, val, c);

@@ -15,6 +15,7 @@ char *model_release_key(const char *env, const char *app, int version)
 	return xasprintf("/envs/%s/apps/%s/releases/%010d", env, app, version);
 }
 char *model_token_key(const char *name) { return xasprintf("/auth/tokens/%s", name); }
+char *model_registry_key(const char *host) { return xasprintf(MODEL_REGISTRY_PREFIX "%s", host); }
 char *model_cron_key(const char *env, const char *app, const char *job)
 {
 	return xasprintf("/envs/%s/apps/%s/cron/%s", env, app, job);

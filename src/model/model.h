@@ -10,6 +10,9 @@
  *                                            schedule it was handled for), "last_start",
  *                                            "last_duration_ms", "last_result", "last_ok"}
  *   /auth/tokens/<name>                      {"name","role","hash","created_at"}
+ *   /registries/<host>                       {"host","username","sealed_password"
+ *                                            (util/secret.h, context "registry:<host>"),
+ *                                            "added_at","added_by"}
  * App document: {"env","name","created_at","release":N (live, 0 = none),"target":M (rolling
  * out, 0 = none),"state":"running"|"stopped","formation":{P:n},"gens":{P:g},"next_version":K}.
  * Both the API (writes) and the reconciler (reads, and records rollout outcomes) use this;
@@ -28,6 +31,8 @@ char *model_app_key(const char *env, const char *app);
 char *model_releases_prefix(const char *env, const char *app);
 char *model_release_key(const char *env, const char *app, int version);
 char *model_token_key(const char *name);
+char *model_registry_key(const char *host);                           /* MODEL_REGISTRY_PREFIX + host */
+#define MODEL_REGISTRY_PREFIX "/registries/"
 char *model_cron_key(const char *env, const char *app, const char *job);
 
 /* Read key as a JSON object: the document (new reference) and its mod_rev, NULL when the key

@@ -950,7 +950,7 @@ static void test_server_conf_file(void **state)
 		{"release_keep: [3]\n", ":1:15: release_keep: expected an integer from 1 to 1000, "
 		 "got a list"},
 		{"upload: 1G\n", ":1:1: unknown key \"upload\" at top level (expected one of profiles, "
-		 "upload_limit, log_rotate, log_keep, release_keep, alerts, router, builds, images)"},
+		 "upload_limit, log_rotate, log_keep, release_keep, alerts, router, builds, registries, images)"},
 		{"profiles: [\n", ":2:1: YAML syntax error: did not find expected node content (while "
 		 "parsing a flow node that starts on line 2)"},
 	};

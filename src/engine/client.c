@@ -30,6 +30,7 @@
 #include "util/buf.h"
 
 #define STREAM_QUEUE_MAX (1u << 20)   /* streamed bytes waiting for the loop before a pause */
+#define DELIVER_MAX 256                /* events delivered in one turn of the loop */
 #define CONNECT_TIMEOUT_MS 10000
 #define API_MIN_MINOR 24              /* 1.24: the oldest API berth will talk to */
 
@@ -87,6 +88,7 @@ struct engine_req {
 	curl_off_t file_size;
 	struct buf resp;              /* the buffered body */
 	bool too_big;
+	bool checked_status, stream_error;   /* a streamed call answered with an error status */
 	int read_errno;               /* reading the body file failed */
 	bool x_cancel, x_resume;      /* taken from the shared flags under mu */
 	char errbuf[CURL_ERROR_SIZE];
@@ -109,7 +111,14 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct engine_req *r = arg;
 	size_t n = size * nmemb;
-	if (!r->on_data) {
+	if (r->on_data && !r->checked_status) {
+		/* an error answer to a streamed call is the engine's message: keep it for on_done */
+		long status = 0;
+		curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+		r->stream_error = status < 200 || status > 299;
+		r->checked_status = true;
+	}
+	if (!r->on_data || r->stream_error) {
 		if (r->resp.len + n > ENGINE_BODY_MAX) {
 			r->too_big = true;
 			return 0;
@@ -247,6 +256,7 @@ static char *transfer_error(struct engine *en, struct engine_req *r, CURLcode rc
 	case CURLE_SEND_ERROR:
 		return xasprintf("the engine at %s broke off the connection: %s", en->sock, detail);
 	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL:   /* "Received HTTP/0.9 when not allowed" */
 		return xasprintf("the engine at %s answered something that is not HTTP: %s", en->sock, detail);
 	default:
 		return xasprintf("the engine at %s: %s", en->sock, detail);
@@ -463,14 +473,20 @@ static void loop_release(struct engine *en, struct engine_req *r)
 }
 
 /* Deliver queued events one at a time: a callback may cancel any request (its events leave
- * the queue at once) or free the engine (delivery stops). */
+ * the queue at once) or free the engine (delivery stops). A busy stream does not hold the
+ * loop: after DELIVER_MAX events the rest waits for the loop's next turn. */
 static void on_async(uv_async_t *a)
 {
 	struct engine *en = a->data;
-	while (!en->closing) {
+	for (int delivered = 0; !en->closing; delivered++) {
 		bool poke = false;
 		pthread_mutex_lock(&en->mu);
 		struct ev *ev = en->evs;
+		if (ev && delivered == DELIVER_MAX) {
+			pthread_mutex_unlock(&en->mu);
+			uv_async_send(a);
+			break;
+		}
 		if (!ev) {
 			pthread_mutex_unlock(&en->mu);
 			break;
@@ -496,8 +512,7 @@ static void on_async(uv_async_t *a)
 		if (!ev->done) {
 			r->on_data(r->arg, ev->data, ev->n);
 		} else if (r->on_done) {
-			struct engine_resp resp = {r->status, r->on_data ? "" : buf_str(&r->resp),
-						   r->on_data ? 0 : r->resp.len, r->error};
+			struct engine_resp resp = {r->status, buf_str(&r->resp), r->resp.len, r->error};
 			r->on_done(r->arg, &resp);
 		}
 		en->delivering = NULL;
@@ -691,8 +706,15 @@ void engine_free(struct engine *en)
 	pthread_join(en->thread, NULL);
 	curl_multi_cleanup(en->multi);
 	en->multi = NULL;
-	/* Every request was cancelled, so the engine thread queued nothing more; a request whose
-	 * callback is running now (engine_free from inside it) is let go when it returns. */
+	/* Every request was cancelled, so the engine thread queued nothing more (the queue is
+	 * empty; emptied again all the same); a request whose callback is running now (engine_free
+	 * from inside it) is let go when it returns. */
+	while (en->evs) {
+		struct ev *ev = en->evs;
+		en->evs = ev->next;
+		free(ev);
+	}
+	en->evs_tail = &en->evs;
 	uv_close((uv_handle_t *)en->async, on_closed);
 }
 
@@ -811,7 +833,9 @@ int engine_ping_sync(struct engine *en, int64_t timeout_ms, struct err *e)
 			en->sock, r.status, shown);
 		goto out;
 	}
-	if (r.apiver[0]) {
+	char version[sizeof en->version];
+	snprintf(version, sizeof version, "%s", ENGINE_API_VERSION);
+	if (r.apiver[0]) {   /* an engine that does not say speaks the newest we know */
 		int minor = api_minor(r.apiver);
 		if (minor < 0) {
 			err_set(e, ERR_UNAVAILABLE, "the engine at %s reports a malformed API version '%s'", en->sock,
@@ -824,10 +848,9 @@ int engine_ping_sync(struct engine *en, int64_t timeout_ms, struct err *e)
 			goto out;
 		}
 		if (minor < api_minor(ENGINE_API_VERSION))
-			snprintf(en->version, sizeof en->version, "1.%d", minor);
-		else
-			snprintf(en->version, sizeof en->version, "%s", ENGINE_API_VERSION);
+			snprintf(version, sizeof version, "1.%d", minor);
 	}
+	memcpy(en->version, version, sizeof version);
 	rc = 0;
 out:
 	sync_done(&r);

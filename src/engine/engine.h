@@ -33,17 +33,20 @@ void engine_free(struct engine *en);
 const char *engine_host(const struct engine *en);
 
 /* Blocking (for start-up and tests, never on a serving loop): GET /_ping, then use
- * min(the engine's Api-Version, 1.41) for every later call. Fails with a clear message when
- * the socket is missing, refuses, times out, or answers something that is not an engine. */
+ * min(the engine's Api-Version, 1.41) for every later call (1.41 when it sends none). Fails
+ * (ERR_UNAVAILABLE) with a clear message when the socket is missing, refuses, times out,
+ * answers something that is not an engine, or speaks an API older than 1.24. */
 int engine_ping_sync(struct engine *en, int64_t timeout_ms, struct err *e);
 const char *engine_api_version(const struct engine *en);   /* "1.41" until negotiated */
 
 struct engine_resp {
 	long status;          /* HTTP status; 0 when the transfer failed */
-	const char *body;     /* buffered body (NUL-terminated), or "" for a streamed call */
+	const char *body;     /* buffered body (NUL-terminated; a log body may hold NULs: use
+	                       * len), or "" for a streamed call that succeeded */
 	size_t len;
 	const char *error;    /* transport failure ("cannot connect to the engine at /p: No such
-	                       * file or directory", "timed out after 30000 ms"), else NULL */
+	                       * file or directory", "timed out after 30000 ms", "the engine's
+	                       * answer is larger than 16 MiB"), else NULL */
 };
 typedef void (*engine_done_fn)(void *arg, const struct engine_resp *r);
 typedef void (*engine_data_fn)(void *arg, const char *data, size_t n);
@@ -59,7 +62,9 @@ struct engine_call {
 	                               * a file that cannot be read fails the call (r->error) */
 	const char *const *headers;   /* extra "Name: value" lines, NULL-terminated, or NULL */
 	int64_t timeout_ms;           /* whole transfer; 0: none (a followed stream) */
-	engine_data_fn on_data;       /* NULL: buffer the body; else each chunk, as it arrives */
+	engine_data_fn on_data;       /* NULL: buffer the body; else each chunk, as it arrives (but
+	                               * an answer whose status is not 2xx is buffered for on_done:
+	                               * it is the engine's error message, not the stream) */
 	engine_done_fn on_done;       /* exactly once, unless cancelled */
 	void *arg;
 };
@@ -71,7 +76,9 @@ struct engine_req *engine_call(struct engine *en, const struct engine_call *c);
  * its own callbacks). Not after its on_done returned: the request is gone by then. */
 void engine_cancel(struct engine_req *r);
 
-/* Blocking call (start-up and tests): status and the buffered body (caller frees *out). */
+/* Blocking call on the calling thread (start-up and tests): status and the buffered body
+ * (NUL-terminated; caller frees *out; out and outlen may be NULL). -1 (ERR_UNAVAILABLE,
+ * "METHOD PATH: why") only when the transfer failed: an error status is an answer. */
 int engine_call_sync(struct engine *en, const char *method, const char *path, const char *body,
 		     int64_t timeout_ms, long *status, char **out, size_t *outlen, struct err *e);
 
@@ -110,9 +117,10 @@ void engine_demux_feed(struct engine_demux *d, const char *data, size_t n);
 void engine_demux_finish(struct engine_demux *d);
 
 /* JSON-lines progress (pull, build, push): fn gets each message as a line of text a person
- * can read ("Pulling fs layer abc123", "Step 2/5 : RUN make"), and the stream's end result:
- * an error message if one came ({"error": ...} arrives with status 200), the built image's
- * id (aux.ID) if one came. */
+ * can read ("Pulling fs layer abc123", "Step 2/5 : RUN make"; under 4 KiB, never empty; a
+ * line that is not JSON is given as it is), and the stream's end result: an error message if
+ * one came ({"error": ...} arrives with status 200; it is not given to fn), the built image's
+ * id if one came (aux.ID, else "Successfully built X", else podman's bare 64-hex id line). */
 typedef void (*engine_progress_fn)(void *arg, const char *text);
 struct engine_jstream {
 	engine_progress_fn fn;
@@ -153,7 +161,8 @@ void engine_container_free(struct engine_container *c);
  * Owned; free with engine_image_free. */
 struct engine_image {
 	char *id;
-	char *repo_digest;            /* NULL when the image has none (built or imported locally) */
+	char *repo_digest;            /* NULL when the image has none (Docker: built or imported
+	                               * locally; podman gives those a digest too) */
 	json_t *config;               /* the "Config" object, owned (may be an empty object) */
 	int64_t size;
 };

@@ -410,7 +410,7 @@ void engine_jstream_feed(struct engine_jstream *j, const char *data, size_t n)
 			j->overflow = true;
 			j->skipping = true;
 			j->len = 0;
-		} else {
+		} else if (k) {
 			if (j->cap < j->len + k) {
 				size_t cap = j->cap ? j->cap : 4096;
 				while (cap < j->len + k)

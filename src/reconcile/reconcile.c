@@ -7,6 +7,8 @@
  * The other rooms are listed in internal.h. Writes the store only through app_update()
  * (rollout.c); reaches processes only through the supervisor and the one-offs. */
 #include "reconcile/internal.h"
+#include "driver/docker.h"
+#include "registry/registry.h"
 #include "reconcile/plan.h"
 #include "model/model.h"
 #include "supervise/supervise.h"
@@ -698,6 +700,19 @@ struct cron_sched_set *reconciler_cron(struct reconciler *rc)
 
 /* ---- life ---- */
 
+/* Registry credentials for the docker driver's pulls (berth registry login). */
+static int registry_auth(void *arg, const char *ref, char **out)
+{
+	struct reconciler *rc = arg;
+	struct err e = ERR_INIT;
+	if (registry_auth_for(rc->st, rc->data_dir, ref, out, &e) < 0) {
+		log_warn("pulling %s without credentials: %s", ref, e.msg);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct drivers *drivers,
 				  struct logs *logs, struct endpoints *eps, const struct server_conf *conf,
 				  const char *data_dir, const char *owner_tag)
@@ -712,6 +727,9 @@ struct reconciler *reconciler_new(uv_loop_t *loop, struct store *st, struct driv
 	rc->drivers = drivers;
 	rc->owner_tag = xstrdup(owner_tag);
 	rc->sv = supervisor_new(loop, drivers, logs, eps, owner_tag, on_sv_event, rc);
+	struct driver *dk = drivers_get(drivers, "docker");
+	if (dk)
+		driver_docker_set_auth(dk, registry_auth, rc);
 	rc->oneoffs = oneoffs_new(loop, drivers, logs, owner_tag);
 	rc->cron = cron_sched_new(loop, st, cron_start, rc);
 	uv_timer_init(loop, &rc->kick);

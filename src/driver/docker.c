@@ -89,6 +89,7 @@ struct driver_proc {
 	int cursor_fd;
 	int64_t cur_sec;
 	int cur_count;
+	bool cursor_dirty;
 	int64_t skip_sec;            /* lines of an earlier run up to here were written already */
 	int skip_count;
 	uv_timer_t drain;
@@ -224,8 +225,16 @@ static void cursor_note(struct driver_proc *p, int64_t sec)
 		p->cur_sec = sec;
 		p->cur_count = 1;
 	}
-	if (p->cursor_fd < 0)
+	p->cursor_dirty = true;
+}
+
+/* Written once per chunk of the log stream, after its lines went to the log file: a server
+ * killed in between repeats at most the lines of that one chunk. */
+static void cursor_flush(struct driver_proc *p)
+{
+	if (p->cursor_fd < 0 || !p->cursor_dirty)
 		return;
+	p->cursor_dirty = false;
 	char b[48];
 	int n = snprintf(b, sizeof b, "%020lld %010d\n", (long long)p->cur_sec, p->cur_count);
 	if (pwrite(p->cursor_fd, b, (size_t)n, 0) < 0)
@@ -395,6 +404,7 @@ static void on_logs_data(void *arg, const char *data, size_t n)
 {
 	struct driver_proc *p = arg;
 	engine_demux_feed(&p->demux, data, n);
+	cursor_flush(p);
 }
 
 static void on_logs_done(void *arg, const struct engine_resp *r)

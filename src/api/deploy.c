@@ -10,11 +10,15 @@
  * records release vN and makes it the rollout target; a deploy that finds another rollout of
  * the app in progress waits for it and says so. Old code directories are pruned afterwards
  * (gc.c; a deploy in flight holds that off). The client may leave at any point: the deploy
- * goes on. */
+ * goes on. An app with a dockerfile (berth.yaml's, or a Dockerfile beside no berth.yaml) is
+ * built by the container engine instead (driver/build_image.c): the code directory, packed
+ * again, is the build's context, the image is tagged berth/ENV/APP:vN and every process that
+ * names no image of its own runs it, pinned by id. */
 #include "api/internal.h"
 #include "archive/archive.h"
 #include "build/build.h"
 #include "driver/docker.h"
+#include "logs/logs.h"
 #include "model/model.h"
 #include "oneoff/oneoff.h"
 #include "util/timeutil.h"
@@ -68,6 +72,12 @@ struct deploy {
 	json_t *images;         /* the release's pinned images: {process: {"ref","id","digest"}} */
 	size_t pin_next;        /* the next process whose image pin_images resolves */
 	int64_t pull_lines;
+	/* an image built from the manifest's dockerfile */
+	char *context;          /* the code directory packed (tar.gz in DATA/tmp), owned, removed */
+	struct docker_build *ibuild;
+	struct log_sink *build_log; /* its output in the logs, as process `build` */
+	char *built_tag, *built_id;
+	int64_t build_started_us;
 };
 
 static int hash_file(const char *path, char out[65], struct err *e)
@@ -112,6 +122,24 @@ static void built_dir_name(struct deploy *d)
 	snprintf(d->dir, sizeof d->dir, "code-%.16s-%.8s", d->sha, hex);
 }
 
+/* Work queue: the code directory packed again (its ignore rules as the CLI applies them) as
+ * the engine build's context, a file in DATA/tmp (which the server empties at start). */
+static void pack_context(struct deploy *d, const char *dir)
+{
+	struct buf tgz = BUF_INIT;
+	if (archive_pack_dir(dir, &tgz, d->api->conf->upload_limit_bytes * 8, NULL, &d->e) < 0) {
+		err_prefix(&d->e, "packing the uploaded directory as the build's context");
+		buf_free(&tgz);
+		return;
+	}
+	d->context = xasprintf("%s/context-%.16s-%08x.tar.gz", d->api->tmp_dir, d->sha, randombytes_random());
+	if (fs_write_atomic(d->context, tgz.p ? tgz.p : "", tgz.len, 0600, &d->e) < 0) {
+		free(d->context);
+		d->context = NULL;
+	}
+	buf_free(&tgz);
+}
+
 static void deploy_work(uv_work_t *w)
 {
 	struct deploy *d = w->data;
@@ -124,8 +152,11 @@ static void deploy_work(uv_work_t *w)
 	if (fs_exists(final)) {
 		/* Same code as an earlier release that needed no build: complete (renamed into place). */
 		d->e.code = 0;
-		if (manifest_load_dir(final, &d->m, &d->e) == 0)
+		if (manifest_load_dir(final, &d->m, &d->e) == 0) {
 			d->have_manifest = true;
+			if (d->m.dockerfile)
+				pack_context(d, final);
+		}
 		free(final);
 		return;
 	}
@@ -145,7 +176,9 @@ static void deploy_work(uv_work_t *w)
 		return;
 	}
 	d->have_manifest = true;
-	if (build_plan_make(d->tmp_dir, &d->m, d->cache_root, d->no_cache, &d->plan, &d->e) < 0) {
+	/* An image build needs no builder: the Dockerfile's steps are the build. */
+	if (!d->m.dockerfile &&
+	    build_plan_make(d->tmp_dir, &d->m, d->cache_root, d->no_cache, &d->plan, &d->e) < 0) {
 		if (!d->e.code || d->e.code == ERR_INTERNAL)
 			d->e.code = ERR_INVALID;
 		d->have_manifest = false;
@@ -166,14 +199,19 @@ static void deploy_work(uv_work_t *w)
 		free(final);
 		return;
 	}
+	bool moved = true;
 	if (rename(d->tmp_dir, final) < 0) {
-		if (errno == ENOTEMPTY || errno == EEXIST)
+		if (errno == ENOTEMPTY || errno == EEXIST) {
 			fs_rm_rf(d->tmp_dir, NULL);   /* a concurrent identical upload won */
-		else
+		} else {
 			err_errno(&d->e, errno, "move release code into %s", final);
+			moved = false;
+		}
 	} else {
 		fs_fsync_dir(d->app_dir);
 	}
+	if (moved && d->m.dockerfile)
+		pack_context(d, final);
 	free(final);
 }
 
@@ -215,7 +253,7 @@ static void builds_next(struct api *a, const char *env, const char *app)
 	for (struct deploy *q = a->builds; q; q = q->next_build) {
 		if (strcmp(q->env, env) || strcmp(q->app, app))
 			continue;
-		if (q->job)
+		if (q->job || q->ibuild)
 			return;        /* one is running */
 		struct err e = ERR_INIT;
 		if (start_build(q, &e) < 0)
@@ -246,6 +284,14 @@ static void deploy_free(struct deploy *d)
 	manifest_free(&d->m);
 	build_plan_free(&d->plan);
 	docker_resolve_cancel(d->resolve);
+	docker_build_cancel(d->ibuild);
+	logs_sink_close(d->build_log);
+	if (d->context) {
+		unlink(d->context);
+		free(d->context);
+	}
+	free(d->built_tag);
+	free(d->built_id);
 	free(d->image);
 	free(d->pull);
 	free(d->process);
@@ -262,7 +308,7 @@ static void deploy_abort(struct http_req *r, void *arg)
 {
 	struct deploy *d = arg;
 	d->c = NULL;
-	if (d->done && !d->job && !d->waiter && !d->in_builds && !d->resolve)
+	if (d->done && !d->job && !d->ibuild && !d->waiter && !d->in_builds && !d->resolve)
 		deploy_free(d);
 }
 
@@ -336,6 +382,10 @@ static void commit_release(struct deploy *d)
 		}
 		json_object_set_new(b, "duration_ms", json_integer(d->build_ms));
 		json_object_set_new(f, "build", b);
+	} else if (d->built_id) {
+		json_object_set_new(f, "build", json_pack("{s:s, s:s, s:s, s:s, s:I}", "builder", "dockerfile", "dockerfile",
+							 d->m.dockerfile, "image", d->built_tag, "id", d->built_id,
+							 "duration_ms", (json_int_t)d->build_ms));
 	}
 	int v = api_release_create(a, d->env, d->app, f, &e);
 	json_decref(f);
@@ -406,6 +456,21 @@ static void on_build_line(void *arg, int stream, const char *text)
 	free(msg);
 }
 
+/* What a failed build leaves running, for its message: "; v3 keeps running", or why nothing. */
+static void live_note(struct deploy *d, char *after, size_t n)
+{
+	struct err ae = ERR_INIT;
+	json_t *app = api_app_doc(d->api, d->env, d->app, NULL, &ae);
+	int live = model_json_int(app, "release", 0);
+	json_decref(app);
+	if (!app && d->app_existed)
+		snprintf(after, n, "; the app was deleted meanwhile");
+	else if (live)
+		snprintf(after, n, "; v%d keeps running", live);
+	else
+		snprintf(after, n, " (the app has no release yet)");
+}
+
 static void on_build_exit(void *arg, const struct oneoff_result *r)
 {
 	struct deploy *d = arg;
@@ -418,19 +483,8 @@ static void on_build_exit(void *arg, const struct oneoff_result *r)
 	bool ok = !r->signal && r->status == 0 && !r->timed_out && !r->too_much_output && !d->cancelled;
 	if (!ok) {
 		struct err e = ERR_INIT;
-		struct err ae = ERR_INIT;
-		json_t *app = api_app_doc(d->api, d->env, d->app, NULL, &ae);
-		int live = model_json_int(app, "release", 0);
-		json_decref(app);
 		char after[120];
-		if (!app && d->app_existed)
-			snprintf(after, sizeof after, "; the app was deleted meanwhile");
-		else if (!app)
-			snprintf(after, sizeof after, " (the app has no release yet)");
-		else if (live)
-			snprintf(after, sizeof after, "; v%d keeps running", live);
-		else
-			snprintf(after, sizeof after, " (the app has no release yet)");
+		live_note(d, after, sizeof after);
 		if (d->cancelled)
 			err_set(&e, ERR_CONFLICT, "the deploy was cancelled during its build%s", after);
 		else
@@ -497,6 +551,8 @@ static char **build_env(struct deploy *d)
 	return envp_detach(&out);
 }
 
+static int start_image_build(struct deploy *d, struct err *e);
+
 static int start_build(struct deploy *d, struct err *e)
 {
 	if (!d->in_builds) {
@@ -514,6 +570,8 @@ static int start_build(struct deploy *d, struct err *e)
 			return 0;
 		}
 	}
+	if (d->m.dockerfile)
+		return start_image_build(d, e);
 	const struct server_build_conf *bc = &d->api->conf->builds;
 	const char *pname = bc->profile ? bc->profile : "large";
 	const struct profile *prof = *pname ? server_conf_profile(d->api->conf, pname) : NULL;
@@ -577,7 +635,7 @@ static void deploy_after(uv_work_t *w, int status)
 		snprintf(msg, sizeof msg, "build: reusing the build of an identical upload (%s)", d->plan.builder);
 		deploy_event(d, json_pack("{s:s, s:s}", "event", "build", "message", msg));
 	}
-	if (d->build) {
+	if (d->build || d->m.dockerfile) {
 		if (start_build(d, &e) < 0) {
 			hide_path(&e, d->tmp_dir, "the uploaded directory");
 			deploy_fail(d, &e, NULL);
@@ -585,6 +643,123 @@ static void deploy_after(uv_work_t *w, int status)
 		return;
 	}
 	pin_images(d);
+}
+
+/* ---- an image built from a dockerfile ---- */
+
+static void build_log_line(struct deploy *d, int stream, const char *text)
+{
+	if (!d->build_log)
+		return;
+	char *line = xasprintf("%s\n", text);
+	logs_sink_write(d->build_log, stream, line, strlen(line));
+	free(line);
+}
+
+static void on_image_line(void *arg, const char *text)
+{
+	struct deploy *d = arg;
+	build_log_line(d, 1, text);
+	on_build_line(d, 1, text);
+}
+
+/* The build ended without an image (error NULL: cancelled): the deploy fails, nothing else
+ * changes. Frees d. */
+static void image_build_failed(struct deploy *d, const char *error, json_t *lines)
+{
+	d->ibuild = NULL;
+	if (d->in_builds) {
+		builds_unlink(d);
+		builds_next(d->api, d->env, d->app);
+	}
+	char after[120];
+	live_note(d, after, sizeof after);
+	struct err e = ERR_INIT;
+	if (d->cancelled || !error)
+		err_set(&e, ERR_CONFLICT, "the deploy was cancelled during its build%s", after);
+	else
+		err_set(&e, ERR_INVALID, "build failed (%s): %s%s", d->m.dockerfile, error, after);
+	hide_path(&e, d->context, "the build's context");
+	char *sys = xasprintf("berth: build ended: %s", e.msg);
+	build_log_line(d, LOGS_STREAM_BERTH, sys);
+	free(sys);
+	deploy_fail(d, &e, lines);
+}
+
+static void on_image_built(void *arg, const char *tag, const char *id, const char *error, json_t *lines)
+{
+	struct deploy *d = arg;
+	d->ibuild = NULL;
+	d->build_ms = (time_now_us() - d->build_started_us) / 1000;
+	if (!id) {
+		image_build_failed(d, error ? error : "the engine named no image", lines);
+		return;
+	}
+	if (d->in_builds) {
+		builds_unlink(d);
+		builds_next(d->api, d->env, d->app);
+	}
+	d->built_id = xstrdup(id);
+	char msg[400];
+	snprintf(msg, sizeof msg, "built %s (%.19s) in %lld ms", tag, id, (long long)d->build_ms);
+	build_log_line(d, LOGS_STREAM_BERTH, msg);
+	logs_sink_close(d->build_log);
+	d->build_log = NULL;
+	deploy_event(d, json_pack("{s:s, s:s, s:s}", "event", "build", "message", msg, "image", id));
+	/* Every process that names no image runs this one; pin_images resolves the others. */
+	if (!d->images)
+		d->images = json_object();
+	for (size_t k = 0; k < d->m.nprocs; k++)
+		if (manifest_process_built(&d->m, &d->m.procs[k]))
+			json_object_set_new(d->images, d->m.procs[k].name, json_pack("{s:s, s:s}", "ref", tag, "id", id));
+	pin_images(d);
+}
+
+/* Build the image of the manifest's dockerfile through the engine, tagged berth/ENV/APP:vN
+ * with N the version the release will most likely get (a label: the release pins the id). */
+static int start_image_build(struct deploy *d, struct err *e)
+{
+	struct driver *dk = reconciler_driver(d->api->rc, "docker");
+	if (!dk && d->m.source && !strcmp(d->m.source, "berth.yaml"))
+		return err_set(e, ERR_CONFLICT, "berth.yaml: dockerfile: %s: this server has no container engine to "
+			       "build it: start it with --docker-host unix:///PATH (or DOCKER_HOST)", d->m.dockerfile);
+	if (!dk)
+		return err_set(e, ERR_CONFLICT, "%s: without a berth.yaml an app with a %s is built into an image, and "
+			       "this server has no container engine: start it with --docker-host unix:///PATH (or "
+			       "DOCKER_HOST), or add a berth.yaml (without dockerfile:) to run the processes on the host",
+			       d->m.dockerfile, d->m.dockerfile);
+	if (!d->context)
+		return err_set(e, ERR_INTERNAL, "the build's context was not packed");
+	struct err ae = ERR_INIT;
+	json_t *app = api_app_doc(d->api, d->env, d->app, NULL, &ae);
+	int next = model_json_int(app, "next_version", 1);
+	json_decref(app);
+	free(d->built_tag);
+	d->built_tag = xasprintf("berth/%s/%s:v%d", d->env, d->app, next);
+	char msg[400];
+	snprintf(msg, sizeof msg, "building %s from %s with the container engine%s", d->built_tag, d->m.dockerfile,
+		 d->no_cache ? " (--no-cache)" : "");
+	deploy_event(d, json_pack("{s:s, s:s, s:s}", "event", "build", "message", msg, "builder", "dockerfile"));
+	struct err le = ERR_INIT;
+	logs_sink_close(d->build_log);
+	d->build_log = logs_sink_open(d->api->logs, d->env, d->app, "build", 1, 0, &le);
+	if (!d->build_log)
+		log_warn("%s/%s: the build's output is not kept in the logs: %s", d->env, d->app, le.msg);
+	char *sys = xasprintf("berth: %s", msg);
+	build_log_line(d, LOGS_STREAM_BERTH, sys);
+	free(sys);
+	const struct server_build_conf *bc = &d->api->conf->builds;
+	struct docker_build_spec spec = {
+		.context = d->context, .dockerfile = d->m.dockerfile, .tag = d->built_tag,
+		.pull = d->pull && !strcmp(d->pull, "always"), .no_cache = d->no_cache,
+		.timeout_ms = d->m.build_timeout_ms > 0 ? d->m.build_timeout_ms : 600000,
+		.output_limit = bc->output_limit,
+	};
+	d->build_started_us = time_now_us();
+	d->ibuild = docker_build(dk, &spec, on_image_line, on_image_built, d);
+	if (!d->ibuild)
+		return err_set(e, ERR_UNAVAILABLE, "the container engine is shutting down");
+	return 0;
 }
 
 int api_deploy_cancel(struct api *a, const char *env, const char *app)
@@ -598,6 +773,11 @@ int api_deploy_cancel(struct api *a, const char *env, const char *app)
 		d->cancelled = true;
 		if (d->job) {
 			oneoff_stop(d->job, 0);          /* on_build_exit reports it */
+		} else if (d->ibuild) {
+			docker_build_cancel(d->ibuild);  /* the engine stops the build */
+			d->ibuild = NULL;
+			image_build_failed(d, NULL, NULL);
+			next = a->builds;                /* the list changed under us: look again */
 		} else {
 			struct err e = ERR_INIT;
 			err_set(&e, ERR_CONFLICT, "the deploy was cancelled before its build started");

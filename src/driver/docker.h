@@ -6,6 +6,8 @@
 #define BERTH_DRIVER_DOCKER_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 #include "driver/driver.h"
 
@@ -44,6 +46,32 @@ void hijack_free(struct hijack *h);
 /* The parser of the answer's head, for the fuzzer: the status code of a complete head in
  * data[0..n) and its length in *head_len; 0 when incomplete, -1 when malformed. */
 int hijack_parse_head(const char *data, size_t n, size_t *head_len);
+
+/* Deploy time: build an image through the engine (build_image.c). The context is a tar (gzip
+ * allowed) of the app directory; the engine's output is said line by line (line may be NULL);
+ * done gets the tag, and the built image's id or an error naming what failed, and the build's
+ * lines for a report (all when few, else the first, "...", the last; borrowed during done).
+ * done runs once, never inside this call, unless cancelled. NULL when the engine takes no
+ * more calls (it is shutting down); then done never runs. */
+struct docker_build;
+struct docker_build_spec {
+	const char *context;          /* path of the tar(.gz) context file; read during the build */
+	const char *dockerfile;       /* its path inside the context */
+	const char *tag;              /* "berth/ENV/APP:vN" */
+	bool pull;                    /* pull=1: fetch every FROM image anew (breaks a FROM of an
+	                               * image that is only local) */
+	bool no_cache;                /* nocache=1: no layer reused */
+	int64_t timeout_ms;           /* the whole build; 0: none */
+	int64_t output_limit;         /* bytes of output after which it is stopped; 0: none */
+	const char *const *headers;   /* extra "Name: value" lines (NULL-terminated), or NULL */
+};
+typedef void (*docker_build_line_fn)(void *arg, const char *text);
+typedef void (*docker_built_fn)(void *arg, const char *tag, const char *id, const char *error, json_t *lines);
+struct docker_build *docker_build(struct driver *d, const struct docker_build_spec *s, docker_build_line_fn line,
+				  docker_built_fn done, void *arg);
+/* Stop it (the engine stops a build whose connection closes); no callback afterwards. Accepts
+ * NULL. */
+void docker_build_cancel(struct docker_build *b);
 #endif
 
 /* Deploy time: make sure ref is on this host (inspect; pull per policy "missing", "always",

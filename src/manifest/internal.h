@@ -19,6 +19,7 @@
 #define MF_MAX_VARS         1000
 #define MF_MAX_ENV_NAME     255
 #define MF_MAX_HTTP_PATH    1024
+#define MF_MAX_DOCKERFILE_PATH 1024
 #define MF_MAX_RETRIES      100
 #define MF_MAX_DURATION_MS  (24LL * 3600 * 1000)
 #define MF_MAX_PROFILES     100
@@ -68,10 +69,19 @@ bool mf_cron_tz_ok(const char *tz);
 int mf_procfile_procs(const char *fname, const char *data, size_t n, struct manifest *m,
 		      struct err *e);
 
-/* yaml.c: the parser behind manifest_parse_yaml. *has_procs tells whether the file has a
- * processes: key at all (manifest_load_dir then falls back to a Procfile when it has not). */
+/* yaml.c: the parser behind manifest_parse_yaml. seen tells whether the file has a
+ * processes: key at all (manifest_load_dir then falls back to a Procfile when it has not) and
+ * where its dockerfile: value is, for errors about that file found later. */
+struct mf_yaml_seen {
+	bool has_procs;
+	int dockerfile_line, dockerfile_col;   /* 0 when there is no dockerfile: */
+};
 int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest *m,
-		  bool *has_procs, struct err *e);
+		  struct mf_yaml_seen *seen, struct err *e);
+
+/* manifest.c: a manifest that builds an image but names no processes gets one: web, with
+ * $PORT and a TCP check, running the built image with its own CMD. */
+void mf_add_built_web(struct manifest *m);
 
 /* ytree.c: a YAML document as a bounded tree of located nodes. Aliases are refused
  * (no billion laughs), depth and node count are capped, one document per file. */

@@ -1,4 +1,5 @@
-/* json: a manifest as JSON, the form a release keeps in the store. Every field round-trips
+/* json: a manifest as JSON, the form a release keeps in the store (with the dockerfile an
+ * image was built from, so a release says how it was built). Every field round-trips
  * (durations as integer milliseconds). manifest_from_json reads data that crossed a process
  * boundary, so it validates like the YAML parser: types, ranges, names, uniqueness. Missing
  * optional fields take their defaults; unknown fields are ignored (newer writers may add). */
@@ -54,6 +55,8 @@ json_t *manifest_to_json(const struct manifest *m)
 		json_object_set_new(j, "build", json_string(m->build));
 	if (m->build_timeout_ms)
 		json_object_set_new(j, "build_timeout_ms", json_integer(m->build_timeout_ms));
+	if (m->dockerfile)
+		json_object_set_new(j, "dockerfile", json_string(m->dockerfile));
 	if (m->release)
 		json_object_set_new(j, "release", json_string(m->release));
 	if (m->release_timeout_ms)
@@ -319,7 +322,7 @@ static int process_from_json(json_t *pj, size_t idx, struct manifest *m, struct 
 		return -1;
 	if (p->image && !manifest_image_ref_valid(p->image))
 		return jfail(e, sub, "not an image reference");
-	if (!p->command && !p->image) {
+	if (!p->command && !p->image && !m->dockerfile) {
 		snprintf(sub, sizeof sub, "%s.command", path);
 		return jfail(e, sub, "missing");
 	}
@@ -385,8 +388,12 @@ int manifest_from_json(json_t *j, struct manifest *m, struct err *e)
 		goto out;
 	if (!m->source)
 		m->source = xstrdup("berth.yaml");
-	if (extras_from_json(j, m, e) < 0)
+	if (extras_from_json(j, m, e) < 0 || jstr(j, "dockerfile", "dockerfile", false, &m->dockerfile, e) < 0)
 		goto out;
+	if (m->dockerfile && !manifest_dockerfile_valid(m->dockerfile)) {
+		jfail(e, "dockerfile", "expected a relative path inside the app directory");
+		goto out;
+	}
 	json_t *pa = json_object_get(j, "processes");
 	if (!json_is_array(pa) || json_array_size(pa) == 0 ||
 	    json_array_size(pa) > MF_MAX_PROCS) {

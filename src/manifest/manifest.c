@@ -1,6 +1,7 @@
 /* manifest: the struct's life cycle (defaults, lookup, free), the validators every manifest
- * source shares (names, env var names, health paths), and manifest_load_dir, which decides
- * between berth.yaml and Procfile. Parsing itself lives in yaml.c, procfile.c and json.c. */
+ * source shares (names, env var names, health paths, dockerfile paths), and manifest_load_dir,
+ * which decides between berth.yaml, Procfile and a Dockerfile, and checks that the file an
+ * image is built from is there. Parsing itself lives in yaml.c, procfile.c and json.c. */
 #include "manifest/internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -188,6 +189,7 @@ void manifest_free(struct manifest *m)
 	}
 	free(m->cron);
 	free(m->build);
+	free(m->dockerfile);
 	free(m->release);
 	free(m->source);
 	free(m->app);
@@ -203,13 +205,53 @@ const struct process_spec *manifest_process(const struct manifest *m, const char
 	return NULL;
 }
 
+bool manifest_process_built(const struct manifest *m, const struct process_spec *p)
+{
+	return m && p && m->dockerfile && !p->image;
+}
+
+bool manifest_dockerfile_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > MF_MAX_DOCKERFILE_PATH || s[0] == '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '\\')
+			return false;
+	/* every part between slashes: not empty, not "." or ".." */
+	for (const char *p = s; *p;) {
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!end)
+			break;
+		p = end + 1;
+		if (!*p)
+			return false;     /* a trailing slash names a directory */
+	}
+	return true;
+}
+
+void mf_add_built_web(struct manifest *m)
+{
+	m->procs = xcalloc(1, sizeof *m->procs);
+	m->nprocs = 1;
+	mf_process_init(&m->procs[0], "web");
+	m->procs[0].health.kind = HEALTH_TCP;
+}
+
 int manifest_parse_yaml(const char *fname, const char *data, size_t n, struct manifest *m,
 			struct err *e)
 {
-	bool has_procs;
-	if (mf_yaml_parse(fname, data, n, m, &has_procs, e) < 0)
+	struct mf_yaml_seen seen;
+	if (mf_yaml_parse(fname, data, n, m, &seen, e) < 0)
 		return -1;
-	if (!has_procs) {
+	if (!seen.has_procs && m->dockerfile) {
+		mf_add_built_web(m);
+		return 0;
+	}
+	if (!seen.has_procs) {
 		manifest_free(m);
 		return err_set(e, ERR_INVALID, "%s:1:1: no processes: key (expected a mapping of "
 			       "process names to their command)", fname);
@@ -300,19 +342,87 @@ int mf_check_refs(const struct manifest *m, struct err *e)
 	return 0;
 }
 
+/* Where rel (a valid dockerfile path) leads under dir, without following a symbolic link on
+ * the way or at the end (the engine sees the packed tree, where a link is a link):
+ * 1 a regular file, 0 nothing there, -1 something else, with *why saying what. */
+static int dockerfile_stat(const char *dir, const char *rel, const char **why)
+{
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		*why = "cannot be read (the app directory cannot be opened)";
+		return -1;
+	}
+	char *path = xstrdup(rel);
+	int rc = -1;
+	char *part = path;
+	for (;;) {
+		char *slash = strchr(part, '/');
+		if (slash)
+			*slash = 0;
+		struct stat st;
+		if (fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+			*why = "cannot be read";
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			*why = slash ? "has a symbolic link on its way" : "is a symbolic link";
+			break;
+		}
+		if (!slash) {
+			rc = S_ISREG(st.st_mode) ? 1 : -1;
+			*why = S_ISDIR(st.st_mode) ? "is a directory" : "is a special file";
+			break;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			rc = 0;
+			break;
+		}
+		int sub = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0) {
+			*why = "cannot be read";
+			break;
+		}
+		close(fd);
+		fd = sub;
+		part = slash + 1;
+	}
+	close(fd);
+	free(path);
+	return rc;
+}
+
+/* Without berth.yaml: the Dockerfile (or else Containerfile) at the top, if there is one.
+ * 1 found (*name is it), 0 none, -1 one that is not a regular file. */
+static int find_dockerfile(const char *dir, const char **name, struct err *e)
+{
+	static const char *const names[] = {"Dockerfile", "Containerfile", NULL};
+	for (const char *const *n = names; *n; n++) {
+		const char *why = NULL;
+		int r = dockerfile_stat(dir, *n, &why);
+		if (r < 0)
+			return err_set(e, ERR_INVALID, "%s: %s, expected a regular file", *n, why);
+		if (r == 1) {
+			*name = *n;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int manifest_load_dir(const char *dir, struct manifest *m, struct err *e)
 {
 	memset(m, 0, sizeof *m);
 	struct buf yb = BUF_INIT, pb = BUF_INIT;
+	struct mf_yaml_seen seen = {0};
 	int rc = -1;
 	int have_yaml = read_manifest_file(dir, "berth.yaml", &yb, e);
 	if (have_yaml < 0)
 		goto out;
 	if (have_yaml) {
-		bool has_procs;
-		if (mf_yaml_parse("berth.yaml", buf_str(&yb), yb.len, m, &has_procs, e) < 0)
+		if (mf_yaml_parse("berth.yaml", buf_str(&yb), yb.len, m, &seen, e) < 0)
 			goto out;
-		if (has_procs) {
+		if (seen.has_procs) {
 			rc = 0;
 			goto out;
 		}
@@ -320,22 +430,50 @@ int manifest_load_dir(const char *dir, struct manifest *m, struct err *e)
 	int have_proc = read_manifest_file(dir, "Procfile", &pb, e);
 	if (have_proc < 0)
 		goto out;
+	/* Only berth.yaml's dockerfile: builds when there is a berth.yaml; without one, a
+	 * Dockerfile at the top does. */
+	const char *found = NULL;
+	if (!have_yaml && find_dockerfile(dir, &found, e) < 0)
+		goto out;
 	if (!have_proc) {
-		if (have_yaml)
+		if (have_yaml && m->dockerfile) {
+			mf_add_built_web(m);
+		} else if (!have_yaml && found) {
+			m->source = xstrdup(found);
+			m->dockerfile = xstrdup(found);
+			mf_add_built_web(m);
+		} else if (have_yaml) {
 			err_set(e, ERR_INVALID, "berth.yaml:1:1: no processes: key and no Procfile "
 				"(expected a mapping of process names to their command)");
-		else
-			err_set(e, ERR_INVALID, "no berth.yaml or Procfile in %s", dir);
+			goto out;
+		} else {
+			err_set(e, ERR_INVALID, "no berth.yaml or Procfile in %s, and no Dockerfile or "
+				"Containerfile to build an image from", dir);
+			goto out;
+		}
+		rc = 0;
 		goto out;
 	}
 	if (mf_procfile_procs("Procfile", buf_str(&pb), pb.len, m, e) < 0)
 		goto out;
 	if (!m->source)
 		m->source = xstrdup("Procfile");
+	if (found)
+		m->dockerfile = xstrdup(found);
 	rc = 0;
 out:
 	if (rc == 0 && mf_check_refs(m, e) < 0)
 		rc = -1;
+	if (rc == 0 && m->dockerfile && seen.dockerfile_line) {
+		const char *why = NULL;
+		int r = dockerfile_stat(dir, m->dockerfile, &why);
+		if (r == 0)
+			rc = err_set(e, ERR_INVALID, "berth.yaml:%d:%d: dockerfile: there is no file \"%s\" in the app "
+				     "directory", seen.dockerfile_line, seen.dockerfile_col, m->dockerfile);
+		else if (r < 0)
+			rc = err_set(e, ERR_INVALID, "berth.yaml:%d:%d: dockerfile: \"%s\" %s, expected a regular "
+				     "file", seen.dockerfile_line, seen.dockerfile_col, m->dockerfile, why);
+	}
 	if (rc < 0)
 		manifest_free(m);
 	buf_free(&yb);

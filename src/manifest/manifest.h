@@ -30,7 +30,8 @@ struct volume_spec {
 struct process_spec {
 	char *name;              /* [a-z0-9][a-z0-9-]*, at most 63 */
 	char *command;           /* run as /bin/sh -c COMMAND; beside image: replaces its CMD */
-	char *image;             /* a container image (the docker driver) instead of a command */
+	char *image;             /* a container image (the docker driver) instead of a command;
+	                          * NULL in a manifest with a dockerfile: runs the built image */
 	int instances;           /* default 1 */
 	bool port;               /* gets $PORT; default true for "web", false otherwise */
 	struct health_spec health; /* default: TCP on $PORT when port, else NONE */
@@ -65,6 +66,8 @@ struct manifest {
 	struct env_var *vars;    /* default config ("config:" in berth.yaml); release config overrides */
 	size_t nvars;
 	char *build;             /* build: command run in the release dir before it is released; NULL = detect */
+	char *dockerfile;        /* build an image from this file (a path inside the app directory)
+	                          * through the engine; NULL = no image build (docs/builds.md) */
 	int64_t build_timeout_ms;/* default 10 min */
 	char *release;           /* release phase: one-off before rollout (Procfile "release:" too) */
 	int64_t release_timeout_ms; /* default 10 min */
@@ -72,7 +75,9 @@ struct manifest {
 	size_t ncron;
 };
 
-/* Read DIR/berth.yaml if present, else DIR/Procfile. Errors look like
+/* Read DIR/berth.yaml if present, else DIR/Procfile; an image is built from berth.yaml's
+ * dockerfile:, or, without a berth.yaml, from a Dockerfile (or Containerfile) at the top (with
+ * no Procfile either: one web process running it). Errors look like
  * "berth.yaml:7:12: processes.web.instances: expected a non-negative integer, got "two"". */
 int manifest_load_dir(const char *dir, struct manifest *m, struct err *e);
 /* Parse from memory; fname is used in error messages. */
@@ -83,6 +88,12 @@ json_t *manifest_to_json(const struct manifest *m);                /* new refere
 int manifest_from_json(json_t *j, struct manifest *m, struct err *e);
 const struct process_spec *manifest_process(const struct manifest *m, const char *name);
 void manifest_free(struct manifest *m);                            /* accepts zeroed struct */
+
+/* Whether process p runs the image built from m's dockerfile (it names no image: of its own). */
+bool manifest_process_built(const struct manifest *m, const struct process_spec *p);
+/* A dockerfile: path: relative, inside the app directory (no "..", "." or empty parts),
+ * printable ASCII without spaces or backslashes, at most 1024 bytes. */
+bool manifest_dockerfile_valid(const char *s);
 
 /* Names of apps, envs, processes, volumes: [a-z0-9][a-z0-9-]*, 1..63 bytes (DNS labels). */
 bool name_valid(const char *s);

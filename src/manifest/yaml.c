@@ -1,5 +1,5 @@
 /* yaml: the berth.yaml schema (app, env, config, processes with health, profile, volumes,
- * build, release phase, cron jobs),
+ * build, an image built from a dockerfile, release phase, cron jobs),
  * walked over the located tree of ytree.c. Strict: unknown keys, wrong types, out-of-range
  * numbers and bad names are errors naming file:line:col, the dotted path and what was
  * expected. Defaults come from mf_process_init. See docs/manifest.md for the format. */
@@ -9,8 +9,9 @@
 #include <string.h>
 
 static const char *const top_keys[] = {"app", "env", "config", "processes", "build", "build_timeout",
-				       "release", "release_timeout", "cron", NULL};
-enum { K_APP, K_ENV, K_CONFIG, K_PROCESSES, K_BUILD, K_BUILD_TIMEOUT, K_RELEASE, K_RELEASE_TIMEOUT, K_CRON };
+				       "dockerfile", "release", "release_timeout", "cron", NULL};
+enum { K_APP, K_ENV, K_CONFIG, K_PROCESSES, K_BUILD, K_BUILD_TIMEOUT, K_DOCKERFILE, K_RELEASE, K_RELEASE_TIMEOUT,
+       K_CRON };
 
 static const char *const cron_keys[] = {"schedule", "command", "timeout", "concurrency", "timezone",
 					"process", NULL};
@@ -188,10 +189,13 @@ static int parse_process(const struct yctx *c, const struct ynode *keyn, const s
 {
 	char path[128], sub[256];
 	snprintf(path, sizeof path, "processes.%s", p->name);
-	if (!v || v->type != YN_MAP)
+	/* Empty (null) is all defaults: the built image's own CMD beside dockerfile: (check_whole
+	 * refuses it without one). */
+	bool empty = v && y_is_null(v);
+	if (!v || (v->type != YN_MAP && !empty))
 		return y_expected(c, v ? v : keyn, path, "a mapping with at least command: or image:");
 	struct health_seen seen = {NULL, false};
-	for (size_t i = 0; i < y_map_len(v); i++) {
+	for (size_t i = 0; !empty && i < y_map_len(v); i++) {
 		int k = y_key_index(c, v, i, path, proc_keys);
 		if (k < 0)
 			return -1;
@@ -233,8 +237,6 @@ static int parse_process(const struct yctx *c, const struct ynode *keyn, const s
 		if (r < 0)
 			return -1;
 	}
-	if (!p->command && !p->image)
-		return y_fail(c, keyn, "%s: missing required key \"command\" (or \"image\")", path);
 	if (!seen.kind_set)
 		p->health.kind = p->port ? HEALTH_TCP : HEALTH_NONE;
 	else if ((p->health.kind == HEALTH_TCP || p->health.kind == HEALTH_HTTP) && !p->port)
@@ -379,11 +381,32 @@ static int parse_cron(const struct yctx *c, const struct ynode *v, struct manife
 	return 0;
 }
 
+/* What only the whole file can tell, the keys being in any order: without dockerfile: every
+ * process needs a command: or an image:; dockerfile: and build: exclude each other. */
+static int check_whole(const struct yctx *c, const struct ynode *procs, const struct ynode *build,
+		       const struct ynode *dockerfile, struct manifest *m)
+{
+	if (build && dockerfile) {
+		const struct ynode *later = build->line > dockerfile->line ? build : dockerfile;
+		const struct ynode *other = later == build ? dockerfile : build;
+		return y_fail(c, later, "%s: cannot be used with %s: (the Dockerfile's RUN steps are the build; "
+			      "%s: is on line %d)", later->str, other->str, other->str, other->line);
+	}
+	for (size_t i = 0; procs && !m->dockerfile && i < m->nprocs; i++) {
+		const struct process_spec *p = &m->procs[i];
+		if (!p->command && !p->image)
+			return y_fail(c, procs->kids[2 * i], "processes.%s: missing required key \"command\" (or "
+				      "\"image\", or a top-level dockerfile: to run the image built from it)", p->name);
+	}
+	return 0;
+}
+
 int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest *m,
-		  bool *has_procs, struct err *e)
+		  struct mf_yaml_seen *seen, struct err *e)
 {
 	memset(m, 0, sizeof *m);
-	*has_procs = false;
+	memset(seen, 0, sizeof *seen);
+	const struct ynode *procs = NULL, *build = NULL, *dockerfile = NULL;
 	struct ynode *root;
 	if (ytree_parse(fname, data, n, &root, e) < 0)
 		return -1;
@@ -420,11 +443,23 @@ int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest
 				break;
 			case K_PROCESSES:
 				r = parse_processes(&c, val, m);
-				*has_procs = true;
+				seen->has_procs = true;
+				procs = val;
 				break;
 			case K_BUILD:
 				r = y_string(&c, val, "build", "a build command run in the release directory", false,
 					     &m->build);
+				build = root->kids[2 * i];
+				break;
+			case K_DOCKERFILE:
+				r = y_string(&c, val, "dockerfile", "a path inside the app directory", false,
+					     &m->dockerfile);
+				if (r == 0 && !manifest_dockerfile_valid(m->dockerfile))
+					r = y_expected(&c, val, "dockerfile", "a relative path inside the app directory "
+						       "(no \"..\", \".\" or empty parts, no spaces, at most 1024 bytes)");
+				dockerfile = root->kids[2 * i];
+				seen->dockerfile_line = val->line;
+				seen->dockerfile_col = val->col;
 				break;
 			case K_BUILD_TIMEOUT:
 				r = y_duration(&c, val, "build_timeout", 1000, &m->build_timeout_ms);
@@ -443,6 +478,8 @@ int mf_yaml_parse(const char *fname, const char *data, size_t n, struct manifest
 			if (r < 0)
 				goto out;
 		}
+		if (check_whole(&c, procs, build, dockerfile, m) < 0)
+			goto out;
 	}
 	rc = 0;
 out:

@@ -1,8 +1,9 @@
 /* test_manifest: berth.yaml, Procfile and server.yaml as a user writes them: every field of
  * a full berth.yaml, the defaults of a minimal one, Procfile variants, the exact
  * file:line:col message of each mistake, the bounds on hostile input, the JSON round trip a
- * release relies on, manifest_load_dir's choice between the files, server.yaml's router:
- * section (with its error_pages directory checked on disk), and parse_size. */
+ * release relies on, manifest_load_dir's choice between the files (and a Dockerfile: which
+ * one builds, which processes run the built image), server.yaml's router: section (with its
+ * error_pages directory checked on disk), and parse_size. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -203,7 +204,36 @@ static void test_yaml_errors(void **state)
 		{"processes:\n  web:\n    command: [a, b]\n",
 		 "berth.yaml:3:14: processes.web.command: expected a non-empty command, got a list"},
 		{"processes:\n  web:\n    instances: 2\n",
-		 "berth.yaml:2:3: processes.web: missing required key \"command\" (or \"image\")"},
+		 "berth.yaml:2:3: processes.web: missing required key \"command\" (or \"image\", or a "
+		 "top-level dockerfile: to run the image built from it)"},
+		{"processes:\n  web:\n  worker:\n    command: x\n",
+		 "berth.yaml:2:3: processes.web: missing required key \"command\" (or \"image\", or a "
+		 "top-level dockerfile: to run the image built from it)"},
+		{"dockerfile: ../Dockerfile\n",
+		 "berth.yaml:1:13: dockerfile: expected a relative path inside the app directory (no \"..\", "
+		 "\".\" or empty parts, no spaces, at most 1024 bytes), got \"../Dockerfile\""},
+		{"dockerfile: /etc/Dockerfile\n",
+		 "berth.yaml:1:13: dockerfile: expected a relative path inside the app directory (no \"..\", "
+		 "\".\" or empty parts, no spaces, at most 1024 bytes), got \"/etc/Dockerfile\""},
+		{"dockerfile: a/../../b\n",
+		 "berth.yaml:1:13: dockerfile: expected a relative path inside the app directory (no \"..\", "
+		 "\".\" or empty parts, no spaces, at most 1024 bytes), got \"a/../../b\""},
+		{"dockerfile: \"my Dockerfile\"\n",
+		 "berth.yaml:1:13: dockerfile: expected a relative path inside the app directory (no \"..\", "
+		 "\".\" or empty parts, no spaces, at most 1024 bytes), got \"my Dockerfile\""},
+		{"dockerfile: docker/\n",
+		 "berth.yaml:1:13: dockerfile: expected a relative path inside the app directory (no \"..\", "
+		 "\".\" or empty parts, no spaces, at most 1024 bytes), got \"docker/\""},
+		{"dockerfile:\n", "berth.yaml:1:12: dockerfile: expected a path inside the app directory, got "
+		 "nothing"},
+		{"dockerfile: [Dockerfile]\n", "berth.yaml:1:13: dockerfile: expected a path inside the app "
+		 "directory, got a list"},
+		{"build: make\nprocesses: {web: {command: x}}\ndockerfile: Dockerfile\n",
+		 "berth.yaml:3:1: dockerfile: cannot be used with build: (the Dockerfile's RUN steps are the "
+		 "build; build: is on line 1)"},
+		{"dockerfile: Dockerfile\nbuild: make\n",
+		 "berth.yaml:2:1: build: cannot be used with dockerfile: (the Dockerfile's RUN steps are the "
+		 "build; dockerfile: is on line 1)"},
 		{"processes:\n  web: python app.py\n",
 		 "berth.yaml:2:8: processes.web: expected a mapping with at least command: or image:, got "
 		 "\"python app.py\""},
@@ -229,7 +259,7 @@ static void test_yaml_errors(void **state)
 		 "berth.yaml:2:3: env: expected an environment name; default config vars go under "
 		 "config:"},
 		{"foo: 1\n", "berth.yaml:1:1: unknown key \"foo\" at top level (expected one of app, "
-		 "env, config, processes, build, build_timeout, release, release_timeout, cron)"},
+		 "env, config, processes, build, build_timeout, dockerfile, release, release_timeout, cron)"},
 		{"- 1\n- 2\n", "berth.yaml:1:1: top level: expected a mapping (app:, env:, config:, "
 		 "processes:), got a list"},
 		{"processes:\n  worker:\n    command: x\n    health:\n      tcp: true\n",
@@ -624,6 +654,12 @@ static void test_json_errors(void **state)
 		 "most 255 characters)"},
 		{"{\"app\":\"-x\",\"processes\":[{\"name\":\"web\",\"command\":\"x\"}]}",
 		 "manifest JSON: app: expected a name ([a-z0-9][a-z0-9-]*, at most 63 characters)"},
+		{"{\"dockerfile\":\"../Dockerfile\",\"processes\":[{\"name\":\"web\"}]}",
+		 "manifest JSON: dockerfile: expected a relative path inside the app directory"},
+		{"{\"dockerfile\":7,\"processes\":[{\"name\":\"web\"}]}",
+		 "manifest JSON: dockerfile: expected a non-empty string without NUL bytes"},
+		{"{\"dockerfile\":\"Docker\\u0000file\",\"processes\":[{\"name\":\"web\"}]}",
+		 "manifest JSON: dockerfile: expected a non-empty string without NUL bytes"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_error_t je;
@@ -659,6 +695,102 @@ static void test_name_valid(void **state)
 	assert_false(name_valid("web.1"));
 	assert_false(name_valid("web 1"));
 	assert_false(name_valid("caf\xc3\xa9"));
+}
+
+/* --- dockerfile: an image built from the app directory ---------------------------------- */
+
+static void test_dockerfile_yaml(void **state)
+{
+	struct manifest m, back;
+	struct err e = ERR_INIT;
+	/* Beside dockerfile:, a process with neither command: nor image: runs the built image with
+	 * its own CMD, one with command: runs that command in it, one with image: its own image. */
+	parse_ok("processes:\n"
+		 "  web:\n"
+		 "  worker:\n"
+		 "    command: ./worker --queue q\n"
+		 "  db:\n"
+		 "    image: localhost/pg:16\n"
+		 "  api: {port: true, health: {http: /up}}\n"
+		 "dockerfile: docker/Containerfile\n", &m);
+	assert_string_equal(m.dockerfile, "docker/Containerfile");
+	assert_int_equal(m.nprocs, 4);
+	const struct process_spec *web = manifest_process(&m, "web"), *wk = manifest_process(&m, "worker"),
+				  *db = manifest_process(&m, "db"), *api = manifest_process(&m, "api");
+	assert_null(web->command);
+	assert_null(web->image);
+	assert_true(web->port);
+	assert_int_equal(web->health.kind, HEALTH_TCP);
+	assert_true(manifest_process_built(&m, web));
+	assert_string_equal(wk->command, "./worker --queue q");
+	assert_true(manifest_process_built(&m, wk));
+	assert_false(wk->port);
+	assert_false(manifest_process_built(&m, db));
+	assert_true(manifest_process_built(&m, api));
+	assert_int_equal(api->health.kind, HEALTH_HTTP);
+
+	/* The release keeps how it was built: dockerfile: and command-less processes round-trip. */
+	json_t *j = manifest_to_json(&m);
+	assert_string_equal(json_string_value(json_object_get(j, "dockerfile")), "docker/Containerfile");
+	if (manifest_from_json(j, &back, &e) < 0)
+		fail_msg("%s", e.msg);
+	json_decref(j);
+	assert_json_same(&m, &back);
+	assert_string_equal(back.dockerfile, "docker/Containerfile");
+	assert_null(manifest_process(&back, "web")->command);
+	assert_true(manifest_process_built(&back, manifest_process(&back, "web")));
+	manifest_free(&back);
+	manifest_free(&m);
+
+	/* dockerfile: without processes: one web process running the built image. */
+	parse_ok("app: shop\ndockerfile: Dockerfile\nbuild_timeout: 20m\n", &m);
+	assert_string_equal(m.dockerfile, "Dockerfile");
+	assert_int_equal(m.nprocs, 1);
+	assert_string_equal(m.procs[0].name, "web");
+	assert_true(m.procs[0].port);
+	assert_int_equal(m.procs[0].health.kind, HEALTH_TCP);
+	assert_null(m.procs[0].command);
+	assert_int_equal(m.build_timeout_ms, 20 * 60000);
+	manifest_free(&m);
+
+	/* Without dockerfile: nothing is built and nothing changes. */
+	parse_ok("processes: {web: {command: x}}\n", &m);
+	assert_null(m.dockerfile);
+	assert_false(manifest_process_built(&m, &m.procs[0]));
+	j = manifest_to_json(&m);
+	assert_null(json_object_get(j, "dockerfile"));
+	json_decref(j);
+	manifest_free(&m);
+
+	/* A command-less process in JSON needs a dockerfile there too. */
+	j = json_loads("{\"dockerfile\":\"Dockerfile\",\"processes\":[{\"name\":\"web\"}]}", 0, NULL);
+	assert_int_equal(manifest_from_json(j, &m, &e), 0);
+	json_decref(j);
+	assert_true(manifest_process_built(&m, &m.procs[0]));
+	manifest_free(&m);
+}
+
+static void test_dockerfile_path_valid(void **state)
+{
+	static const char *const good[] = {"Dockerfile", "Containerfile", "docker/Dockerfile.prod",
+					   "a/b/c/Dockerfile", ".docker/Dockerfile", "Dockerfile..bak", "..Dockerfile",
+					   NULL};
+	static const char *const bad[] = {"", "/Dockerfile", "../Dockerfile", "a/../Dockerfile", "./Dockerfile",
+					  "a/./b", "a//b", "docker/", "..", ".", "my Dockerfile", "a\\b",
+					  "tab\there", "caf\xc3\xa9", "a\nb", NULL};
+	for (const char *const *g = good; *g; g++)
+		if (!manifest_dockerfile_valid(*g))
+			fail_msg("refused: \"%s\"", *g);
+	for (const char *const *b = bad; *b; b++)
+		if (manifest_dockerfile_valid(*b))
+			fail_msg("accepted: \"%s\"", *b);
+	assert_false(manifest_dockerfile_valid(NULL));
+	struct buf big = BUF_INIT;
+	while (big.len < 1024)
+		buf_adds(&big, "d/");
+	buf_adds(&big, "Dockerfile");
+	assert_false(manifest_dockerfile_valid(big.p));
+	buf_free(&big);
 }
 
 /* --- manifest_load_dir ---------------------------------------------------------------- */
@@ -708,7 +840,8 @@ static void test_load_dir(void **state)
 
 	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
-	char *want = xasprintf("no berth.yaml or Procfile in %s", f->dir);
+	char *want = xasprintf("no berth.yaml or Procfile in %s, and no Dockerfile or Containerfile to "
+			       "build an image from", f->dir);
 	assert_string_equal(e.msg, want);
 	free(want);
 
@@ -777,6 +910,110 @@ static void test_load_dir(void **state)
 	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
 	assert_int_equal(e.code, ERR_TOOBIG);
 	assert_string_equal(e.msg, "berth.yaml: file is larger than 1048576 bytes");
+}
+
+static void test_load_dir_dockerfile(void **state)
+{
+	struct dirfx *f = *state;
+	struct manifest m;
+	struct err e = ERR_INIT;
+
+	/* Only a Dockerfile: built; one web process (port, TCP check) runs it. */
+	put(f, "Dockerfile", "FROM localhost/base:1\n");
+	if (manifest_load_dir(f->dir, &m, &e) < 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(m.source, "Dockerfile");
+	assert_string_equal(m.dockerfile, "Dockerfile");
+	assert_int_equal(m.nprocs, 1);
+	assert_string_equal(m.procs[0].name, "web");
+	assert_true(m.procs[0].port);
+	assert_int_equal(m.procs[0].health.kind, HEALTH_TCP);
+	assert_true(manifest_process_built(&m, &m.procs[0]));
+	manifest_free(&m);
+
+	/* A Containerfile counts the same; with both, the Dockerfile is used. */
+	put(f, "Containerfile", "FROM localhost/base:1\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_string_equal(m.dockerfile, "Dockerfile");
+	manifest_free(&m);
+	rm(f, "Dockerfile");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_string_equal(m.source, "Containerfile");
+	assert_string_equal(m.dockerfile, "Containerfile");
+	manifest_free(&m);
+
+	/* A Procfile beside it: its processes run as commands in the built image. */
+	put(f, "Procfile", "web: ./server\nworker: ./worker\nrelease: ./migrate\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_string_equal(m.source, "Procfile");
+	assert_string_equal(m.dockerfile, "Containerfile");
+	assert_int_equal(m.nprocs, 2);
+	assert_string_equal(m.procs[1].command, "./worker");
+	assert_true(manifest_process_built(&m, &m.procs[1]));
+	assert_string_equal(m.release, "./migrate");
+	manifest_free(&m);
+
+	/* A berth.yaml without dockerfile: next to it: the Containerfile is not used. */
+	put(f, "berth.yaml", "processes:\n  web:\n    command: ./server\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_null(m.dockerfile);
+	manifest_free(&m);
+	put(f, "berth.yaml", "app: shop\n");         /* processes from the Procfile, still no build */
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_null(m.dockerfile);
+	assert_int_equal(m.nprocs, 2);
+	manifest_free(&m);
+
+	/* berth.yaml's dockerfile: without processes: the Procfile's, else one web process. */
+	put(f, "berth.yaml", "app: shop\ndockerfile: Containerfile\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_string_equal(m.source, "berth.yaml");
+	assert_string_equal(m.dockerfile, "Containerfile");
+	assert_int_equal(m.nprocs, 2);
+	manifest_free(&m);
+	rm(f, "Procfile");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_int_equal(m.nprocs, 1);
+	assert_string_equal(m.procs[0].name, "web");
+	assert_null(m.procs[0].command);
+	manifest_free(&m);
+
+	/* The file must be there, as a regular file, reached without a symbolic link. */
+	put(f, "berth.yaml", "app: shop\ndockerfile: docker/Dockerfile.prod\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
+	assert_string_equal(e.msg, "berth.yaml:2:13: dockerfile: there is no file \"docker/Dockerfile.prod\" "
+			    "in the app directory");
+	char *sub = xasprintf("%s/docker", f->dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put(f, "docker/Dockerfile.prod", "FROM x\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), 0);
+	assert_string_equal(m.dockerfile, "docker/Dockerfile.prod");
+	manifest_free(&m);
+	put(f, "berth.yaml", "app: shop\ndockerfile: docker\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
+	assert_string_equal(e.msg, "berth.yaml:2:13: dockerfile: \"docker\" is a directory, expected a regular "
+			    "file");
+	char *link = xasprintf("%s/linked", f->dir);
+	assert_int_equal(symlink("docker", link), 0);
+	put(f, "berth.yaml", "app: shop\ndockerfile: linked/Dockerfile.prod\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
+	assert_string_equal(e.msg, "berth.yaml:2:13: dockerfile: \"linked/Dockerfile.prod\" has a symbolic link "
+			    "on its way, expected a regular file");
+	free(link);
+	link = xasprintf("%s/Dockerfile", f->dir);
+	assert_int_equal(symlink("/etc/passwd", link), 0);
+	put(f, "berth.yaml", "dockerfile: Dockerfile\n");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
+	assert_string_equal(e.msg, "berth.yaml:1:13: dockerfile: \"Dockerfile\" is a symbolic link, expected a "
+			    "regular file");
+	/* ... and without berth.yaml, a symlinked Dockerfile is refused, not followed. */
+	rm(f, "berth.yaml");
+	assert_int_equal(manifest_load_dir(f->dir, &m, &e), -1);
+	assert_string_equal(e.msg, "Dockerfile: is a symbolic link, expected a regular file");
+	unlink(link);
+	free(link);
+	fs_rm_rf(sub, NULL);
+	free(sub);
 }
 
 /* --- server_conf -------------------------------------------------------------------- */
@@ -1199,6 +1436,9 @@ int main(void)
 		cmocka_unit_test(test_json_errors),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test_setup_teardown(test_load_dir, dir_setup, dir_teardown),
+		cmocka_unit_test(test_dockerfile_yaml),
+		cmocka_unit_test(test_dockerfile_path_valid),
+		cmocka_unit_test_setup_teardown(test_load_dir_dockerfile, dir_setup, dir_teardown),
 		cmocka_unit_test(test_server_conf_defaults),
 		cmocka_unit_test_setup_teardown(test_server_conf_file, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_server_conf_alerts, dir_setup, dir_teardown),

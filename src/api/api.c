@@ -4,8 +4,10 @@
 #include "util/log.h"
 #include "util/fsutil.h"
 #include "metrics/metrics.h"
+#include "util/timeutil.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int api_status_of(const struct err *e)
 {
@@ -283,7 +285,12 @@ static void on_request(void *arg, struct http_req *r)
 			http_respond_error(r, 405, "method not allowed here");
 			return;
 		}
-		http_respond(r, 200, "application/json", "{\"ok\":true}\n", 12, NULL);
+		/* started_at tells a server from its successor after an in-place upgrade (the pid
+		 * stays the same; docs/upgrade.md) */
+		char ts[40], body[160];
+		int n = snprintf(body, sizeof body, "{\"ok\":true,\"pid\":%d,\"started_at\":\"%s\"}\n", (int)getpid(),
+				 time_format_rfc3339(a->started_us, ts, sizeof ts));
+		http_respond(r, 200, "application/json", body, (size_t)n, NULL);
 		return;
 	}
 	struct ctx *c = r->user;
@@ -338,12 +345,18 @@ struct api *api_new(uv_loop_t *loop, const struct api_config *cfg, struct store 
 	a->eps = cfg->endpoints;
 	a->metrics = cfg->metrics;
 	if (fs_mkdir_p(a->tmp_dir, 0700, e) < 0) {
+		if (cfg->listen_fd)
+			close(*cfg->listen_fd);
 		api_free(a);
 		return NULL;
 	}
+	a->started_us = cfg->started_us ? cfg->started_us : time_now_us();
 	struct http_handlers h = {.on_head = on_head_wrap, .on_request = on_request, .arg = a};
 	char errbuf[256] = "";
-	a->http = http_server_new(loop, cfg->host, cfg->port, &h, errbuf, sizeof errbuf);
+	if (cfg->listen_fd)
+		a->http = http_server_new_fd(loop, *cfg->listen_fd, &h, errbuf, sizeof errbuf);
+	else
+		a->http = http_server_new(loop, cfg->host, cfg->port, &h, errbuf, sizeof errbuf);
 	if (!a->http) {
 		err_set(e, ERR_UNAVAILABLE, "API listener on %s:%d: %s", cfg->host, cfg->port, errbuf);
 		api_free(a);
@@ -372,6 +385,31 @@ void api_free(struct api *a)
 	a->http = NULL;
 	if (!a->jobs)
 		api_destroy(a);
+}
+
+bool api_busy(struct api *a, char *why, size_t n)
+{
+	if (a->builds)
+		snprintf(why, n, "a deploy is building");
+	else if (a->jobs)
+		snprintf(why, n, "%d upload%s or prune%s in progress", a->jobs, a->jobs == 1 ? "" : "s",
+			 a->jobs == 1 ? "" : "s");
+	return a->builds || a->jobs;
+}
+
+void api_drain(struct api *a, uint64_t deadline_ms)
+{
+	http_server_drain(a->http, deadline_ms);
+}
+
+bool api_drained(struct api *a)
+{
+	return !a->http || http_server_drained(a->http);
+}
+
+int api_take_listener(struct api *a)
+{
+	return a->http ? http_server_take_listener(a->http) : -1;
 }
 
 void api_job_done(struct api *a)

@@ -36,6 +36,7 @@ struct api {
 	struct gc_app *gc_apps;      /* per-app deploy/prune state (gc.c) */
 	struct deploy *builds;       /* deploys building or waiting to build (deploy.c) */
 	int jobs;                    /* work-queue jobs in flight (deploys, prunes) */
+	int64_t started_us;          /* the server's start (GET /healthz) */
 	bool closing;                /* api_free was called; freed when jobs reaches 0 */
 };
 

@@ -108,6 +108,15 @@ struct dns_server;
  * with err set ("dns: bind 127.0.0.1:8600/udp: address already in use"). */
 struct dns_server *dns_server_new(uv_loop_t *loop, struct endpoints *table, const char *host, int port,
 				  const struct dns_opts *o, struct err *err);
+/* The same on sockets a predecessor handed over (an in-place upgrade): a bound UDP socket
+ * and a listening TCP one of the same address. The server owns both from here on, even on
+ * failure. */
+struct dns_server *dns_server_new_fds(uv_loop_t *loop, struct endpoints *table, int udp_fd, int tcp_fd,
+				      const struct dns_opts *o, struct err *err);
+/* For a successor: duplicates (close-on-exec, the caller owns them) of the UDP and TCP
+ * sockets, taken before dns_server_close; queries the kernel queues meanwhile stay for
+ * the successor. 0, or -1 when they cannot be duplicated (nothing is returned then). */
+int dns_server_take_fds(struct dns_server *s, int *udp_fd, int *tcp_fd);
 /* The bound port. */
 int dns_server_port(const struct dns_server *s);
 /* Counters since start (borrowed, valid until the server is freed). */

@@ -14,14 +14,18 @@
  * the previous one dropped, and the adopted version reported. The table has no way to forget
  * a reader, so the callback argument is a slot in a static table that outlives the server: a
  * closed server empties its slot (late snapshots are ignored) and reports the largest version
- * as adopted, so it never holds back endpoints_drained(). Main loop only. */
+ * as adopted, so it never holds back endpoints_drained(). Main loop only.
+ * An in-place upgrade of the server hands the two sockets over: dns_server_take_fds in the
+ * predecessor, dns_server_new_fds in the successor. */
 #include "dns/dns.h"
 #include "util/buf.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MMSG_CHUNKS 20                 /* libuv reads at most 20 datagrams per recvmmsg */
 #define UDP_CHUNK (64 * 1024)          /* libuv's recvmmsg slot size */
@@ -450,16 +454,9 @@ static int bound_port(const struct sockaddr_storage *sa)
 	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
 }
 
-struct dns_server *dns_server_new(uv_loop_t *loop, struct endpoints *table, const char *host, int port,
-				  const struct dns_opts *o, struct err *err)
+static struct dns_server *server_alloc(uv_loop_t *loop, struct endpoints *table, unsigned family,
+				       const struct dns_opts *o, struct err *err)
 {
-	struct sockaddr_storage sa;
-	memset(&sa, 0, sizeof sa);
-	if (port < 0 || port > 65535 ||
-	    (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa))) {
-		err_set(err, ERR_INVALID, "dns: bad listen address %s:%d", host, port);
-		return NULL;
-	}
 	if (nslots == MAX_SERVERS) {
 		err_set(err, ERR_INTERNAL, "dns: more than %d servers started in this process", MAX_SERVERS);
 		return NULL;
@@ -476,12 +473,48 @@ struct dns_server *dns_server_new(uv_loop_t *loop, struct endpoints *table, cons
 		s->o.tcp_idle_ms = 10000;
 	if (!s->o.tcp_max_conns)
 		s->o.tcp_max_conns = 1000;
-	uv_udp_init_ex(loop, &s->udp, (unsigned)sa.ss_family | UV_UDP_RECVMMSG);
+	uv_udp_init_ex(loop, &s->udp, family | UV_UDP_RECVMMSG);
 	uv_tcp_init(loop, &s->tcp);
 	s->udp.data = s->tcp.data = s;
 	s->handles = 2;
 	s->rbuf_len = uv_udp_using_recvmmsg(&s->udp) ? MMSG_CHUNKS * UDP_CHUNK : UDP_CHUNK;
 	s->rbuf = xmalloc(s->rbuf_len);
+	return s;
+}
+
+/* The sockets are bound (and TCP listens): read, and become a reader of the table. */
+static struct dns_server *server_start(struct dns_server *s, struct err *err)
+{
+	int size = 1 << 20;    /* absorb bursts; the kernel caps it at net.core.rmem_max */
+	uv_recv_buffer_size((uv_handle_t *)&s->udp, &size);
+
+	s->slot = &slots[nslots++];
+	s->slot->srv = s;
+	int id = endpoints_add_reader(s->table, on_snapshot, s->slot);   /* calls on_snapshot now */
+	if (id < 0) {
+		err_set(err, ERR_INTERNAL, "dns: the endpoints table has no room for another reader");
+		dns_server_close(s, NULL, NULL);
+		return NULL;
+	}
+	s->reader = id;
+	if (s->snap)
+		endpoints_adopted(s->table, id, s->snap->version);
+	return s;
+}
+
+struct dns_server *dns_server_new(uv_loop_t *loop, struct endpoints *table, const char *host, int port,
+				  const struct dns_opts *o, struct err *err)
+{
+	struct sockaddr_storage sa;
+	memset(&sa, 0, sizeof sa);
+	if (port < 0 || port > 65535 ||
+	    (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa))) {
+		err_set(err, ERR_INVALID, "dns: bad listen address %s:%d", host, port);
+		return NULL;
+	}
+	struct dns_server *s = server_alloc(loop, table, (unsigned)sa.ss_family, o, err);
+	if (!s)
+		return NULL;
 
 	/* TCP first: with port 0 it picks the port, and UDP takes the same one. */
 	int e = uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0);
@@ -503,19 +536,63 @@ struct dns_server *dns_server_new(uv_loop_t *loop, struct endpoints *table, cons
 		dns_server_close(s, NULL, NULL);
 		return NULL;
 	}
-	int size = 1 << 20;    /* absorb bursts; the kernel caps it at net.core.rmem_max */
-	uv_recv_buffer_size((uv_handle_t *)&s->udp, &size);
+	return server_start(s, err);
+}
 
-	s->slot = &slots[nslots++];
-	s->slot->srv = s;
-	int id = endpoints_add_reader(table, on_snapshot, s->slot);   /* calls on_snapshot now */
-	if (id < 0) {
-		err_set(err, ERR_INTERNAL, "dns: the endpoints table has no room for another reader");
+struct dns_server *dns_server_new_fds(uv_loop_t *loop, struct endpoints *table, int udp_fd, int tcp_fd,
+				      const struct dns_opts *o, struct err *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof sa;
+	memset(&sa, 0, sizeof sa);
+	if (getsockname(tcp_fd, (struct sockaddr *)&sa, &len) < 0) {
+		err_errno(err, errno, "dns: inherited socket %d", tcp_fd);
+		close(udp_fd);
+		close(tcp_fd);
+		return NULL;
+	}
+	/* AF_UNSPEC: libuv makes no socket of its own, the inherited one goes in */
+	struct dns_server *s = server_alloc(loop, table, AF_UNSPEC, o, err);
+	if (!s) {
+		close(udp_fd);
+		close(tcp_fd);
+		return NULL;
+	}
+	s->port = bound_port(&sa);
+	int e = uv_tcp_open(&s->tcp, tcp_fd);
+	if (e)
+		close(tcp_fd);
+	if (!e)
+		e = uv_listen((uv_stream_t *)&s->tcp, 128, on_conn);
+	int u = uv_udp_open(&s->udp, udp_fd);
+	if (u)
+		close(udp_fd);
+	if (!e)
+		e = u;
+	if (!e)
+		e = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv);
+	if (e) {
+		err_set(err, ERR_UNAVAILABLE, "dns: inherited sockets of port %d: %s", s->port, uv_strerror(e));
 		dns_server_close(s, NULL, NULL);
 		return NULL;
 	}
-	s->reader = id;
-	if (s->snap)
-		endpoints_adopted(table, id, s->snap->version);
-	return s;
+	return server_start(s, err);
+}
+
+int dns_server_take_fds(struct dns_server *s, int *udp_fd, int *tcp_fd)
+{
+	uv_os_fd_t u, t;
+	if (uv_fileno((uv_handle_t *)&s->udp, &u) || uv_fileno((uv_handle_t *)&s->tcp, &t))
+		return -1;
+	*udp_fd = fcntl(u, F_DUPFD_CLOEXEC, 3);
+	*tcp_fd = fcntl(t, F_DUPFD_CLOEXEC, 3);
+	if (*udp_fd < 0 || *tcp_fd < 0) {
+		if (*udp_fd >= 0)
+			close(*udp_fd);
+		if (*tcp_fd >= 0)
+			close(*tcp_fd);
+		*udp_fd = *tcp_fd = -1;
+		return -1;
+	}
+	return 0;
 }

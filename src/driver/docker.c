@@ -333,6 +333,7 @@ static void maybe_report(struct driver_proc *p)
 	}
 	struct driver_exit x = {.status = p->status, .signal = p->signal, .started = p->started, .oom = p->oom};
 	snprintf(x.detail, sizeof x.detail, "%s", p->detail);
+	utf8_fix(x.detail);   /* it may quote the engine, cut anywhere */
 	if (p->ev.on_exit)
 		p->ev.on_exit(p->ev.arg, &x);
 	if (p->drain_open) {

@@ -127,6 +127,10 @@ struct driver {
 	 * (a server that stops or upgrades). No event follows; p is freed. NULL: instances of
 	 * this driver stop with the server. */
 	void (*detach)(struct driver_proc *p);
+	/* Detach only for an in-place upgrade of the server (the process driver: a process can
+	 * only be handed to a successor that keeps the pid; docs/upgrade.md); a server that
+	 * stops stops them. */
+	bool detach_upgrade_only;
 	void (*free)(struct driver *d);
 	void *impl;
 };
@@ -152,6 +156,15 @@ void driver_check_cancel(struct driver_check *c);
 
 /* The process driver (driver/process.c); cgroup tag: the data dir's owner tag. */
 struct driver *driver_process_new(uv_loop_t *loop, const char *cgroup_tag);
+/* In-place upgrade (docs/upgrade.md), process driver only. handover: what detach recorded
+ * for the successor, one JSON object per instance (caller owns the array); the file
+ * descriptors it carries (close-on-exec until the exec) are appended to fds. inherit: the
+ * predecessor's record (stolen), given before the first adopt and before this image starts
+ * any child: adopt offers each of its instances (driver_found.handover), leaves them out of
+ * the sweep, and stops the ones not kept; children of the predecessor that are not in it are
+ * killed and waited for. */
+json_t *driver_process_handover(struct driver *d, json_t *fds);
+void driver_process_inherit(struct driver *d, json_t *instances);
 /* The docker driver (driver/docker.c); host "unix:///PATH". NULL with e when the engine does
  * not answer. */
 struct driver *driver_docker_new(uv_loop_t *loop, const char *host, const char *data_dir,

@@ -35,6 +35,8 @@ static void finish(struct docker_resolve *r, const char *id, const char *digest,
 	}
 	docker_resolved_fn done = r->done;
 	void *arg = r->arg;
+	if (error)
+		utf8_fix((char *)error);   /* the callers' own buffers; it may quote the engine */
 	free(r->ref);
 	free(r->pull);
 	free(r);

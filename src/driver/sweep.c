@@ -20,11 +20,28 @@ struct found {
 	int n;
 	char **groups;
 	int ngroups;
+	const struct sweep_keep *keep;
+	pid_t *kept;                /* processes in kept cgroups */
+	int nkept;
 };
+
+static bool kept_pid(const struct found *f, pid_t p)
+{
+	for (int k = 0; k < f->nkept; k++)
+		if (f->kept[k] == p)
+			return true;
+	if (!f->keep || !f->keep->npgids)
+		return false;
+	pid_t pg = getpgid(p);
+	for (size_t k = 0; k < f->keep->npgids; k++)
+		if (f->keep->pgids[k] == pg)
+			return true;
+	return false;
+}
 
 static void add_pid(struct found *f, pid_t p)
 {
-	if (p <= 1 || p == getpid())
+	if (p <= 1 || p == getpid() || kept_pid(f, p))
 		return;
 	for (int k = 0; k < f->n; k++)
 		if (f->pids[k] == p)
@@ -33,9 +50,34 @@ static void add_pid(struct found *f, pid_t p)
 		f->pids[f->n++] = p;
 }
 
+static bool kept_group(const struct found *f, const char *name)
+{
+	for (size_t k = 0; f->keep && k < f->keep->ngroups; k++)
+		if (!strcmp(f->keep->groups[k], name))
+			return true;
+	return false;
+}
+
+/* The processes of the kept groups, first: they must be spared wherever they are found. */
+static void on_kept_group(void *arg, const char *name)
+{
+	struct found *f = arg;
+	if (!kept_group(f, name))
+		return;
+	pid_t pids[4096];
+	int n = cgroup_pids(name, pids, 4096);
+	if (n <= 0)
+		return;
+	f->kept = xrealloc(f->kept, (size_t)(f->nkept + n) * sizeof *f->kept);
+	memcpy(f->kept + f->nkept, pids, (size_t)n * sizeof *pids);
+	f->nkept += n;
+}
+
 static void on_group(void *arg, const char *name)
 {
 	struct found *f = arg;
+	if (kept_group(f, name))
+		return;
 	pid_t pids[4096];
 	int n = cgroup_pids(name, pids, 4096);
 	for (int k = 0; k < n; k++)
@@ -92,9 +134,12 @@ static void signal_all(struct found *f, int sig)
 	}
 }
 
-int sweep_orphans(const char *owner_tag)
+int sweep_orphans(const char *owner_tag, const struct sweep_keep *keep)
 {
 	struct found *f = xcalloc(1, sizeof *f);
+	f->keep = keep;
+	if (cgroup_available() && keep && keep->ngroups)
+		cgroup_each(on_kept_group, f);
 	if (cgroup_available())
 		cgroup_each(on_group, f);
 	char mark[64];
@@ -137,6 +182,7 @@ int sweep_orphans(const char *owner_tag)
 		free(f->groups[g]);
 	}
 	free(f->groups);
+	free(f->kept);
 	free(f);
 	return found;
 }

@@ -41,6 +41,9 @@ struct http_server {
 	uint64_t head_ms, idle_ms, body_ms;
 	int port;
 	int closing;
+	int draining;             /* http_server_drain: no keep-alive, no accept */
+	int handover_fd;          /* the listening socket kept for a successor (-1: none) */
+	uv_timer_t *drain_timer;  /* the drain's deadline (counted in nhandles while open) */
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -79,6 +82,7 @@ struct conn {
 	unsigned tpaused : 1;      /* C_TUNNEL: the handler paused reading */
 	unsigned shut : 1;         /* shutdown requested */
 	unsigned nclosed : 2;      /* handle close callbacks seen */
+	unsigned flushed : 1;      /* closing: the last answer is out and our FIN sent */
 	char peer[64];
 };
 

@@ -87,6 +87,19 @@ struct http_server;
 /* Listen on host:port ("127.0.0.1", 7070). NULL on failure with a message in errbuf. */
 struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
 				    const struct http_handlers *h, char *errbuf, size_t errlen);
+/* The same on a listening socket handed over by a predecessor (an in-place upgrade); the
+ * server owns fd from here on, even on failure. */
+struct http_server *http_server_new_fd(uv_loop_t *loop, int fd, const struct http_handlers *h, char *errbuf,
+				       size_t errlen);
+/* In-place upgrade (docs/upgrade.md): stop accepting (the socket stays open for
+ * http_server_take_listener; the kernel keeps queueing connections on it), close idle
+ * connections and upgraded ones (tunnels) and streamed answers now, answer the requests in
+ * flight with "Connection: close", and cut what is left after deadline_ms. drained: every
+ * connection has ended (or only flushes its last answer's FIN). take_listener: the listening
+ * socket (close-on-exec; the caller owns it), -1 when there is none. */
+void http_server_drain(struct http_server *s, uint64_t deadline_ms);
+bool http_server_drained(const struct http_server *s);
+int http_server_take_listener(struct http_server *s);
 /* Stop listening and close all connections (aborting open requests). cb may be NULL; it runs
  * from the loop once every socket is closed, and s is freed after it. */
 void http_server_close(struct http_server *s, void (*cb)(void *), void *arg);

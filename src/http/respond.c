@@ -108,7 +108,7 @@ static int clean_extra(const char *s)
 /* Does this answer end the connection? Decided before its head is written. */
 static void decide_close(struct conn *c, const struct http_reqx *rx)
 {
-	if (!rx->keep_alive || c->srv->closing || c->eof || !conn_body_unread_ok(c))
+	if (!rx->keep_alive || c->srv->closing || c->srv->draining || c->eof || !conn_body_unread_ok(c))
 		c->close_after = 1;
 }
 

@@ -8,7 +8,9 @@
  * is taken as gone (the abort callback runs), as nginx does. Spooled bodies are written
  * with plain write(2) on the loop: page-cache writes, bounded by the handler's plan.max.
  * An upgraded connection (C_TUNNEL) keeps its socket and buffer here; tunnel.c has the
- * handler's side of it. */
+ * handler's side of it. For an in-place upgrade of the server the listening socket can come
+ * from a predecessor (http_server_new_fd) and go to a successor (http_server_drain, then
+ * http_server_take_listener). */
 #include "http/conn.h"
 #include "util/log.h"
 #include <arpa/inet.h>
@@ -128,6 +130,44 @@ static void on_connection(uv_stream_t *l, int status)
 	conn_update(c);
 }
 
+static struct http_server *server_alloc(uv_loop_t *loop, const struct http_handlers *h)
+{
+	struct http_server *s = xcalloc(1, sizeof *s);
+	s->loop = loop;
+	if (h)
+		s->h = *h;
+	s->head_ms = DEFAULT_HEAD_MS;
+	s->idle_ms = DEFAULT_IDLE_MS;
+	s->body_ms = DEFAULT_BODY_MS;
+	s->max_conns = HTTP_MAX_CONNS;
+	s->handover_fd = -1;
+	uv_tcp_init(loop, &s->listener);
+	s->listener.data = s;
+	s->nhandles = 1;
+	return s;
+}
+
+/* Listen on the bound (or adopted) socket; on failure the server is freed from the loop. */
+static struct http_server *server_listen(struct http_server *s, int rc, const char *what, char *errbuf,
+					 size_t errlen)
+{
+	if (!rc)
+		rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+	if (rc) {
+		if (errbuf && errlen)
+			snprintf(errbuf, errlen, "listen on %s: %s", what, uv_strerror(rc));
+		s->closing = 1;   /* freed by the close callback, no user callback */
+		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+		return NULL;
+	}
+	struct sockaddr_storage bound;
+	int blen = sizeof bound;
+	if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
+		s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+							     : ((struct sockaddr_in *)&bound)->sin_port);
+	return s;
+}
+
 struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
 				    const struct http_handlers *h, char *errbuf, size_t errlen)
 {
@@ -146,34 +186,83 @@ struct http_server *http_server_new(uv_loop_t *loop, const char *host, int port,
 			snprintf(errbuf, errlen, "listen on %s:%d: not an IP address and port", host, port);
 		return NULL;
 	}
-	struct http_server *s = xcalloc(1, sizeof *s);
-	s->loop = loop;
-	if (h)
-		s->h = *h;
-	s->head_ms = DEFAULT_HEAD_MS;
-	s->idle_ms = DEFAULT_IDLE_MS;
-	s->body_ms = DEFAULT_BODY_MS;
-	s->max_conns = HTTP_MAX_CONNS;
+	struct http_server *s = server_alloc(loop, h);
 	s->port = port;
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	s->nhandles = 1;
-	rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
-	if (!rc)
-		rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-	if (rc) {
-		if (errbuf && errlen)
-			snprintf(errbuf, errlen, "listen on %s:%d: %s", host, port, uv_strerror(rc));
-		s->closing = 1;   /* freed by the close callback, no user callback */
-		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-		return NULL;
+	char what[300];
+	snprintf(what, sizeof what, "%s:%d", host, port);
+	return server_listen(s, uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0), what, errbuf, errlen);
+}
+
+struct http_server *http_server_new_fd(uv_loop_t *loop, int fd, const struct http_handlers *h, char *errbuf,
+				       size_t errlen)
+{
+	if (errbuf && errlen)
+		errbuf[0] = 0;
+	struct http_server *s = server_alloc(loop, h);
+	int rc = uv_tcp_open(&s->listener, fd);
+	if (rc)
+		close(fd);
+	char what[64];
+	snprintf(what, sizeof what, "inherited socket %d", fd);
+	return server_listen(s, rc, what, errbuf, errlen);
+}
+
+static void on_drain_timer_closed(uv_handle_t *h)
+{
+	struct http_server *s = h->data;
+	free(h);
+	s->nhandles--;
+	server_maybe_done(s);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+	struct http_server *s = t->data;
+	for (struct conn *c = s->conns; c; c = c->next)
+		conn_close_now(c);
+}
+
+void http_server_drain(struct http_server *s, uint64_t deadline_ms)
+{
+	if (!s || s->closing || s->draining)
+		return;
+	s->draining = 1;
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&s->listener, &fd) == 0) {
+		s->handover_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (s->handover_fd < 0)
+			log_warn("http: cannot keep the listening socket of port %d: %s", s->port, strerror(errno));
 	}
-	struct sockaddr_storage bound;
-	int blen = sizeof bound;
-	if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
-		s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-							     : ((struct sockaddr_in *)&bound)->sin_port);
-	return s;
+	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->state == C_DEAD || c->state == C_CLOSING)
+			continue;
+		if (c->state == C_TUNNEL || (c->state == C_ANSWER && c->answering))
+			conn_close_now(c);          /* a session or a stream: it ends with the server */
+		else if (c->state == C_READ && !c->req && conn_phase(c) == HTTP_PHASE_IDLE && c->rpos >= c->rbuf.len)
+			conn_close_graceful(c);     /* idle keep-alive */
+		/* else a request in flight: its answer says "Connection: close" (decide_close) */
+	}
+	s->drain_timer = xmalloc(sizeof *s->drain_timer);
+	uv_timer_init(s->loop, s->drain_timer);
+	s->drain_timer->data = s;
+	s->nhandles++;
+	uv_timer_start(s->drain_timer, on_drain_deadline, deadline_ms, 0);
+}
+
+bool http_server_drained(const struct http_server *s)
+{
+	for (const struct conn *c = s->conns; c; c = c->next)
+		if (c->state != C_DEAD && !(c->state == C_CLOSING && c->flushed))
+			return false;
+	return true;
+}
+
+int http_server_take_listener(struct http_server *s)
+{
+	int fd = s->handover_fd;
+	s->handover_fd = -1;
+	return fd;
 }
 
 void http_server_close(struct http_server *s, void (*cb)(void *), void *arg)
@@ -183,7 +272,16 @@ void http_server_close(struct http_server *s, void (*cb)(void *), void *arg)
 	s->closing = 1;
 	s->close_cb = cb;
 	s->close_arg = arg;
-	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	if (!uv_is_closing((uv_handle_t *)&s->listener))
+		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+	if (s->drain_timer) {
+		uv_close((uv_handle_t *)s->drain_timer, on_drain_timer_closed);
+		s->drain_timer = NULL;
+	}
+	if (s->handover_fd >= 0) {
+		close(s->handover_fd);
+		s->handover_fd = -1;
+	}
 	for (struct conn *c = s->conns; c; c = c->next)
 		conn_close_now(c);
 }
@@ -304,7 +402,7 @@ void conn_answer_end(struct conn *c)
 		conn_maybe_free(c);   /* an orphan: its handles may be closed already */
 		return;
 	}
-	if (c->close_after) {
+	if (c->close_after || c->srv->draining) {
 		conn_close_graceful(c);
 		return;
 	}
@@ -402,6 +500,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		conn_close_now(c);
 		return;
 	}
+	c->flushed = 1;
 	/* Linger: read and drop what the peer still sends, until its EOF or the deadline. */
 	uv_timer_start(&c->timer, on_timer, HTTP_LINGER_MS, 0);
 }

@@ -262,7 +262,8 @@ static int formation_of(json_t *doc, const struct process_spec *p)
 }
 
 
-/* An instance an earlier server left running (a container): keep it when it is exactly what
+/* An instance an earlier server left running (a container, or any instance an in-place
+ * upgrade handed over): keep it when it is exactly what
  * should run now (the live release, a slot within the formation, the current restart
  * generation, not already taken by another), so that nothing runs twice; the driver removes
  * what is not kept. */
@@ -281,8 +282,15 @@ static bool adopt_found(void *arg, const struct driver_found *f)
 	if (!p || f->slot < 1 || f->slot > formation_of(rt->doc, p) ||
 	    strcmp(f->driver ? f->driver : "", rel_image(r, p) ? "docker" : "process"))
 		return false;
+	/* the generation the slot wants: the process's, or the slot's own after `restart web.2` */
 	json_t *g = json_object_get(json_object_get(rt->doc, "gens"), p->name);
-	if (f->gen != (json_is_integer(g) ? (int)json_integer_value(g) : 0))
+	int want = json_is_integer(g) ? (int)json_integer_value(g) : 0;
+	char slot_key[80];
+	snprintf(slot_key, sizeof slot_key, "%s.%d", p->name, f->slot);
+	json_t *sg = json_object_get(json_object_get(rt->doc, "slot_gens"), slot_key);
+	if (json_is_integer(sg) && json_integer_value(sg) > want)
+		want = (int)json_integer_value(sg);
+	if (f->gen != want)
 		return false;
 	struct instance **v;
 	size_t n = supervisor_list(rc->sv, f->env, f->app, &v);
@@ -801,7 +809,70 @@ static void on_sv_shutdown(void *arg)
 	oneoffs_shutdown(rc->oneoffs, on_oneoffs_shutdown, rc);
 }
 
+static void shutdown_common(struct reconciler *rc, json_t *notes, void (*done)(void *), void *arg);
+
 void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg)
+{
+	shutdown_common(rc, NULL, done, arg);
+}
+
+void reconciler_handover(struct reconciler *rc, json_t *notes, void (*done)(void *), void *arg)
+{
+	shutdown_common(rc, notes, done, arg);
+}
+
+void reconciler_predecessor(struct reconciler *rc, json_t *notes)
+{
+	supervisor_predecessor(rc->sv, notes);
+}
+
+bool reconciler_busy(struct reconciler *rc, char *why, size_t n)
+{
+	for (struct app_rt *rt = rc->apps; rt; rt = rt->next) {
+		int target = model_json_int(rt->doc, "target", 0);
+		if (target || rt->phase || rt->waiters) {
+			snprintf(why, n, "%s/%s: %s", rt->env, rt->app,
+				 target ? "a rollout is in progress" : rt->phase ? "its release phase runs"
+								      : "a change is being waited on");
+			return true;
+		}
+	}
+	struct instance **v;
+	size_t ni = supervisor_list(rc->sv, NULL, NULL, &v);
+	bool busy = false;
+	for (size_t k = 0; k < ni && !busy; k++) {
+		const struct instance_status *st = instance_status(v[k]);
+		if (st->state == INST_STOPPING) {
+			snprintf(why, n, "%s/%s: %s (v%d) is stopping", st->env, st->app, st->id, st->release);
+			busy = true;
+		}
+	}
+	free(v);
+	if (busy)
+		return true;
+	json_t *list = oneoffs_list(rc->oneoffs, NULL, NULL);
+	size_t k;
+	json_t *o;
+	json_array_foreach(list, k, o) {
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+		if (kind && (!strcmp(kind, "build") || !strcmp(kind, "release") || !strncmp(kind, "cron.", 5))) {
+			snprintf(why, n, "%s/%s: %s runs", json_string_value(json_object_get(o, "env")),
+				 json_string_value(json_object_get(o, "app")),
+				 json_string_value(json_object_get(o, "id")));
+			busy = true;
+			break;
+		}
+	}
+	json_decref(list);
+	return busy;
+}
+
+void reconciler_end_oneoffs(struct reconciler *rc, void (*done)(void *), void *arg)
+{
+	oneoffs_shutdown(rc->oneoffs, done, arg);
+}
+
+static void shutdown_common(struct reconciler *rc, json_t *notes, void (*done)(void *), void *arg)
 {
 	uv_timer_stop(&rc->tick);
 	uv_timer_stop(&rc->kick);
@@ -817,7 +888,10 @@ void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg)
 			rt->phase = NULL;
 		}
 	}
-	supervisor_shutdown(rc->sv, on_sv_shutdown, rc);
+	if (notes)
+		supervisor_handover(rc->sv, notes, on_sv_shutdown, rc);
+	else
+		supervisor_shutdown(rc->sv, on_sv_shutdown, rc);
 }
 
 void reconciler_free(struct reconciler *rc)

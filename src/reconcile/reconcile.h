@@ -32,6 +32,20 @@ void reconciler_observe(struct reconciler *rc, struct metrics_families *fams, st
 int reconciler_start(struct reconciler *rc, struct err *e);
 /* Stop all instances (each with its grace), then call done. */
 void reconciler_shutdown(struct reconciler *rc, void (*done)(void *), void *arg);
+/* In-place upgrade (docs/upgrade.md).
+ * busy: something an upgrade would interrupt is under way (a rollout, a release phase, a
+ * build, a cron run, someone waiting for a change to converge, an instance being stopped),
+ * said in why.
+ * end_oneoffs: stop every one-off (`run`/`exec` sessions, detached runs; SIGTERM, grace,
+ * SIGKILL), then call done: an upgrade ends them while the listeners still serve.
+ * handover: like reconciler_shutdown, but running instances are left running for the
+ * successor (supervisor_handover; its notes are appended to notes).
+ * predecessor: the notes the predecessor wrote, before reconciler_start adopts its
+ * instances (referenced). */
+bool reconciler_busy(struct reconciler *rc, char *why, size_t n);
+void reconciler_end_oneoffs(struct reconciler *rc, void (*done)(void *), void *arg);
+void reconciler_handover(struct reconciler *rc, json_t *notes, void (*done)(void *), void *arg);
+void reconciler_predecessor(struct reconciler *rc, json_t *notes);
 void reconciler_free(struct reconciler *rc);
 
 enum rc_wait {

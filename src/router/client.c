@@ -140,6 +140,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		client_close_now(c);
 		return;
 	}
+	c->flushed = 1;
 	set_timer(c, CT_LINGER, RT_LINGER_MS, true);
 }
 
@@ -178,6 +179,28 @@ void client_close_all(struct rthread *w)
 		client_close_now(c);
 		c = next;
 	}
+}
+
+bool client_drain(struct rthread *w, bool idle, bool cut)
+{
+	bool done = true;
+	for (struct client *c = w->clients; c; c = c->next) {
+		if (c->st == CS_DEAD)
+			continue;
+		if (cut || c->st == CS_TUNNEL) {
+			client_close_now(c);
+			continue;
+		}
+		if (c->st == CS_CLOSING) {
+			done = done && c->flushed;
+			continue;
+		}
+		done = false;
+		bool in_head = c->in.len > c->inpos || (c->parse && http_parse_phase(c->parse) == HTTP_PHASE_HEAD);
+		if (idle && !c->req && !in_head)
+			client_close_graceful(c);
+	}
+	return done;
 }
 
 /* ---- timers ---- */

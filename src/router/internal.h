@@ -104,6 +104,10 @@ struct rthread {
 	struct buf log;
 	uint64_t log_dropped;
 	struct tstats st;
+	uint64_t drain_idle_ms, drain_deadline_ms;   /* router_drain's, read with drain */
+	int drain;                   /* router_drain asked: stop accepting, end connections */
+	int handover_fd;             /* the listening socket kept for the successor (-1: none) */
+	_Atomic int drained;         /* every connection has ended (set by the thread) */
 	_Atomic uint64_t adopted;
 	_Atomic uint64_t g_clients, g_upconns, g_idle, g_tunnels;
 	/* thread only */
@@ -115,6 +119,9 @@ struct rthread {
 	size_t npools_cap;
 	unsigned pool_mark;
 	int stopping;
+	int draining;                /* router_drain: no keep-alive, no accept */
+	uint64_t drain_t0;           /* uv_now when the drain began */
+	uv_timer_t drain_timer;      /* ends idle connections, then cuts at the deadline */
 	unsigned char rnd[4096];
 	size_t rndpos;
 	char date[40];               /* IMF-fixdate of date_sec */
@@ -173,6 +180,7 @@ struct client {
 	unsigned shut : 1;
 	unsigned nclosed : 2;
 	unsigned served : 1;         /* at least one request answered */
+	unsigned flushed : 1;        /* closing: the last answer is out and our FIN sent */
 };
 
 void client_on_connection(uv_stream_t *l, int status);
@@ -190,6 +198,10 @@ void client_req_ended(struct client *c, bool keep);
 void client_close_now(struct client *c);
 void client_close_graceful(struct client *c);
 void client_close_all(struct rthread *w);
+/* router_drain, every tick: tunnels are closed; idle: keep-alive connections with no
+ * request are closed too; cut: everything is. True once every connection's last answer is
+ * out (none is open, none closing with bytes still queued). */
+bool client_drain(struct rthread *w, bool idle, bool cut);
 /* The peer's address as text (not NUL-terminated; *len bytes). */
 const char *client_peer_ip(const struct client *c, size_t *len);
 /* Tunnels: switch to raw mode (input left in c->in is the caller's to take), shut the

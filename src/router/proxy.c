@@ -134,7 +134,7 @@ static void answer_page(struct preq *q, int status, bool maintenance)
 	struct http_reqx *rx = (struct http_reqx *)q->hr;
 	bool head = q->hr && !strcmp(q->hr->method, "HEAD");
 	bool json = q->hr && accept_prefers_json(http_req_header(q->hr, "Accept"));
-	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE);
+	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE) && !q->w->draining;
 	struct buf body = BUF_INIT, h = BUF_INIT;
 	const char *ctype;
 	errpage_build(router_errpages(q->w->r), q->route, status, maintenance, json, q->id, &body, &ctype);
@@ -419,7 +419,7 @@ void proxy_head(struct client *c, struct http_req *hr, uint64_t head_bytes)
 		snprintf(q->id, sizeof q->id, "%s", rid);
 	else
 		rthread_reqid(c->w, q->id);
-	q->keep_alive = rx->keep_alive;
+	q->keep_alive = rx->keep_alive && !c->w->draining;   /* an upgrade ends the connection */
 	q->body = rx->chunked ? BODY_CHUNKED : rx->has_length && rx->content_length ? BODY_LENGTH : BODY_NONE;
 	http_parse_set_body_max(c->parse, cfg->max_body ? cfg->max_body : UINT64_MAX);
 	q->expect = rx->expect_continue && q->body != BODY_NONE;
@@ -609,7 +609,7 @@ static void response_head(struct preq *q, const struct resp_head *h)
 	q->status = h->status;
 	q->resp_started = 1;
 	buf_free(&q->uphead);
-	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE);
+	bool keep = q->keep_alive && (q->body_done || q->body == BODY_NONE) && !q->w->draining;
 	q->resp_nobody = h->no_body;
 	buf_adds(ob, "HTTP/1.1 ");
 	rt_add_int(ob, h->status);

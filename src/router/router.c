@@ -9,12 +9,16 @@
  * Access-log lines come back the other way: threads batch them under their mutex and wake
  * the main loop (at 32 KiB, or 100 ms after a batch's first line), which hands them to
  * config->access_log.
+ * An in-place upgrade (router_drain) has each thread stop accepting on a duplicate of its
+ * socket, which the server hands to its successor (router_config.listen_fds: one thread per
+ * inherited socket), and end its connections softly (client_drain).
  *
  * Owns the threads, their loops and sockets, the config copy and the error-page cache. */
 #include "router/internal.h"
 #include "util/log.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -174,6 +178,36 @@ static void thread_stop(struct rthread *w)
 	up_close_all(w);
 	uv_close((uv_handle_t *)&w->wake, on_handle_closed);
 	uv_close((uv_handle_t *)&w->log_timer, on_handle_closed);   /* router_free flushes */
+	uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
+}
+
+/* ---- draining for an in-place upgrade (router_drain) ---- */
+
+static void on_drain_tick(uv_timer_t *t)
+{
+	struct rthread *w = t->data;
+	uint64_t el = uv_now(&w->loop) - w->drain_t0;
+	if (client_drain(w, el >= w->drain_idle_ms, el >= w->drain_deadline_ms)) {
+		uv_timer_stop(t);
+		atomic_store(&w->drained, 1);
+	}
+}
+
+/* Stop accepting without closing the socket: a duplicate keeps it (and the connections the
+ * kernel queues on it) for the successor; then end the connections softly. */
+static void drain_begin(struct rthread *w)
+{
+	w->draining = 1;
+	w->drain_t0 = uv_now(&w->loop);
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&w->listener, &fd) == 0) {
+		w->handover_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (w->handover_fd < 0)
+			log_warn("router: thread %d: cannot keep its listening socket: %s", w->idx, strerror(errno));
+	}
+	if (!uv_is_closing((uv_handle_t *)&w->listener))
+		uv_close((uv_handle_t *)&w->listener, on_handle_closed);
+	uv_timer_start(&w->drain_timer, on_drain_tick, 0, 10);
 }
 
 static void on_wake(uv_async_t *a)
@@ -182,12 +216,14 @@ static void on_wake(uv_async_t *a)
 	uv_mutex_lock(&w->mu);
 	struct ep_snapshot *snap = w->pending;
 	w->pending = NULL;
-	int stop = w->stop;
+	int stop = w->stop, drain = w->drain;
 	uv_mutex_unlock(&w->mu);
 	if (snap && !w->stopping)
 		adopt(w, snap);
 	else if (snap)
 		ep_snapshot_unref(snap);
+	if (drain && !w->draining && !w->stopping)
+		drain_begin(w);
 	if (stop && !w->stopping)
 		thread_stop(w);
 }
@@ -212,6 +248,8 @@ static void thread_main(void *arg)
 	w->wake.data = w;
 	uv_timer_init(&w->loop, &w->log_timer);
 	w->log_timer.data = w;
+	uv_timer_init(&w->loop, &w->drain_timer);
+	w->drain_timer.data = w;
 	uv_tcp_init(&w->loop, &w->listener);
 	w->listener.data = w;
 	rc = uv_tcp_open(&w->listener, w->lfd);
@@ -230,6 +268,7 @@ static void thread_main(void *arg)
 		uv_close((uv_handle_t *)&w->listener, on_handle_closed);
 		uv_close((uv_handle_t *)&w->wake, on_handle_closed);
 		uv_close((uv_handle_t *)&w->log_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&w->loop);
 		uv_sem_post(&w->ready);
@@ -377,6 +416,8 @@ static void cfg_fill(struct router_cfgx *x, const struct router_config *c)
 	x->host = xstrdup(c->host && *c->host ? c->host : "127.0.0.1");
 	x->port = c->port;
 	x->threads = c->threads > 0 ? c->threads : (int)uv_available_parallelism();
+	if (c->nlisten_fds > 0)
+		x->threads = c->nlisten_fds;    /* one thread per inherited socket */
 	if (x->threads < 1)
 		x->threads = 1;
 	if (x->threads > 64)
@@ -418,6 +459,8 @@ static void free_threads(struct router *r)
 			continue;
 		if (w->lfd >= 0)
 			close(w->lfd);
+		if (w->handover_fd >= 0)
+			close(w->handover_fd);
 		ep_snapshot_unref(w->pending);
 		buf_free(&w->log);
 		buf_free(&w->line);
@@ -468,17 +511,28 @@ struct router *router_new(uv_loop_t *main, struct endpoints *eps, const struct r
 	r->slots = xcalloc((size_t)r->nthreads, sizeof *r->slots);
 
 	int port = r->cfg.port;
+	int ninherit = cfg && cfg->nlisten_fds > 0 && cfg->nlisten_fds <= r->nthreads ? cfg->nlisten_fds : 0;
 	for (int i = 0; i < r->nthreads; i++) {
 		struct rthread *w = xcalloc(1, sizeof *w);
 		r->threads[i] = w;
 		w->r = r;
 		w->idx = i;
-		w->lfd = -1;
+		w->lfd = ninherit ? cfg->listen_fds[i] : -1;
+		w->handover_fd = -1;
 		atomic_init(&w->reader_id, -1);
 		w->rndpos = sizeof w->rnd;
 		uv_mutex_init(&w->mu);
 		uv_sem_init(&w->ready, 0);
-		if (make_listener(r->cfg.host, &port, i == 0, &w->lfd, e)) {
+	}
+	if (ninherit) {
+		struct sockaddr_storage b;
+		socklen_t bl = sizeof b;
+		if (getsockname(r->threads[0]->lfd, (struct sockaddr *)&b, &bl) == 0)
+			port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+							     : ((struct sockaddr_in *)&b)->sin_port);
+	}
+	for (int i = 0; i < r->nthreads && !ninherit; i++) {
+		if (make_listener(r->cfg.host, &port, i == 0, &r->threads[i]->lfd, e)) {
 			router_release(r);
 			return NULL;
 		}
@@ -552,4 +606,38 @@ void router_free(struct router *r)
 		parked_slots = st;
 	}
 	router_release(r);
+}
+
+void router_drain(struct router *r, uint64_t idle_grace_ms, uint64_t deadline_ms)
+{
+	for (int i = 0; i < r->nthreads; i++) {
+		struct rthread *w = r->threads[i];
+		uv_mutex_lock(&w->mu);
+		w->drain = 1;
+		w->drain_idle_ms = idle_grace_ms;
+		w->drain_deadline_ms = deadline_ms;
+		uv_mutex_unlock(&w->mu);
+		uv_async_send(&w->wake);
+	}
+}
+
+bool router_drained(const struct router *r)
+{
+	for (int i = 0; i < r->nthreads; i++)
+		if (!atomic_load(&r->threads[i]->drained))
+			return false;
+	return true;
+}
+
+int router_take_listeners(struct router *r, int *fds, int max)
+{
+	int n = 0;
+	for (int i = 0; i < r->nthreads && n < max; i++) {
+		struct rthread *w = r->threads[i];
+		if (!atomic_load(&w->drained) || w->handover_fd < 0)
+			continue;
+		fds[n++] = w->handover_fd;
+		w->handover_fd = -1;
+	}
+	return n;
 }

@@ -18,6 +18,7 @@
  * the main loop, which calls config->access_log. */
 #ifndef BERTH_ROUTER_H
 #define BERTH_ROUTER_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -52,6 +53,11 @@ struct router_config {
 	 * '\n'; n bytes, not NUL-terminated). NULL: lines are dropped. */
 	void (*access_log)(void *arg, const char *lines, size_t n);
 	void *access_log_arg;
+	/* Listening sockets a predecessor handed over (an in-place upgrade, docs/upgrade.md):
+	 * one router thread per socket, host and port are then only for messages; the router
+	 * owns them from here on, even when router_new fails. NULL: bind host:port. */
+	const int *listen_fds;
+	int nlisten_fds;
 };
 
 struct router;
@@ -70,6 +76,19 @@ void router_free(struct router *r);
 
 /* The bound port (useful after asking for port 0). */
 int router_port(const struct router *r);
+
+/* In-place upgrade (server/upgrade.c). router_drain stops accepting (the kernel keeps
+ * queueing connections on the listening sockets, which the router keeps open for
+ * router_take_listeners) and ends every client connection softly: a request in flight, or
+ * the next one a keep-alive client sends within idle_grace_ms, is answered with
+ * "Connection: close"; a connection still idle after idle_grace_ms is closed; websocket
+ * tunnels are closed at once; whatever is left at deadline_ms is cut. router_drained is
+ * true once every connection has had its last answer flushed. Main loop. */
+void router_drain(struct router *r, uint64_t idle_grace_ms, uint64_t deadline_ms);
+bool router_drained(const struct router *r);
+/* After router_drained: the listening sockets (close-on-exec; the caller owns them), at most
+ * max of them; returns how many. */
+int router_take_listeners(struct router *r, int *fds, int max);
 /* The oldest snapshot version any router thread still routes with. */
 uint64_t router_adopted_version(const struct router *r);
 

@@ -2,8 +2,12 @@
  *   lock the data dir -> load config -> cgroups -> sweep instances a dead server left ->
  *   open the store -> admin token -> logs, driver, reconciler (fails half-done rollouts) -> API.
  * Then the one libuv loop runs everything until SIGTERM/SIGINT, which stops the API,
- * stops every instance with its grace period, and exits. */
+ * stops every instance with its grace period, and exits. SIGUSR2 re-executes the binary in
+ * place (server/upgrade.c); the successor starts in the same order, with what its
+ * predecessor handed over: the lock, the listening sockets, the running instances (adopted
+ * before the router and DNS start, so that they serve from the first request). */
 #include "server/server.h"
+#include "server/internal.h"
 #include "api/api.h"
 #include "driver/driver.h"
 #include "logs/logs.h"
@@ -21,6 +25,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -34,42 +39,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-struct server {
-	uv_loop_t *loop;
-	char *data;
-	char *api_host;
-	int api_port;
-	char *dns_host;
-	int dns_port;
-	bool dns_explicit;
-	struct dns_server *dns;
-	char *router_host;
-	int router_port;
-	bool router_explicit;
-	struct router *router;
-	struct log_sink *access_log;
-	char *conf_path;
-	struct server_conf conf;
-	struct store *st;
-	struct logs *logs;
-	struct drivers *drivers;
-	char *docker_host;       /* --docker-host or DOCKER_HOST; NULL: no container engine */
-	struct reconciler *rc;
-	struct endpoints *eps;
-	struct routes_sync *routes;
-	struct metrics *metrics;
-	struct metrics_families fams;
-	struct alerts *alerts;
-	struct alerts_sync *alerts_sync;   /* per-env webhooks: server.yaml + store */
-	struct api *api;
-	uv_signal_t sigterm, sigint;
-	bool stopping;
-	int lock_fd;
-};
-
 /* Every flag `berth server` takes. The parser (parse_flags) and the help (`berth help server`,
  * `berth server --help`) both read this table, so they cannot drift apart. */
-enum server_flag_id { SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_DOCKER_HOST, SF_QUIET, SF_HELP };
+enum server_flag_id {
+	SF_DATA, SF_API, SF_ROUTER, SF_DNS, SF_CONFIG, SF_DOCKER_HOST, SF_QUIET, SF_UPGRADE, SF_HANDOVER_VERSION,
+	SF_HELP
+};
 static const struct server_flag {
 	enum server_flag_id id;
 	const char *name;         /* "--data" */
@@ -89,6 +64,10 @@ static const struct server_flag {
 	{SF_DOCKER_HOST, "--docker-host", "unix:///PATH", "the container engine's socket (Docker Engine API;\n"
 	 "default $DOCKER_HOST; none: no container processes)"},
 	{SF_QUIET, "--quiet", NULL, "log only warnings and errors"},
+	{SF_UPGRADE, "--upgrade", NULL, "do not start a server: have the one running on DIR re-execute\n"
+	 "its binary in place (SIGUSR2), keeping its instances and\n"
+	 "listeners, and wait until it serves again (docs/upgrade.md)"},
+	{SF_HANDOVER_VERSION, "--handover-version", NULL, NULL},   /* asked by a server before it upgrades */
 	{SF_HELP, "--help", NULL, "show this help (also -h)"},
 };
 #define NSERVER_FLAGS (sizeof server_flags / sizeof server_flags[0])
@@ -97,6 +76,8 @@ void server_print_flags(FILE *f)
 {
 	for (size_t k = 0; k < NSERVER_FLAGS; k++) {
 		const struct server_flag *sf = &server_flags[k];
+		if (!sf->help)
+			continue;   /* berth's own */
 		char head[40];
 		snprintf(head, sizeof head, "%s%s%s", sf->name, sf->value ? " " : "", sf->value ? sf->value : "");
 		fprintf(f, "  %-19s ", head);
@@ -167,7 +148,11 @@ static void owner_tag(const char *data, char out[13])
 static int lock_data(struct server *s, struct err *e)
 {
 	char *path = xasprintf("%s/server.lock", s->data);
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* After an in-place upgrade the lock is held already, by the descriptor handed over:
+	 * locking it again through that open file succeeds. */
+	s->lock_fd = handover_lock_fd(s);
+	if (s->lock_fd < 0)
+		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lock_fd < 0) {
 		err_errno(e, errno, "open %s", path);
 		free(path);
@@ -306,11 +291,21 @@ static void collect_dns(void *arg, struct metrics_emitter *em)
  * warning); an address asked for with --dns must work. */
 static int start_dns(struct server *s, struct err *e)
 {
-	if (!s->dns_host)
+	int udp, tcp;
+	bool inherited = handover_dns_fds(s, &udp, &tcp) == 0;
+	if (!s->dns_host) {
+		if (inherited) {
+			close(udp);
+			close(tcp);
+		}
 		return 0;
+	}
 	struct dns_opts o;
 	dns_opts_default(&o);
-	s->dns = dns_server_new(s->loop, s->eps, s->dns_host, s->dns_port, &o, e);
+	if (inherited)
+		s->dns = dns_server_new_fds(s->loop, s->eps, udp, tcp, &o, e);
+	else
+		s->dns = dns_server_new(s->loop, s->eps, s->dns_host, s->dns_port, &o, e);
 	if (!s->dns) {
 		if (s->dns_explicit)
 			return err_prefix(e, "DNS on %s:%d", s->dns_host, s->dns_port);
@@ -407,11 +402,19 @@ static void collect_router_conns(void *arg, struct metrics_emitter *em) { collec
  * Its settings come from server.yaml's router: section (0 / NULL: the router's defaults). */
 static int start_router(struct server *s, struct err *e)
 {
-	if (!s->router_host)
+	int fds[64];
+	int nfds = handover_router_fds(s, fds, 64);
+	if (!s->router_host) {
+		for (int k = 0; k < nfds; k++)
+			close(fds[k]);
 		return 0;
+	}
 	s->access_log = logs_sink_open(s->logs, "_system", "router", "access", 1, 0, e);
-	if (!s->access_log)
+	if (!s->access_log) {
+		for (int k = 0; k < nfds; k++)
+			close(fds[k]);
 		return -1;
+	}
 	const struct server_router_conf *cf = &s->conf.router;
 	struct router_config rc = {
 		.host = s->router_host,
@@ -430,6 +433,8 @@ static int start_router(struct server *s, struct err *e)
 		.proto = cf->forwarded_proto,
 		.access_log = on_access_log,
 		.access_log_arg = s,
+		.listen_fds = nfds ? fds : NULL,
+		.nlisten_fds = nfds,
 	};
 	s->router = router_new(s->loop, s->eps, &rc, e);
 	if (!s->router) {
@@ -468,21 +473,26 @@ static void clean_tmp(struct server *s)
 	free(pattern);
 }
 
+void server_router_free(struct server *s)
+{
+	if (!s->router)
+		return;
+	metrics_family_set_collect(s->fams.router_requests, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_upstream_errors, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_duration, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_retries, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_aborts, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_log_dropped, NULL, NULL);
+	metrics_family_set_collect(s->fams.router_connections, NULL, NULL);
+	router_free(s->router);
+	s->router = NULL;
+}
+
 static void on_stopped(void *arg)
 {
 	struct server *s = arg;
 	/* The router served until every instance had drained; now it goes. */
-	if (s->router) {
-		metrics_family_set_collect(s->fams.router_requests, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_upstream_errors, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_duration, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_retries, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_aborts, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_log_dropped, NULL, NULL);
-		metrics_family_set_collect(s->fams.router_connections, NULL, NULL);
-		router_free(s->router);
-		s->router = NULL;
-	}
+	server_router_free(s);
 	log_info("all instances stopped; bye");
 	uv_stop(s->loop);
 }
@@ -494,8 +504,48 @@ static void on_signal(uv_signal_t *h, int sig)
 		log_warn("second signal: exiting now");
 		exit(1);
 	}
-	s->stopping = true;
 	log_info("received %s: stopping instances", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	if (upgrade_on_stop(s))
+		return;
+	server_stop(s);
+}
+
+static void on_sigusr2(uv_signal_t *h, int sig)
+{
+	struct server *s = h->data;
+	if (s->started)
+		upgrade_request(s);
+	else if (!s->upgrade_pending) {
+		s->upgrade_pending = true;
+		log_info("upgrade: asked for during start-up; it begins once the server runs");
+	}
+}
+
+/* The signals, first of all: one that came during an upgrade's exec waits (blocked) until
+ * this image can handle it. */
+static void signals_start(struct server *s)
+{
+	uv_signal_init(s->loop, &s->sigterm);
+	uv_signal_init(s->loop, &s->sigint);
+	uv_signal_init(s->loop, &s->sigusr2);
+	s->sigterm.data = s->sigint.data = s->sigusr2.data = s;
+	s->signals = true;
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	uv_signal_start(&s->sigusr2, on_sigusr2, SIGUSR2);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGUSR2);
+	sigprocmask(SIG_UNBLOCK, &ss, NULL);
+}
+
+void server_stop(struct server *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
 	/* The reconciler first: it ends every progress stream with a "done" event saying the
 	 * server is shutting down, written while the API's connections are still open; closing
 	 * the API first would cut them and the clients would believe the change goes on. */
@@ -519,7 +569,9 @@ static int server_run(struct server *s, struct err *e)
 		return err_errno(e, errno, "resolve %s", s->data);
 	free(s->data);
 	s->data = xstrdup(real);
-	if (lock_data(s, e) < 0)
+	s->loop = uv_default_loop();
+	signals_start(s);
+	if (handover_load(s, e) < 0 || lock_data(s, e) < 0)
 		return -1;
 	if (!s->conf_path)
 		s->conf_path = xasprintf("%s/server.yaml", s->data);
@@ -527,19 +579,20 @@ static int server_run(struct server *s, struct err *e)
 		return -1;
 	char tag[13];
 	owner_tag(s->data, tag);
-	s->loop = uv_default_loop();
 	/* The drivers first: the process driver stops what a crashed predecessor left running
-	 * before anything else starts; the docker driver's leftovers are adopted later, by the
-	 * reconciler, once the store says what should run. */
+	 * before anything else starts (sparing what an upgrading one handed over); the docker
+	 * driver's leftovers are adopted later, by the reconciler, once the store says what
+	 * should run. */
 	s->drivers = drivers_new();
 	drivers_add(s->drivers, driver_process_new(s->loop, tag));
+	struct driver *pd = drivers_get(s->drivers, "process");
+	driver_process_inherit(pd, handover_process(s));
 	if (s->docker_host) {
 		struct driver *dd = driver_docker_new(s->loop, s->docker_host, s->data, e);
 		if (!dd)
 			return -1;
 		drivers_add(s->drivers, dd);
 	}
-	struct driver *pd = drivers_get(s->drivers, "process");
 	struct err se = ERR_INIT;
 	if (pd->adopt(pd, tag, NULL, NULL, &se) < 0)
 		log_warn("%s", se.msg);
@@ -561,22 +614,30 @@ static int server_run(struct server *s, struct err *e)
 	if (!s->routes)
 		return -1;
 	s->rc = reconciler_new(s->loop, s->st, s->drivers, s->logs, s->eps, &s->conf, s->data, tag);
+	reconciler_predecessor(s->rc, handover_notes(s));
 	if (start_observers(s, e) < 0)
 		return -1;
-	if (start_dns(s, e) < 0 || start_router(s, e) < 0)
-		return -1;
-	if (reconciler_start(s->rc, e) < 0)
-		return -1;
-	struct api_config ac = {s->api_host, s->api_port, s->data, s->eps, s->metrics};
+	if (s->ho) {
+		/* The instances first: adopted as serving, they are in the endpoints table before the
+		 * router and DNS take the connections and queries queued during the exec. */
+		if (reconciler_start(s->rc, e) < 0 || start_dns(s, e) < 0 || start_router(s, e) < 0)
+			return -1;
+	} else {
+		if (start_dns(s, e) < 0 || start_router(s, e) < 0 || reconciler_start(s->rc, e) < 0)
+			return -1;
+	}
+	int api_fd = handover_api_fd(s);
+	struct api_config ac = {.host = s->api_host, .port = s->api_port, .data_dir = s->data, .endpoints = s->eps,
+				.metrics = s->metrics, .listen_fd = api_fd >= 0 ? &api_fd : NULL,
+				.started_us = s->started_us};
 	s->api = api_new(s->loop, &ac, s->st, s->rc, s->logs, &s->conf, e);
 	if (!s->api)
 		return -1;
-	uv_signal_init(s->loop, &s->sigterm);
-	uv_signal_init(s->loop, &s->sigint);
-	s->sigterm.data = s->sigint.data = s;
-	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-	uv_signal_start(&s->sigint, on_signal, SIGINT);
 	log_info("berth server: API on http://%s:%d, data in %s", s->api_host, s->api_port, s->data);
+	handover_finish(s);
+	s->started = true;
+	if (s->upgrade_pending)
+		upgrade_request(s);
 	fflush(stderr);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	return 0;
@@ -589,9 +650,10 @@ static void server_free(struct server *s)
 	if (s->rc)
 		reconciler_free(s->rc);
 	if (s->loop) {
-		if (uv_is_active((uv_handle_t *)&s->sigterm) || uv_is_active((uv_handle_t *)&s->sigint)) {
+		if (s->signals) {
 			uv_close((uv_handle_t *)&s->sigterm, NULL);
 			uv_close((uv_handle_t *)&s->sigint, NULL);
+			uv_close((uv_handle_t *)&s->sigusr2, NULL);
 		}
 		/* Let every closing handle run its close callback (they free memory). */
 		for (int k = 0; k < 10 && uv_run(s->loop, UV_RUN_NOWAIT); k++)
@@ -622,6 +684,8 @@ static void server_free(struct server *s)
 	free(s->router_host);
 	free(s->conf_path);
 	free(s->docker_host);
+	free(s->self_bin);
+	handover_free(s);
 }
 
 /* Flags into s (the table server_flags). -1 to go on and run, else the exit status: 0 after
@@ -647,6 +711,12 @@ static int parse_flags(struct server *s, int argc, char **argv)
 		case SF_QUIET:
 			log_set_quiet(1);
 			break;
+		case SF_UPGRADE:
+			s->upgrade_client = true;
+			break;
+		case SF_HANDOVER_VERSION:
+			fputs(HANDOVER_BANNER, stdout);
+			return 0;
 		case SF_DATA:
 			free(s->data);
 			s->data = xstrdup(v);
@@ -708,11 +778,17 @@ int server_main(int argc, char **argv)
 	const char *dh = getenv("DOCKER_HOST");
 	if (dh && *dh && !strncmp(dh, "unix://", 7))
 		s.docker_host = xstrdup(dh);
+	s.argc = argc;
+	s.argv = argv;
+	s.started_us = time_now_us();
 	int rc = parse_flags(&s, argc, argv);
+	if (rc < 0 && s.upgrade_client)
+		rc = upgrade_client(s.data);
 	if (rc >= 0) {
 		server_free(&s);
 		return rc;
 	}
+	s.self_bin = upgrade_self_path();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "berth server: libsodium failed to initialise\n");
 		return 1;

@@ -45,6 +45,8 @@ struct supervisor {
 	uint64_t seq;
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
+	json_t *notes_out;           /* supervisor_handover: notes for the successor */
+	json_t *notes_in;            /* the predecessor's (supervisor_predecessor) */
 };
 
 struct instance {
@@ -84,6 +86,8 @@ struct instance {
 	size_t head_len;
 	int head_lines;
 	int64_t lines_seen;          /* newlines of the current run */
+	char *found_key;             /* adopted: the driver key it was found under (until a restart) */
+	bool adopting;               /* supervisor_adopt is attaching it */
 };
 
 static void schedule_probe(struct instance *i, int64_t delay);
@@ -185,6 +189,7 @@ static void free_instance(struct instance *i)
 	free(i->envp);
 	free(i->health.path);
 	free(i->health.command);
+	free(i->found_key);
 	free(i);
 }
 
@@ -617,7 +622,9 @@ static void on_proc_started(void *arg)
 		return;
 	}
 	const char *what = i->image ? i->image : i->command;
-	if (i->st.port)
+	if (i->adopting)
+		;   /* it runs already: supervisor_adopt says so */
+	else if (i->st.port)
 		sys_line(i, "starting (v%d, %s, port %d): %s", i->st.release, i->st.ident, i->st.port, what);
 	else
 		sys_line(i, "starting (v%d, %s): %s", i->st.release, i->st.ident, what);
@@ -657,6 +664,8 @@ static void spawn_instance(struct instance *i)
 	i->lines_seen = 0;
 	i->proc_started = false;
 	i->st.next_restart_us = 0;
+	free(i->found_key);
+	i->found_key = NULL;
 	int r = i->drv->start(i->drv, &ds, &ev, &i->proc, &e);
 	if (r < 0) {
 		i->proc = NULL;
@@ -806,12 +815,32 @@ struct instance *supervisor_start(struct supervisor *s, const struct instance_sp
 	return i;
 }
 
+/* The predecessor's note about the instance found under key (borrowed), or NULL. */
+static json_t *predecessor_note(struct supervisor *s, const char *key)
+{
+	size_t k;
+	json_t *n;
+	json_array_foreach(s->notes_in, k, n) {
+		const char *nk = json_string_value(json_object_get(n, "key"));
+		if (key && nk && !strcmp(nk, key))
+			return n;
+	}
+	return NULL;
+}
+
 struct instance *supervisor_adopt(struct supervisor *s, const struct instance_spec *spec,
 				  const struct driver_found *f, struct err *e)
 {
 	struct instance *i = instance_new(s, spec, f->port, e);
 	if (!i)
 		return NULL;
+	json_t *note = predecessor_note(s, f->key);
+	if (note) {
+		/* an in-place upgrade: the same instance, its history goes on */
+		i->st.restarts = (int)json_integer_value(json_object_get(note, "restarts"));
+		i->crashes = i->st.crashes = (int)json_integer_value(json_object_get(note, "crashes"));
+	}
+	i->found_key = f->key ? xstrdup(f->key) : NULL;
 	char key[200];
 	struct driver_spec ds = driver_spec_of(i, key, sizeof key);
 	struct driver_events ev = inst_events;
@@ -823,11 +852,37 @@ struct instance *supervisor_adopt(struct supervisor *s, const struct instance_sp
 		finish_stop(i);
 		return NULL;
 	}
-	sys_line(i, "adopted %s from the previous server", f->id);
+	if (note)
+		sys_line(i, "%s: taken over by the upgraded server", f->id);
+	else
+		sys_line(i, "adopted %s from the previous server", f->id);
+	i->adopting = true;
 	on_proc_started(i);
+	i->adopting = false;
 	if (f->started_us)
 		i->st.started_us = f->started_us;
+	if (note && json_is_true(json_object_get(note, "ever_healthy")) && i->st.state == INST_STARTING) {
+		json_t *hu = json_object_get(note, "healthy_us");
+		i->st.ever_healthy = true;
+		i->st.healthy_us = json_is_integer(hu) ? json_integer_value(hu) : time_now_us();
+		if (json_is_true(json_object_get(note, "healthy"))) {
+			/* It served until a moment ago: serve it at once (the router and DNS start only
+			 * after adoption); the first health check, due now, confirms it. */
+			i->st.healthy = true;
+			i->st.state = INST_RUNNING;
+			publish_endpoint(i);
+			emit(i, IEV_HEALTHY, NULL);
+		} else {
+			i->st.state = INST_UNHEALTHY;   /* failing checks go on counting towards a restart */
+		}
+	}
 	return i;
+}
+
+void supervisor_predecessor(struct supervisor *s, json_t *notes)
+{
+	json_decref(s->notes_in);
+	s->notes_in = json_incref(notes);
 }
 
 static void on_kill_timer(uv_timer_t *t)
@@ -981,6 +1036,16 @@ size_t supervisor_list(struct supervisor *s, const char *env, const char *app, s
 /* Leave a running instance to the next server: stop watching it, do not stop it. */
 static void detach_instance(struct instance *i)
 {
+	if (i->sv->notes_out) {
+		char key[200];
+		driver_spec_of(i, key, sizeof key);
+		json_array_append_new(i->sv->notes_out,
+				      json_pack("{s:s, s:b, s:b, s:I, s:i, s:i, s:I}",
+						"key", i->found_key ? i->found_key : key, "healthy", i->st.healthy,
+						"ever_healthy", i->st.ever_healthy, "healthy_us",
+						(json_int_t)i->st.healthy_us, "restarts", i->st.restarts, "crashes",
+						i->crashes, "started_us", (json_int_t)i->st.started_us));
+	}
 	cancel_probe(i);
 	drop_endpoint(i);
 	end_drain(i);
@@ -989,7 +1054,10 @@ static void detach_instance(struct instance *i)
 	i->drv->detach(i->proc);
 	i->proc = NULL;
 	i->proc_started = false;
-	sys_line(i, "left running for the next server (%s)", i->st.ident);
+	if (i->sv->notes_out)
+		sys_line(i, "%s: handing over to the upgraded server", i->st.ident);
+	else
+		sys_line(i, "left running for the next server (%s)", i->st.ident);
 	i->st.state = INST_STOPPED;
 	logs_sink_close(i->sink);
 	i->sink = NULL;
@@ -999,13 +1067,16 @@ static void detach_instance(struct instance *i)
 	uv_close((uv_handle_t *)&i->kill_timer, on_inst_handle_closed);
 }
 
-void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg)
+static void shutdown_all(struct supervisor *s, bool upgrade, void (*done)(void *), void *arg)
 {
 	struct instance **v;
 	size_t n = supervisor_list(s, NULL, NULL, &v);
-	for (size_t k = 0; k < n; k++)
-		if (v[k]->drv->detach && v[k]->proc && v[k]->proc_started && v[k]->st.state != INST_STOPPING)
+	for (size_t k = 0; k < n; k++) {
+		struct driver *d = v[k]->drv;
+		if (d->detach && (upgrade || !d->detach_upgrade_only) && v[k]->proc && v[k]->proc_started &&
+		    v[k]->st.state != INST_STOPPING)
 			detach_instance(v[k]);
+	}
 	free(v);
 	if (!s->head) {
 		done(arg);
@@ -1019,10 +1090,23 @@ void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg)
 	free(v);
 }
 
+void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg)
+{
+	shutdown_all(s, false, done, arg);
+}
+
+void supervisor_handover(struct supervisor *s, json_t *notes, void (*done)(void *), void *arg)
+{
+	s->notes_out = notes;     /* borrowed while the instances are detached, right here */
+	shutdown_all(s, true, done, arg);
+	s->notes_out = NULL;
+}
+
 void supervisor_free(struct supervisor *s)
 {
 	if (!s)
 		return;
+	json_decref(s->notes_in);
 	free(s->owner_tag);
 	free(s);
 }

@@ -91,6 +91,14 @@ struct supervisor *supervisor_new(uv_loop_t *loop, struct drivers *drivers, stru
 /* Stop every instance (grace per instance), then call done. Running instances of a driver
  * that can leave them to the next server (containers) are left running instead. */
 void supervisor_shutdown(struct supervisor *s, void (*done)(void *), void *arg);
+/* In-place upgrade (docs/upgrade.md): the same, but every running instance whose driver can
+ * detach (processes too) is left running for the successor; what the successor needs to
+ * know of each beyond its driver's record (health, restarts) is appended to notes, one
+ * object per instance, keyed by its driver key. */
+void supervisor_handover(struct supervisor *s, json_t *notes, void (*done)(void *), void *arg);
+/* The successor's side: the predecessor's notes (referenced), read by supervisor_adopt: an
+ * instance that was healthy is served at once, without waiting for a first health check. */
+void supervisor_predecessor(struct supervisor *s, json_t *notes);
 void supervisor_free(struct supervisor *s);
 
 struct instance *supervisor_start(struct supervisor *s, const struct instance_spec *spec,

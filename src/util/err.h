@@ -32,4 +32,7 @@ int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf
 int err_errno(struct err *e, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void err_clear(struct err *e);
 
+/* Make s valid UTF-8 in place: a byte that does not start a whole, valid sequence becomes
+ * '?' (err_set and err_prefix do this to every message). */
+void utf8_fix(char *s);
 #endif

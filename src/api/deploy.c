@@ -315,6 +315,8 @@ static void deploy_abort(struct http_req *r, void *arg)
 /* An event to the client, if it is still there (stolen). */
 static void deploy_event(struct deploy *d, json_t *ev)
 {
+	if (!ev)
+		return;         /* json_pack refused text that was not UTF-8: nothing to say */
 	if (d->c)
 		api_stream_event(d->c, ev);
 	else
@@ -802,13 +804,14 @@ bool api_deploy_building(struct api *a, const char *env, const char *app)
  * release is made, one after another: a tag that moves later changes nothing until the next
  * deploy. */
 
-static void on_pin_progress(void *arg, const char *text)
+static void on_pull_progress(void *arg, const char *text)
 {
 	struct deploy *d = arg;
 	if (++d->pull_lines > 2000)
-		return;
+		return;         /* a pull of many layers: the first lines say enough */
 	char msg[400];
 	snprintf(msg, sizeof msg, "pull | %s", text);
+	utf8_fix(msg);      /* cut anywhere */
 	deploy_event(d, json_pack("{s:s, s:s}", "event", "pull", "message", msg));
 }
 
@@ -857,21 +860,11 @@ static void pin_images(struct deploy *d)
 		deploy_fail(d, &e, NULL);
 		return;
 	}
-	d->resolve = docker_resolve(dk, d->m.procs[d->pin_next].image, d->pull ? d->pull : "missing", on_pin_progress,
+	d->resolve = docker_resolve(dk, d->m.procs[d->pin_next].image, d->pull ? d->pull : "missing", on_pull_progress,
 				    on_pinned, d);
 }
 
 /* ---- an image deploy ---- */
-
-static void on_pull_progress(void *arg, const char *text)
-{
-	struct deploy *d = arg;
-	if (++d->pull_lines > 2000)
-		return;         /* a pull of many layers: the first lines say enough */
-	char msg[400];
-	snprintf(msg, sizeof msg, "pull | %s", text);
-	deploy_event(d, json_pack("{s:s, s:s}", "event", "pull", "message", msg));
-}
 
 static void on_image_resolved(void *arg, const char *id, const char *digest, const char *error)
 {

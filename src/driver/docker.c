@@ -305,12 +305,10 @@ static void on_drain_closed(uv_handle_t *h)
 	proc_free(h->data);
 }
 
-static void maybe_report(struct driver_proc *p)
+/* No more callbacks for p: every engine call cancelled, the stream closed, the last partial
+ * lines delivered. */
+static void stop_watching(struct driver_proc *p)
 {
-	if (p->reported || !p->exited || !p->logs_done)
-		return;
-	if (p->hj && !hijack_closed(p->hj))
-		return;
 	p->reported = true;
 	if (p->req)
 		engine_cancel(p->req);
@@ -327,6 +325,15 @@ static void maybe_report(struct driver_proc *p)
 		engine_demux_finish(&p->demux);   /* the last partial lines */
 		p->demux_open = false;
 	}
+}
+
+static void maybe_report(struct driver_proc *p)
+{
+	if (p->reported || !p->exited || !p->logs_done)
+		return;
+	if (p->hj && !hijack_closed(p->hj))
+		return;
+	stop_watching(p);
 	if (p->started && p->id && !p->is_exec) {
 		cursor_drop(p);
 		remove_container(p->dd, p->id);
@@ -1082,22 +1089,7 @@ static int dk_attach(struct driver *d, const struct driver_found *f, const struc
 
 static void dk_detach(struct driver_proc *p)
 {
-	p->reported = true;
-	if (p->req)
-		engine_cancel(p->req);
-	if (p->logs_req)
-		engine_cancel(p->logs_req);
-	if (p->wait_req)
-		engine_cancel(p->wait_req);
-	p->req = p->logs_req = p->wait_req = NULL;
-	if (p->hj) {
-		hijack_free(p->hj);
-		p->hj = NULL;
-	}
-	if (p->demux_open) {
-		engine_demux_finish(&p->demux);
-		p->demux_open = false;
-	}
+	stop_watching(p);
 	uv_timer_stop(&p->drain);
 	uv_close((uv_handle_t *)&p->drain, on_drain_closed);   /* the cursor file stays */
 }

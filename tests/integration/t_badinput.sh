@@ -325,7 +325,7 @@ for s in socks:
     s.close()
 PY
 kill -0 "$SRV_PID" || fail "the server died on garbage input"
-[ "$(curl -s "$BERTH_API/healthz")" = '{"ok":true}' ] || fail "healthz after garbage: $(curl -s "$BERTH_API/healthz")"
+curl -s "$BERTH_API/healthz" | grep -q '^{"ok":true,' || fail "healthz after garbage: $(curl -s "$BERTH_API/healthz")"
 b ps --app $APP >/dev/null || fail "ps fails after garbage"
 untouched "after garbage on the socket"
 # and it still does real work

@@ -61,8 +61,8 @@ static const struct server_flag {
 	 "off with a warning when taken; off: no DNS)"},
 	{SF_CONFIG, "--config", "FILE", "server config: resource profiles, limits, router:, alerts:,\n"
 	 "builds: (default DIR/server.yaml; none: built-in defaults)"},
-	{SF_DOCKER_HOST, "--docker-host", "unix:///PATH", "the container engine's socket (Docker Engine API;\n"
-	 "default $DOCKER_HOST; none: no container processes)"},
+	{SF_DOCKER_HOST, "--docker-host", "URL", "the container engine: unix:///PATH of its socket (Docker\n"
+	 "Engine API; default $DOCKER_HOST; none: no container processes)"},
 	{SF_QUIET, "--quiet", NULL, "log only warnings and errors"},
 	{SF_UPGRADE, "--upgrade", NULL, "do not start a server: have the one running on DIR re-execute\n"
 	 "its binary in place (SIGUSR2), keeping its instances and\n"

@@ -48,7 +48,7 @@ HELP=$(cat "$T/out")
 assert_eq "$(rc_of b server --help)" 0 "server --help"
 assert_eq "$(cat "$T/out")" "$HELP" "server --help is help server"
 FLAGS=$(sed -n '/^Flags:/,$p' <<<"$HELP" | grep -o '^  --[a-z-]*' | tr -d ' ' | tr '\n' ' ')
-assert_eq "$FLAGS" "--data --api --router --dns --config --quiet --help " "flags listed by help server"
+assert_eq "$FLAGS" "--data --api --router --dns --config --docker-host --quiet --upgrade --help " "flags listed by help server"
 assert_has "$HELP" "--router HOST:PORT  where the HTTP router listens (default 127.0.0.1:8080" "--router's line"
 # each listed flag is one the parser knows, taking what the help says (checked without
 # starting a server: a value-taking flag alone is an error, a bare one followed by a bad one)

@@ -46,18 +46,19 @@ unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 
 integration: $(BIN)
-	BERTH_BIN=$(abspath $(BIN)) tests/integration/run.sh
+	BERTH_BIN=$(abspath $(BIN)) SUITE=$(SUITE) tests/integration/run.sh
 
-# The whole suite: unit tests, integration tests against a real server, then the same
-# under ASan/UBSan, then the fuzzers for a short bounded time.
+# The whole suite: unit tests, then integration tests against a real server and the same
+# under ASan/UBSan side by side (most of a test's time is waiting on servers, podman and
+# builds; each test has its own data dir, ports and engine), then the fuzzers for a short
+# bounded time.
 test:
 	$(MAKE) unit
-	$(MAKE) integration
-	$(MAKE) asan
+	$(MAKE) -j2 integration asan
 	$(MAKE) fuzz
 
 asan:
-	$(MAKE) BUILD=build-asan BIN=build-asan/berth OPT=-O1 \
+	$(MAKE) SUITE=asan BUILD=build-asan BIN=build-asan/berth OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  unit integration
 

@@ -6,7 +6,7 @@ BERTH=${BERTH_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/berth}
 T=$(mktemp -d /tmp/berth-it.XXXXXX)
 SRV_PID=""
 BG_PIDS=()   # background helpers of the test (watchers, `logs -f`), killed at exit
-TEST_NAME=$(basename "$0" .sh)
+TEST_NAME=$(basename "$0" .sh)${SUITE:+/$SUITE}   # SUITE: which run (asan) when two run side by side
 
 cleanup() {
   local bp

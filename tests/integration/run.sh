@@ -7,5 +7,5 @@ for t in t_*.sh; do
   [ -n "${ONLY:-}" ] && [[ "$t" != *"$ONLY"* ]] && continue
   if timeout 300 bash "$t"; then pass=$((pass+1)); else failed+=("$t"); fi
 done
-echo "integration: $pass passed, ${#failed[@]} failed ${failed[*]:-}"
+echo "integration${SUITE:+ ($SUITE)}: $pass passed, ${#failed[@]} failed ${failed[*]:-}"
 [ ${#failed[@]} -eq 0 ]

@@ -864,6 +864,36 @@ static void pin_images(struct deploy *d)
 				    on_pinned, d);
 }
 
+/* ---- starting a deploy ---- */
+
+/* A deploy of c's app: who asked, the app's config when it began, where its code goes. */
+static struct deploy *deploy_new(struct ctx *c)
+{
+	struct err e = ERR_INIT;
+	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
+	struct deploy *d = xcalloc(1, sizeof *d);
+	d->c = c;
+	d->api = c->api;
+	json_t *cfg = json_object_get(app, "config");
+	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
+	d->app_existed = app != NULL;
+	json_decref(app);
+	snprintf(d->env, sizeof d->env, "%s", c->env);
+	snprintf(d->app, sizeof d->app, "%s", c->app);
+	snprintf(d->who, sizeof d->who, "%s", c->who);
+	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
+	d->cache_root = xasprintf("%s/cache/%s/%s", c->api->data_dir, c->env, c->app);
+	d->work.data = d;
+	return d;
+}
+
+/* Its work queued (after the app's prune, if one runs); the client may leave from now on. */
+static void deploy_begin(struct deploy *d, uv_work_cb work, uv_after_work_cb after)
+{
+	http_req_on_abort(d->c->req, deploy_abort, d);
+	api_gc_deploy_begin(d->api, d->env, d->app, &d->work, work, after);
+}
+
 /* ---- an image deploy ---- */
 
 static void on_image_resolved(void *arg, const char *id, const char *digest, const char *error)
@@ -943,26 +973,11 @@ static void api_deploy_image(struct ctx *c, const char *image)
 		http_respond_error(r, 400, "process: expected a process name ([a-z0-9][a-z0-9-]*)");
 		return;
 	}
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	struct deploy *d = xcalloc(1, sizeof *d);
-	d->c = c;
-	d->api = c->api;
-	json_t *cfg = json_object_get(app, "config");
-	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
-	d->app_existed = app != NULL;
-	json_decref(app);
+	struct deploy *d = deploy_new(c);
 	d->image = xstrdup(image);
 	d->pull = xstrdup(pull);
 	d->process = xstrdup(process);
-	snprintf(d->env, sizeof d->env, "%s", c->env);
-	snprintf(d->app, sizeof d->app, "%s", c->app);
-	snprintf(d->who, sizeof d->who, "%s", c->who);
-	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
-	d->cache_root = xasprintf("%s/cache/%s/%s", c->api->data_dir, c->env, c->app);
-	d->work.data = d;
-	http_req_on_abort(r, deploy_abort, d);
-	api_gc_deploy_begin(c->api, c->env, c->app, &d->work, image_work, image_after);
+	deploy_begin(d, image_work, image_after);
 }
 
 void api_deploy(struct ctx *c)
@@ -982,28 +997,13 @@ void api_deploy(struct ctx *c)
 		http_respond_error(r, 400, "pull: expected missing, always or never");
 		return;
 	}
-	struct err e = ERR_INIT;
-	json_t *app = api_app_doc(c->api, c->env, c->app, NULL, &e);
-	struct deploy *d = xcalloc(1, sizeof *d);
-	d->c = c;
-	d->api = c->api;
+	struct deploy *d = deploy_new(c);
 	d->upload = r->body_file;
 	r->body_file = NULL;          /* ours now */
 	d->bytes = r->body_len;
-	json_t *cfg = json_object_get(app, "config");
-	d->config = json_is_object(cfg) ? json_deep_copy(cfg) : json_object();
-	d->app_existed = app != NULL;
-	json_decref(app);
 	const char *nc = http_req_query(r, "no_cache");
 	d->no_cache = nc && !strcmp(nc, "1");
 	if (pull && *pull)
 		d->pull = xstrdup(pull);
-	snprintf(d->env, sizeof d->env, "%s", c->env);
-	snprintf(d->app, sizeof d->app, "%s", c->app);
-	snprintf(d->who, sizeof d->who, "%s", c->who);
-	d->app_dir = xasprintf("%s/releases/%s/%s", c->api->data_dir, c->env, c->app);
-	d->cache_root = xasprintf("%s/cache/%s/%s", c->api->data_dir, c->env, c->app);
-	d->work.data = d;
-	http_req_on_abort(r, deploy_abort, d);
-	api_gc_deploy_begin(c->api, c->env, c->app, &d->work, deploy_work, deploy_after);
+	deploy_begin(d, deploy_work, deploy_after);
 }

@@ -70,6 +70,10 @@ int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((forma
 /* The verb's usage lines (from the verb table in cli.c). */
 void cli_print_usage(FILE *f, const char *verb);
 
+/* A listing verb: GET path; with --json the document, else show(doc[key]) or, when that
+ * array is empty, the line `empty`. Returns the exit status. */
+int cli_list(const struct cli_opts *o, struct client *c, const char *path, const char *key, const char *empty,
+	     void (*show)(json_t *items));
 /* --json output of a GET: the server's document on stdout. Returns the exit status. */
 int cli_print_json(json_t *doc);
 /* Write and flush stdout; 0 or -1 when stdout is gone. */

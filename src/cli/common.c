@@ -199,3 +199,24 @@ int cli_app_call(const struct cli_opts *o, const char *method, const char *suffi
 	cli_app_close(&t, &c);
 	return rc;
 }
+
+int cli_list(const struct cli_opts *o, struct client *c, const char *path, const char *key, const char *empty,
+	     void (*show)(json_t *items))
+{
+	json_t *doc = cli_get(c, path);
+	if (!doc)
+		return EXIT_FAIL;
+	int rc;
+	if (o->json) {
+		rc = cli_print_json(doc);
+	} else {
+		json_t *items = json_object_get(doc, key);
+		if (!json_array_size(items))
+			printf("%s\n", empty);
+		else
+			show(items);
+		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+	}
+	json_decref(doc);
+	return rc;
+}

@@ -145,22 +145,7 @@ static void show_list(json_t *regs)
 
 static int list(struct cli_opts *o, struct client *c)
 {
-	json_t *doc = cli_get(c, "/v1/registries");
-	if (!doc)
-		return EXIT_FAIL;
-	int rc;
-	if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		json_t *regs = json_object_get(doc, "registries");
-		if (!json_array_size(regs))
-			printf("No registry credentials. Add some with `berth registry login HOST`.\n");
-		else
-			show_list(regs);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	return rc;
+	return cli_list(o, c, "/v1/registries", "registries", "No registry credentials. Add some with `berth registry login HOST`.", show_list);
 }
 
 static int login(struct cli_opts *o, struct client *c, const char *host, const char *user, const char *password)

@@ -62,23 +62,8 @@ static void show_list(json_t *routes)
 
 static int list(struct cli_opts *o, struct client *c)
 {
-	json_t *doc = cli_get(c, "/v1/routes");
-	if (!doc)
-		return EXIT_FAIL;
-	int rc;
-	if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		json_t *routes = json_object_get(doc, "routes");
-		if (!json_array_size(routes))
-			printf("No routes (an app with a web process gets APP.ENV.localhost; add one "
-			       "with `berth routes add HOST[/PATH] --app A`).\n");
-		else
-			show_list(routes);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	return rc;
+	return cli_list(o, c, "/v1/routes", "routes", "No routes (an app with a web process gets APP.ENV.localhost; add one "
+			"with `berth routes add HOST[/PATH] --app A`).", show_list);
 }
 
 /* body is the route to send; the answer is the stored route, normalised by the server. */

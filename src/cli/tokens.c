@@ -38,22 +38,7 @@ static void show_list(json_t *tokens)
 
 static int list(struct cli_opts *o, struct client *c)
 {
-	json_t *doc = cli_get(c, "/v1/tokens");
-	if (!doc)
-		return EXIT_FAIL;
-	int rc;
-	if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		json_t *tokens = json_object_get(doc, "tokens");
-		if (!json_array_size(tokens))
-			printf("No tokens.\n");
-		else
-			show_list(tokens);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
-	return rc;
+	return cli_list(o, c, "/v1/tokens", "tokens", "No tokens.", show_list);
 }
 
 static int create(struct cli_opts *o, struct client *c, const char *name)

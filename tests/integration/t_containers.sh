@@ -172,6 +172,25 @@ wait_for 'rcurl $A.test / | grep -q "image one"' 30 || fail "the live release st
 curl -s -o /dev/null "$BERTH_API/healthz" || fail "the server is down"
 pass "a missing image, a malformed reference, an exit at once, a failing health check: clear errors, v$(b releases --app $A --json | json '[r["version"] for r in d["releases"] if r["status"]=="active"][0]') still live"
 
+# --- a container that crashes after it went live: restarted with backoff, each time a new container
+cat >"$M/berth.yaml" <<YAML
+app: crash
+processes:
+  web:
+    image: localhost/t-ctr:v1
+    command: httpd -p \$PORT -h /www; sleep 1; echo "crashing $MARK"; exit 5
+YAML
+run_ok "$T/crash.out" b deploy "$M"
+wait_for '[ "$(b ps --app crash --json | json "d[\"instances\"][0][\"restarts\"]")" -ge 3 ]' 300 ||
+  fail "the crashing container was not restarted 3 times: $(b ps --app crash)"
+PSC=$(b ps --app crash --json)
+assert_eq "$(echo "$PSC" | json 'd["instances"][0]["last_exit"]')" "exit status 5" "the crash's exit status"
+assert_has "$(b logs --app crash --source berth -n 50)" "crash loop" "berth's log line says crash loop"
+assert_has "$(log_text crash production -n 100)" "crashing $MARK" "the crashing container's output"
+[ "$(eng GET "/containers/json?all=1&filters=$(python3 -c 'import json,urllib.parse;print(urllib.parse.quote(json.dumps({"label":["io.berth.app=crash"]})))')" | json 'len(d)')" -le 1 ] ||
+  fail "crashed containers are left behind in the engine"
+pass "a crash loop: restarted with backoff ($(echo "$PSC" | json 'd["instances"][0]["restarts"]') restarts, exit status 5), dead containers removed"
+
 stop_server
 [ -z "$(running_ctrs $A)" ] && fail "the server's stop removed the containers (they should outlive it)"
 pass "server stopped; its containers keep running for the next server"

@@ -18,6 +18,8 @@
 #include "archive/archive.h"
 #include "build/build.h"
 #include "driver/docker.h"
+#include "registry/registry.h"
+#include "util/secret.h"
 #include "logs/logs.h"
 #include "model/model.h"
 #include "oneoff/oneoff.h"
@@ -757,8 +759,22 @@ static int start_image_build(struct deploy *d, struct err *e)
 		.timeout_ms = d->m.build_timeout_ms > 0 ? d->m.build_timeout_ms : 600000,
 		.output_limit = bc->output_limit,
 	};
+	/* the FROM images may come from any registry berth has credentials for */
+	char *cfg = NULL, *hdr = NULL;
+	struct err ce = ERR_INIT;
+	if (registry_build_config(d->api->st, d->api->data_dir, &cfg, &ce) < 0)
+		log_warn("%s/%s: building without registry credentials: %s", d->env, d->app, ce.msg);
+	const char *hdrs[2] = {NULL, NULL};
+	if (cfg) {
+		hdr = xasprintf("X-Registry-Config: %s", cfg);
+		hdrs[0] = hdr;
+		spec.headers = hdrs;
+		secret_str_wipe(cfg);
+	}
 	d->build_started_us = time_now_us();
 	d->ibuild = docker_build(dk, &spec, on_image_line, on_image_built, d);
+	if (hdr)
+		secret_str_wipe(hdr);     /* the engine call copied it */
 	if (!d->ibuild)
 		return err_set(e, ERR_UNAVAILABLE, "the container engine is shutting down");
 	return 0;

@@ -115,6 +115,92 @@ int registry_creds_delete(struct store *st, const char *host, struct err *e)
 	return r < 0 ? -1 : 0;
 }
 
+/* The stored credentials of host (its store document doc) opened: {"username","password",
+ * "serveraddress"}, or NULL with e. Wipe with wipe_auth. */
+static json_t *open_auth(const char *data_dir, const char *host, json_t *doc, struct err *e)
+{
+	const char *user = json_string_value(json_object_get(doc, "username"));
+	const char *sealed = json_string_value(json_object_get(doc, "sealed_password"));
+	if (!user || !sealed) {
+		err_set(e, ERR_INTERNAL, "the stored credentials for registry %s are damaged: `berth registry login %s` again",
+			host, host);
+		return NULL;
+	}
+	struct secret_key key;
+	struct buf pass = BUF_INIT;
+	int r = secret_key_load(data_dir, &key, e);
+	if (r == 0) {
+		char *ctx = seal_context(host);
+		r = secret_open(&key, ctx, sealed, &pass, e);
+		free(ctx);
+		secret_key_wipe(&key);
+		if (r < 0)
+			err_prefix(e, "the credentials for registry %s", host);
+	}
+	json_t *auth = NULL;
+	if (r == 0) {
+		json_t *pw = json_stringn_nocheck(pass.p, pass.len);
+		auth = json_pack("{s:s, s:o, s:s}", "username", user, "password", pw, "serveraddress",
+				 registry_server_address(host));
+		if (!auth)
+			err_set(e, ERR_INTERNAL, "cannot encode the credentials for registry %s", host);
+	}
+	secret_buf_wipe(&pass);
+	return auth;
+}
+
+static void wipe_auth(json_t *auth)
+{
+	wipe_json_string(json_object_get(auth, "password"));
+	json_decref(auth);
+}
+
+/* base64url of doc's compact JSON text (which is wiped), or NULL. */
+static char *encode_wiped(json_t *doc)
+{
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	if (!text)
+		return NULL;
+	size_t n = strlen(text);
+	size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE);
+	char *out = xmalloc(cap);
+	sodium_bin2base64(out, cap, (const unsigned char *)text, n, sodium_base64_VARIANT_URLSAFE);
+	secret_str_wipe(text);
+	return out;
+}
+
+int registry_build_config(struct store *st, const char *data_dir, char **header_value, struct err *e)
+{
+	*header_value = NULL;
+	struct store_list l;
+	if (store_list(st, MODEL_REGISTRY_PREFIX, &l, e) < 0)
+		return -1;
+	json_t *all = json_object();
+	int r = 0;
+	for (size_t k = 0; k < l.n && r == 0; k++) {
+		json_t *doc = json_loads(l.items[k].value, 0, NULL);
+		const char *host = json_string_value(json_object_get(doc, "host"));
+		json_t *auth = host ? open_auth(data_dir, host, doc, e) : NULL;
+		if (auth)
+			json_object_set_new(all, !strcmp(host, "docker.io") ? "https://index.docker.io/v1/" : host, auth);
+		else if (host)
+			r = -1;
+		json_decref(doc);
+	}
+	store_list_free(&l);
+	if (r == 0 && json_object_size(all)) {
+		*header_value = encode_wiped(all);
+		if (!*header_value)
+			r = err_set(e, ERR_INTERNAL, "cannot encode the registry credentials");
+	}
+	const char *h;
+	json_t *v;
+	json_object_foreach(all, h, v)
+		wipe_json_string(json_object_get(v, "password"));
+	json_decref(all);
+	return r;
+}
+
 int registry_auth_for(struct store *st, const char *data_dir, const char *image_ref, char **header_value,
 		      struct err *e)
 {
@@ -131,44 +217,13 @@ int registry_auth_for(struct store *st, const char *data_dir, const char *image_
 		err_clear(e);
 		return 0;   /* nothing stored: pull anonymously */
 	}
-	const char *user = json_string_value(json_object_get(doc, "username"));
-	const char *sealed = json_string_value(json_object_get(doc, "sealed_password"));
-	if (!user || !sealed) {
-		json_decref(doc);
-		return err_set(e, ERR_INTERNAL, "the stored credentials for registry %s are damaged: "
-			       "`berth registry login %s` again", host, host);
-	}
-	struct secret_key key;
-	struct buf pass = BUF_INIT;
-	int r = secret_key_load(data_dir, &key, e);
-	if (r == 0) {
-		char *ctx = seal_context(host);
-		r = secret_open(&key, ctx, sealed, &pass, e);
-		free(ctx);
-		secret_key_wipe(&key);
-		if (r < 0)
-			err_prefix(e, "the credentials for registry %s", host);
-	}
-	if (r == 0) {
-		json_t *pw = json_stringn_nocheck(pass.p, pass.len);
-		json_t *auth = json_pack("{s:s, s:O, s:s}", "username", user, "password", pw,
-					 "serveraddress", registry_server_address(host));
-		char *text = auth ? json_dumps(auth, JSON_COMPACT) : NULL;
-		if (text) {
-			size_t n = strlen(text);
-			size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE);
-			*header_value = xmalloc(cap);
-			sodium_bin2base64(*header_value, cap, (const unsigned char *)text, n,
-					  sodium_base64_VARIANT_URLSAFE);
-			secret_str_wipe(text);
-		} else {
-			r = err_set(e, ERR_INTERNAL, "cannot encode the credentials for registry %s", host);
-		}
-		wipe_json_string(pw);
-		json_decref(pw);
-		json_decref(auth);
-	}
-	secret_buf_wipe(&pass);
+	json_t *auth = open_auth(data_dir, host, doc, e);
 	json_decref(doc);
-	return r;
+	if (!auth)
+		return -1;
+	*header_value = encode_wiped(auth);
+	wipe_auth(auth);
+	if (!*header_value)
+		return err_set(e, ERR_INTERNAL, "cannot encode the credentials for registry %s", host);
+	return 0;
 }

@@ -94,4 +94,9 @@ int registry_creds_delete(struct store *st, const char *host, struct err *e);
  * password). Reads the store and DATA/keys/secrets.key: call it on the loop thread. */
 int registry_auth_for(struct store *st, const char *data_dir, const char *image_ref, char **header_value,
 		      struct err *e);
+/* For an engine build: the value of the X-Registry-Config header, base64url of {HOST:
+ * {"username","password","serveraddress"}, ...} for every stored registry (the build's FROM
+ * images may come from any of them); *header_value NULL when none are stored. Same rules as
+ * registry_auth_for. */
+int registry_build_config(struct store *st, const char *data_dir, char **header_value, struct err *e);
 #endif

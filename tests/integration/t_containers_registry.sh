@@ -44,6 +44,15 @@ assert_has "$OUT" "could not pull $REG/team/priv:1" "the error names the image"
 pass "before the login: --pull never and an unauthenticated pull fail clearly ($(echo "$OUT" | tail -1 | cut -c1-90)...)"
 
 printf '%s\n' "$PW" | b registry login "$REG" --username bob >"$T/login.out" 2>&1 || { cat "$T/login.out"; fail "registry login failed"; }
+# an engine build whose FROM is the private image: the build gets the credentials too
+BD="$T/build"; mkdir -p "$BD"
+printf 'FROM %s/team/priv:1\nRUN echo "built on the private base" > /www/index.html\n' "$REG" >"$BD/Dockerfile"
+run_ok "$T/build.out" b deploy "$BD" --app privbuild
+wait_for '[ "$(count_state privbuild)" = 1 ]' 100 || fail "the image built FROM the private base does not run"
+OUT=$(b run --app privbuild -- cat /www/index.html 2>&1) || fail "run in the built image failed: $OUT"
+assert_has "$OUT" "built on the private base" "the built image's content"
+pass "a Dockerfile FROM the private registry builds with the stored credentials (X-Registry-Config)"
+pod rmi -f "$REG/team/priv:1" >/dev/null 2>&1
 run_ok "$T/d1.out" b deploy --image "$REG/team/priv:1" --app priv
 grep -q "pull |" "$T/d1.out" || fail "the deploy shows no pull progress: $(cat "$T/d1.out")"
 wait_for '[ "$(count_state priv)" = 1 ]' 100 || fail "the pulled image does not run"

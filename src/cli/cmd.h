@@ -74,6 +74,9 @@ void cli_print_usage(FILE *f, const char *verb);
  * array is empty, the line `empty`. Returns the exit status. */
 int cli_list(const struct cli_opts *o, struct client *c, const char *path, const char *key, const char *empty,
 	     void (*show)(json_t *items));
+/* A removing verb: DELETE path; with --json the answer, else `done` (a line, printed as is).
+ * Returns the exit status. */
+int cli_delete(const struct cli_opts *o, struct client *c, const char *path, const char *done);
 /* --json output of a GET: the server's document on stdout. Returns the exit status. */
 int cli_print_json(json_t *doc);
 /* Write and flush stdout; 0 or -1 when stdout is gone. */

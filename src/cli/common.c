@@ -220,3 +220,20 @@ int cli_list(const struct cli_opts *o, struct client *c, const char *path, const
 	json_decref(doc);
 	return rc;
 }
+
+int cli_delete(const struct cli_opts *o, struct client *c, const char *path, const char *done)
+{
+	json_t *doc = NULL;
+	struct err e = ERR_INIT;
+	int rc;
+	if (client_json(c, "DELETE", path, NULL, &doc, &e)) {
+		rc = cli_fail(&e);
+	} else if (o->json) {
+		rc = cli_print_json(doc);
+	} else {
+		printf("%s\n", done);
+		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
+	}
+	json_decref(doc);
+	return rc;
+}

@@ -183,19 +183,12 @@ static int logout(struct cli_opts *o, struct client *c, const char *host)
 	struct buf path = BUF_INIT;
 	buf_adds(&path, "/v1/registries/");
 	client_escape(&path, host);
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	int rc;
-	if (client_json(c, "DELETE", path.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		printf("Logged out of %s: its credentials are removed from the server.\n",
-		       json_string_value(json_object_get(doc, "host")));
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
+	char norm[REGISTRY_HOST_MAX];
+	struct err ne = ERR_INIT;
+	char *done = xasprintf("Logged out of %s: its credentials are removed from the server.",
+			       registry_host_normalize(host, norm, &ne) == 0 ? norm : host);   /* as the server keeps it */
+	int rc = cli_delete(o, c, path.p, done);
+	free(done);
 	buf_free(&path);
 	return rc;
 }

@@ -108,26 +108,16 @@ static int add(struct cli_opts *o, struct client *c, json_t *body)
 
 static int rm(struct cli_opts *o, struct client *c, const char *host, const char *path)
 {
-	struct buf p = BUF_INIT;
+	struct buf p = BUF_INIT, done = BUF_INIT;
 	buf_adds(&p, "/v1/routes?host=");
 	client_escape(&p, host);
 	buf_adds(&p, "&path=");
 	client_escape(&p, path);
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	int rc;
-	if (client_json(c, "DELETE", p.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		struct buf b = BUF_INIT;
-		addr(&b, host, path);
-		printf("Removed route %s.\n", b.p);
-		buf_free(&b);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
+	buf_adds(&done, "Removed route ");
+	addr(&done, host, path);
+	buf_addc(&done, '.');
+	int rc = cli_delete(o, c, p.p, buf_str(&done));
+	buf_free(&done);
 	buf_free(&p);
 	return rc;
 }

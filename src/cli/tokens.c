@@ -77,18 +77,9 @@ static int rm(struct cli_opts *o, struct client *c, const char *name)
 	struct buf path = BUF_INIT;
 	buf_adds(&path, "/v1/tokens/");
 	client_escape(&path, name);
-	json_t *doc = NULL;
-	struct err e = ERR_INIT;
-	int rc;
-	if (client_json(c, "DELETE", path.p, NULL, &doc, &e)) {
-		rc = cli_fail(&e);
-	} else if (o->json) {
-		rc = cli_print_json(doc);
-	} else {
-		printf("Deleted token %s: it no longer works.\n", name);
-		rc = cli_flush() ? EXIT_FAIL : EXIT_OK;
-	}
-	json_decref(doc);
+	char *done = xasprintf("Deleted token %s: it no longer works.", name);
+	int rc = cli_delete(o, c, path.p, done);
+	free(done);
 	buf_free(&path);
 	return rc;
 }
